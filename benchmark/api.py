@@ -1,0 +1,53 @@
+"""What every oracle (surrogate benchmark, synthetic test benchmark) offers to the rest of nasopt."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+class TargetPrediction(NamedTuple):
+    """Prediction of one target for a batch of ``n`` architectures.
+
+    Attributes:
+        mean: ensemble mean, shape ``(n,)``.
+        std: ensemble standard deviation (predictive spread), shape ``(n,)``.
+        value: what the caller observes: ``mean`` in deterministic mode, a draw in noisy mode, ``(n,)``.
+    """
+
+    mean: FloatArray
+    std: FloatArray
+    value: FloatArray
+
+
+@runtime_checkable
+class Oracle(Protocol):
+    """Batched benchmark: predictions per target and simulated training cost."""
+
+    @property
+    def digest(self) -> str:
+        """Identifies the surrogate (data + configuration) for provenance of results."""
+        ...
+
+    def query(
+        self,
+        X: ArrayLike,
+        targets: str | list[str] | tuple[str, ...] | None = None,
+        *,
+        noisy: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, TargetPrediction]:
+        """Predict ``targets`` (None = all) for ``X`` of shape ``(n, 28)``.
+
+        With ``noisy=True`` each ``value`` is a draw from the ensemble's predictive spread using ``rng``
+        (required then); otherwise ``value`` equals ``mean``.
+        """
+        ...
+
+    def cost(self, X: ArrayLike) -> FloatArray:
+        """Simulated training seconds of each architecture, shape ``(n,)``."""
+        ...

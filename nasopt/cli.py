@@ -1,0 +1,45 @@
+"""``nasopt`` command line: ``nasopt bench ...``, ``nasopt search ...``, ``nasopt report ...``."""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: nasopt <command> [args]
+
+commands:
+  bench    the Accel-NASBench oracle: fit | query | evaluate | info
+  search   run a search (Hydra app; overrides like optimizer=nsga2 problem=acc_a100, -m for sweeps)
+  report   compare runs: nasopt report DIR [DIR ...]
+  fronts   compute reference Pareto fronts for the named problems
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a subcommand; returns the process exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = args[0], args[1:]
+    if command == "bench":
+        from benchmark.cli import main as bench_main
+
+        return bench_main(rest)
+    if command == "search":
+        from experiments.search_app import main as search_main
+
+        return search_main(rest)
+    if command == "report":
+        from nasopt.report_cli import main as report_main
+
+        return report_main(rest)
+    if command == "fronts":
+        from nasopt.fronts_cli import main as fronts_main
+
+        return fronts_main(rest)
+    print(f"nasopt: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""The ask/tell protocol every nasopt optimizer follows.
+
+The runner owns the loop, budget, seeds, logging and checkpoints; an optimizer only proposes and learns::
+
+    opt = make_optimizer("re", problem_info, rng=np.random.default_rng(0))
+    X = opt.ask(8)                  # (8, 28) int64 architectures
+    opt.tell(X, F, feasible)        # F: (8, m) objectives, all to be MINIMISED; NaN row = failed evaluation
+    snapshot = opt.state()          # JSON scalars/lists/dicts + numpy arrays only (no pickle)
+    twin = make_optimizer("re", problem_info, rng=np.random.default_rng(123))
+    twin.load_state(snapshot)       # twin now proposes exactly what opt would have
+
+Conventions:
+
+- ``F`` is in *internal minimisation* units: ``F[:, i] = -value`` for a maximised target (accuracy,
+  throughput) and ``+value`` for a minimised one (latency), in the target's natural unit.
+  :meth:`ProblemInfo.normalize` maps it to the problem's fixed ``[0, 1]`` box (0 = ideal, 1 = nadir).
+- ``feasible`` is a ``(n,)`` bool array (all True for unconstrained problems).
+- A failed evaluation has an all-NaN row in ``F`` and ``feasible=False``; optimizers must tolerate it.
+- Randomness comes only from the ``numpy.random.Generator`` passed at construction (an optimizer that needs
+  torch derives a ``torch.Generator`` from it); never from global state.
+- ``state()`` returns a tree of dicts/lists/JSON scalars whose leaves may also be numpy arrays; the
+  checkpoint writer stores arrays in ``.npz`` and the rest as JSON. It must include the generator state
+  (``rng.bit_generator.state``) so a restored optimizer continues the same random stream.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+StateTree = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ProblemInfo:
+    """What an optimizer may know about the problem it solves (no access to the benchmark itself).
+
+    Attributes:
+        name: problem name, e.g. ``"acc_a100"``.
+        objectives: benchmark target per objective, e.g. ``("accuracy", "throughput_a100")``.
+        maximize: per objective, whether the user-facing sense is "maximise" (F holds ``-value`` then).
+        ideal: per objective, internal-minimisation value mapped to 0 by :meth:`normalize`.
+        nadir: per objective, internal-minimisation value mapped to 1 by :meth:`normalize`.
+        ref_point: hypervolume reference point in normalised space, shape ``(m,)``.
+        n_constraints: number of constraints (0 = unconstrained).
+    """
+
+    name: str
+    objectives: tuple[str, ...]
+    maximize: tuple[bool, ...]
+    ideal: tuple[float, ...]
+    nadir: tuple[float, ...]
+    ref_point: tuple[float, ...]
+    n_constraints: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_obj(self) -> int:
+        return len(self.objectives)
+
+    def normalize(self, F: FloatArray) -> FloatArray:
+        """Internal minimisation values ``(n, m)`` to the fixed box: 0 = ideal, 1 = nadir."""
+        ideal = np.asarray(self.ideal, dtype=float)
+        nadir = np.asarray(self.nadir, dtype=float)
+        return (np.asarray(F, dtype=float) - ideal) / (nadir - ideal)
+
+    def to_natural(self, F: FloatArray) -> FloatArray:
+        """Internal minimisation values ``(n, m)`` back to natural units (accuracy %, img/s, ms)."""
+        sign = np.where(np.asarray(self.maximize), -1.0, 1.0)
+        return np.asarray(F, dtype=float) * sign
+
+
+class Optimizer(ABC):
+    """Base class of ask/tell optimizers. Constructors must not do work with side effects."""
+
+    #: short registry name, e.g. "rs", "re", "nsga2", "reinforce", "bo"
+    name: str = "optimizer"
+    #: True if the optimizer handles more than one objective natively
+    multi_objective: bool = True
+
+    def __init__(self, problem: ProblemInfo, rng: np.random.Generator) -> None:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"{type(self).__name__} needs a numpy.random.Generator, got {type(rng).__name__}")
+        self.problem = problem
+        self.rng = rng
+
+    @abstractmethod
+    def ask(self, n: int) -> IntArray:
+        """Propose ``n`` architectures, shape ``(n, 28)`` int64."""
+
+    @abstractmethod
+    def tell(self, X: IntArray, F: FloatArray, feasible: BoolArray | None = None) -> None:
+        """Report results of evaluated architectures: ``X (n, 28)``, ``F (n, m)``, ``feasible (n,)``."""
+
+    @abstractmethod
+    def state(self) -> StateTree:
+        """Everything needed to continue exactly (including ``self.rng.bit_generator.state``)."""
+
+    @abstractmethod
+    def load_state(self, state: StateTree) -> None:
+        """Restore from :meth:`state`; afterwards proposals equal those the original would make."""
+
+    # helpers shared by implementations -------------------------------------------------------------
+    def _rng_state(self) -> dict[str, Any]:
+        return dict(self.rng.bit_generator.state)
+
+    def _set_rng_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state
+
+    @staticmethod
+    def _check_tell(X: IntArray, F: FloatArray, feasible: BoolArray | None, n_obj: int) -> tuple[
+        IntArray, FloatArray, BoolArray
+    ]:
+        X = np.asarray(X, dtype=np.int64)
+        F = np.asarray(F, dtype=np.float64)
+        if F.ndim == 1:
+            F = F[:, None]
+        if X.ndim != 2 or X.shape[1] != 28:
+            raise ValueError(f"tell(): X must have shape (n, 28), got {X.shape}")
+        if F.shape != (X.shape[0], n_obj):
+            raise ValueError(f"tell(): F must have shape ({X.shape[0]}, {n_obj}), got {F.shape}")
+        fe = np.ones(X.shape[0], dtype=bool) if feasible is None else np.asarray(feasible, dtype=bool)
+        if fe.shape != (X.shape[0],):
+            raise ValueError(f"tell(): feasible must have shape ({X.shape[0]},), got {fe.shape}")
+        failed = np.isnan(F).any(axis=1)
+        return X, F, fe & ~failed
