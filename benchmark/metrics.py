@@ -1,0 +1,56 @@
+"""Fit-quality metrics of a surrogate against measured values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.stats import kendalltau, spearmanr
+
+FloatArray = NDArray[np.float64]
+
+METRIC_NAMES = ("r2", "kendall_tau", "spearman", "mae", "rmse", "within_1std", "n")
+
+
+def fit_quality(y_true: FloatArray, y_pred: FloatArray, y_std: FloatArray | None = None) -> dict[str, float]:
+    """R², Kendall τ, Spearman ρ, MAE, RMSE, share of errors within one std (calibration), and n.
+
+    Rows whose measured value is NaN (missing) are left out.
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    ok = np.isfinite(y_true) & np.isfinite(y_pred)
+    t, p = y_true[ok], y_pred[ok]
+    n = int(ok.sum())
+    out: dict[str, float] = {"n": float(n)}
+    if n < 2:
+        out.update({k: float("nan") for k in METRIC_NAMES if k != "n"})
+        return out
+    err = p - t
+    ss_tot = float(((t - t.mean()) ** 2).sum())
+    out["r2"] = 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan")
+    out["kendall_tau"] = float(kendalltau(p, t)[0])
+    out["spearman"] = float(spearmanr(p, t)[0])
+    out["mae"] = float(np.abs(err).mean())
+    out["rmse"] = float(np.sqrt((err**2).mean()))
+    if y_std is not None:
+        s = np.asarray(y_std, dtype=float)[ok]
+        out["within_1std"] = float((np.abs(err) <= s).mean())
+    else:
+        out["within_1std"] = float("nan")
+    return out
+
+
+def format_quality_table(quality: dict[str, dict[str, Any]], title: str = "") -> str:
+    """A fixed-width table: one row per target."""
+    head = f"{'target':<18} {'n':>5} {'R2':>7} {'tau':>7} {'rho':>7} {'MAE':>10} {'RMSE':>10} {'in 1sd':>7}"
+    lines = [title, head, "-" * len(head)] if title else [head, "-" * len(head)]
+    for target, q in quality.items():
+        lines.append(
+            f"{target:<18} {int(q.get('n', 0)):>5} {q.get('r2', float('nan')):>7.4f} "
+            f"{q.get('kendall_tau', float('nan')):>7.4f} {q.get('spearman', float('nan')):>7.4f} "
+            f"{q.get('mae', float('nan')):>10.4g} {q.get('rmse', float('nan')):>10.4g} "
+            f"{q.get('within_1std', float('nan')):>7.2f}"
+        )
+    return "\n".join(lines)

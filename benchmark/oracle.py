@@ -1,0 +1,239 @@
+"""The Accel-NASBench oracle: one object, batched queries with uncertainty, and a simulated cost.
+
+    bench = load_benchmark()                       # finds the data, loads (or fits once) the surrogates
+    preds = bench.query(X, ["accuracy", "throughput_a100"])   # X: (n, 28) -> {target: (mean, std, value)}
+    bench.query_one("e1k3l1+ e6k3l2+ e6k5l2+ e6k3l3+ e6k5l3+ e6k5l4+ e6k3l1+")
+    bench.cost(X)                                  # simulated training seconds, (n,)
+
+The cache lives in ``<cache dir>/surrogates/<dataset sha256[:16]>-<config key>/`` (native models, compiled
+tables, ``meta.json``). A stale or incompatible cache is refitted with a message, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from benchmark import space
+from benchmark.api import FloatArray, TargetPrediction
+from benchmark.macs import macs_params
+from benchmark.surrogate import MODEL_FORMAT_VERSION, SurrogateConfig, SurrogateModel, fit_surrogate
+from benchmark.targets import TARGET_NAMES, check_targets
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0], "numpy": np.__version__}
+    for mod in ("xgboost", "lightgbm"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    return out
+
+
+class Benchmark:
+    """Batched surrogate benchmark over the MnasNet space (implements :class:`benchmark.api.Oracle`).
+
+    Construct with :func:`load_benchmark`; the constructor itself only wraps a fitted model.
+    """
+
+    def __init__(self, model: SurrogateModel, dataset_sha256: str, cache_path: Path | None = None) -> None:
+        self.model = model
+        self.dataset_sha256 = dataset_sha256
+        self.cache_path = cache_path
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(self.model.targets)
+
+    @property
+    def digest(self) -> str:
+        """Identifies data + surrogate configuration (provenance of every result)."""
+        return f"anb-{self.dataset_sha256[:16]}-{self.model.config.key()}"
+
+    @property
+    def dataset_digest(self) -> str:
+        return self.dataset_sha256
+
+    @property
+    def fit_quality(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = self.model.meta.get("quality", {})
+        return out
+
+    def query(
+        self,
+        X: ArrayLike,
+        targets: str | list[str] | tuple[str, ...] | None = None,
+        *,
+        noisy: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, TargetPrediction]:
+        """Predict ``targets`` (None = all fitted) for ``X (n, 28)``: mean, std and observed value, each ``(n,)``.
+
+        ``noisy=True`` draws each value from a normal with the ensemble's calibrated mean and std using
+        ``rng`` (required); device values are clipped to stay positive.
+        """
+        names = self.targets if targets is None else check_targets(targets)
+        if noisy and not isinstance(rng, np.random.Generator):
+            raise ValueError("noisy queries need rng=numpy.random.Generator(...) (e.g. np.random.default_rng(0))")
+        batch = space.as_batch(X)
+        preds = self.model.predict(batch, names)
+        out = {}
+        for name in names:
+            mean, std = preds[name]
+            if noisy:
+                assert rng is not None
+                value = mean + std * rng.standard_normal(mean.shape)
+                if name != "accuracy":
+                    value = np.maximum(value, 1e-6 * mean)
+            else:
+                value = mean
+            out[name] = TargetPrediction(mean, std, value)
+        return out
+
+    def query_one(
+        self, arch: Any, targets: str | list[str] | tuple[str, ...] | None = None
+    ) -> dict[str, tuple[float, float]]:
+        """One architecture (string, upstream dict or 28 genes) -> ``{target: (mean, std)}``."""
+        x = space.parse(arch)
+        res = self.query(x[None, :], targets)
+        return {k: (float(v.mean[0]), float(v.std[0])) for k, v in res.items()}
+
+    def cost(self, X: ArrayLike) -> FloatArray:
+        """Simulated training seconds per architecture ``(n,)`` (the surrogate's ``train_time`` mean)."""
+        return self.query(X, ["train_time"])["train_time"].mean
+
+    def macs_params(self, X: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """Analytic MACs and parameters (millions), ``(n,)`` each."""
+        return macs_params(X)
+
+
+def surrogate_cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Directory holding fitted surrogates."""
+    from benchmark.sources import cache_dir as default_cache
+
+    return Path(cache_dir) if cache_dir is not None else default_cache() / "surrogates"
+
+
+def _config_from(config: SurrogateConfig | Mapping[str, Any] | None) -> SurrogateConfig:
+    if config is None:
+        return SurrogateConfig()
+    if isinstance(config, SurrogateConfig):
+        return config
+    return SurrogateConfig.from_json(dict(config))
+
+
+def _print(msg: str) -> None:
+    print(f"[nasopt.bench] {msg}", file=sys.stderr, flush=True)
+
+
+def load_benchmark(
+    dataset: str | os.PathLike[str] | None = None,
+    *,
+    config: SurrogateConfig | Mapping[str, Any] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    refit: bool = False,
+    download: bool = True,
+    verbose: bool = True,
+    **config_overrides: Any,
+) -> Benchmark:
+    """Find the data, then load the fitted surrogate from the cache or fit it once and cache it.
+
+    Args:
+        dataset: archive/directory of records (else ``NASOPT_DATASET``, the user cache, a download).
+        config: surrogate configuration (:class:`SurrogateConfig` or a mapping); ``config_overrides``
+            are merged into it (e.g. ``backend="lightgbm"``).
+        cache_dir: where fitted surrogates live (default ``<user cache>/surrogates``).
+        refit: ignore any cached fit.
+        verbose: print what happens (fit time, cache hits) to stderr.
+    """
+    from benchmark.dataset import load_dataset
+    from benchmark.splits import make_split
+    from benchmark.sources import resolve_split_dir
+
+    base = _config_from(config)
+    if config_overrides:
+        base = SurrogateConfig.from_json({**base.to_json(), **config_overrides})
+    say: Callable[[str], None] = _print if verbose else (lambda _m: None)
+    data = load_dataset(dataset, download=download)
+    root = surrogate_cache_root(cache_dir)
+    path = root / f"{data.sha256[:16]}-{base.key()}"
+    if path.exists() and not refit:
+        problem = _check_cache(path, data.sha256, base)
+        if problem is None:
+            try:
+                model = SurrogateModel.load(path)
+                return Benchmark(model, data.sha256, path)
+            except (OSError, ValueError, KeyError) as exc:
+                problem = f"unreadable ({type(exc).__name__}: {exc})"
+        say(f"cached surrogate at {path} is {problem}; refitting")
+    t0 = time.perf_counter()
+    rows = np.arange(len(data))
+    score_X = score_labels = None
+    if base.split != "all":
+        split = make_split(data, base.split, seed=base.seed, split_dir=resolve_split_dir(data.source))
+        rows = split.train
+        score_X = data.X[split.val]
+        score_labels = {k: v[split.val] for k, v in data.labels.items()}
+    say(f"fitting surrogates for {len(base.targets)} targets on {len(rows)} records "
+        f"({base.backend}, {base.n_members} members; first use only) ...")
+    model = fit_surrogate(
+        data.X[rows], {k: v[rows] for k, v in data.labels.items()}, base,
+        score_X=score_X, score_labels=score_labels, progress=say,
+    )
+    elapsed = time.perf_counter() - t0
+    model.meta.update({
+        "dataset_sha256": data.sha256, "dataset_source": data.source, "n_records": len(data),
+        "versions": _versions(), "fit_total_seconds": elapsed, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    })
+    say(f"fitted in {elapsed:.1f} s; caching at {path}")
+    _write_atomically(model, path)
+    return Benchmark(model, data.sha256, path)
+
+
+def _check_cache(path: Path, sha: str, cfg: SurrogateConfig) -> str | None:
+    """None if the cache at ``path`` matches, else why not."""
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return f"incomplete or corrupt ({type(exc).__name__})"
+    if meta.get("format_version") != MODEL_FORMAT_VERSION:
+        return f"of an older format ({meta.get('format_version')})"
+    if meta.get("dataset_sha256") != sha:
+        return "stale (fitted on different data)"
+    try:
+        if SurrogateConfig.from_json(meta.get("config", {})) != cfg:
+            return "for a different configuration"
+    except (ValueError, TypeError) as exc:
+        return f"incompatible ({exc})"
+    if not (path / "tables.npz").is_file():
+        return "incomplete (tables.npz missing)"
+    return None
+
+
+def _write_atomically(model: SurrogateModel, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
+    try:
+        model.save(tmp)
+        if path.exists():
+            old = path.with_name(path.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+__all__ = ["TARGET_NAMES", "Benchmark", "load_benchmark", "surrogate_cache_root"]

@@ -1,0 +1,398 @@
+"""Bayesian optimisation over the discrete NAS space with BoTorch and GPyTorch.
+
+Loop per :meth:`BayesianOptimization.ask`:
+
+1. **Initial design** -- the first ``n_init`` proposals are a balanced random design (every value of every
+   gene appears equally often, columns shuffled independently).
+2. **Models** -- one exact GP per objective (``ModelListGP`` of ``SingleTaskGP``, ``Standardize`` outcome
+   transform, float64) on an encoding of the genes (default ``"ordinal"``: real gene values scaled to
+   [0, 1], RBF-ARD; see :mod:`optimizers.bo_models` and ``experiments/perf/bo_speed.py --encodings`` for the
+   measurements behind the choice). Throughput and latency objectives are modelled on a log scale
+   (``log_device_targets``). When the history holds both feasible and infeasible (or failed) rows, one more
+   GP models feasibility as a ``+1/-1`` outcome. Hyper-parameters are fitted by exact marginal likelihood
+   (``fit_gpytorch_mll``, L-BFGS-B) warm-started from the previous fit; ``max_history`` caps the rows used.
+3. **Acquisition** -- ``qLogNoisyExpectedHypervolumeImprovement`` for two or more objectives (reference
+   point ``-ref_point`` in the negated normalised space), ``qLogNoisyExpectedImprovement`` for one; the
+   feasibility GP enters as a constraint (feasibility-weighted improvement). Quasi-MC samplers are seeded
+   from the optimizer's Generator.
+4. **Discrete search** -- random candidates plus one-/two-step mutations of the Pareto set (or best points),
+   hill climbing over one-step neighbourhoods, then sequential greedy batch selection with pending points
+   (see :func:`optimizers.bo_acquisition.optimise_discrete`). Evaluated and pending architectures are never
+   proposed.
+
+Determinism: given the same Generator state, data and stored hyper-parameters, proposals are identical
+(L-BFGS-B from the stored starting point, a single fitting attempt, seeded samplers, numpy candidate draws).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from benchmark import space
+from benchmark.targets import TARGETS
+from optimizers._pareto import check_ask, check_bool, check_float, check_int, check_state, check_tell
+from optimizers.base import BoolArray, FloatArray, IntArray, Optimizer, ProblemInfo, StateTree
+from optimizers.bo_acquisition import (
+    OutcomeSpace,
+    SearchSettings,
+    SearchTimes,
+    make_acquisition,
+    optimise_discrete,
+)
+from optimizers.bo_models import DTYPE, ENCODINGS, GPParams, encode, fit_model_list
+
+_NDS = NonDominatedSorting()
+_FEAS_KEY = "feasibility"
+
+
+@dataclass
+class AskTimes:
+    """Wall seconds of the last :meth:`BayesianOptimization.ask`, by phase, and its sizes."""
+
+    fit: float = 0.0
+    candidates: float = 0.0
+    acquisition: float = 0.0
+    n_train: int = 0
+    n_scored: int = 0
+    refit: bool = False
+
+    @property
+    def total(self) -> float:
+        return self.fit + self.candidates + self.acquisition
+
+
+def balanced_design(n: int, rng: np.random.Generator) -> IntArray:
+    """``n`` architectures in which each gene takes each of its values equally often (+-1), ``(n, 28)``."""
+    cols = []
+    for card in space.CARDINALITIES.tolist():
+        col = np.tile(np.arange(card, dtype=np.int64), -(-n // card))[:n]
+        cols.append(col[rng.permutation(n)])
+    out: IntArray = np.stack(cols, axis=1) if n else np.zeros((0, space.N_GENES), dtype=np.int64)
+    return out
+
+
+def nondominated_ranks(F: FloatArray) -> IntArray:
+    """Non-dominated sorting rank of each row (0 = Pareto front), ``(n, m)`` -> ``(n,)``; pymoo's sorting."""
+    if F.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    if F.shape[1] == 1:
+        ranks = np.empty(F.shape[0], dtype=np.int64)
+        ranks[np.argsort(F[:, 0], kind="stable")] = np.arange(F.shape[0])
+        return ranks
+    fronts = _NDS.do(F)
+    ranks = np.empty(F.shape[0], dtype=np.int64)
+    for r, front in enumerate(fronts):
+        ranks[np.asarray(front, dtype=np.int64)] = r
+    return ranks
+
+
+class BayesianOptimization(Optimizer):
+    """GP-based BO (BoTorch qLogNEHVI / qLogNEI) with local search over the architecture space.
+
+    Args:
+        problem: the problem (objectives, normalisation, reference point).
+        rng: the only source of randomness.
+        n_init: size of the initial balanced random design.
+        q: preferred batch size (the runner's default for ``ask``); any ``n`` works.
+        encoding: GP input encoding, one of ``ordinal``, ``onehot``, ``categorical``, ``mixed``.
+        log_device_targets: model throughput/latency objectives on a log scale.
+        max_history: most observations used to fit the GPs (best half by non-dominated rank + most recent).
+        fit_maxiter: L-BFGS-B iterations per hyper-parameter fit.
+        refit_every: re-optimise hyper-parameters every this many model builds (otherwise only condition
+            on the new data with the stored hyper-parameters).
+        warm_start: start each fit from the previous hyper-parameters.
+        mc_samples: quasi-MC posterior samples of the batch acquisition function (qLogNEHVI / qLogNEI).
+        screen_samples: quasi-MC samples of the screening acquisition (qLogEHVI / qLogEI) that ranks the
+            candidate pool.
+        max_baseline: most incumbent points in the noisy-improvement baseline (best non-dominated ranks).
+        n_anchors: evaluated architectures (Pareto set / best) whose neighbourhoods are searched.
+        n_random: random candidates scored per ask.
+        n_mutants: two-gene mutants per anchor.
+        local_steps: hill-climbing rounds over one-step neighbourhoods.
+        local_top: candidates expanded per hill-climbing round.
+        greedy_pool: best-scoring candidates re-scored during sequential greedy batch selection.
+        constraint_eta: temperature of the feasibility weight (smaller = sharper).
+    """
+
+    name = "bo"
+    multi_objective = True
+
+    def __init__(
+        self,
+        problem: ProblemInfo,
+        rng: np.random.Generator,
+        n_init: int = 20,
+        q: int = 8,
+        encoding: str = "ordinal",
+        log_device_targets: bool = True,
+        max_history: int = 600,
+        fit_maxiter: int = 200,
+        refit_every: int = 1,
+        warm_start: bool = True,
+        mc_samples: int = 128,
+        screen_samples: int = 32,
+        max_baseline: int = 32,
+        n_anchors: int = 20,
+        n_random: int = 1000,
+        n_mutants: int = 10,
+        local_steps: int = 3,
+        local_top: int = 10,
+        greedy_pool: int = 64,
+        constraint_eta: float = 0.01,
+    ) -> None:
+        super().__init__(problem, rng)
+        owner = type(self).__name__
+        self.n_init = check_int(owner, "n_init", n_init, 1)
+        self.q = check_int(owner, "q", q, 1, 256)
+        if encoding not in ENCODINGS:
+            raise ValueError(f"{owner}: hyperparameter encoding={encoding!r} must be one of {', '.join(ENCODINGS)}")
+        self.encoding = encoding
+        self.log_device_targets = check_bool(owner, "log_device_targets", log_device_targets)
+        self.max_history = check_int(owner, "max_history", max_history, 10)
+        self.fit_maxiter = check_int(owner, "fit_maxiter", fit_maxiter, 0)
+        self.refit_every = check_int(owner, "refit_every", refit_every, 1)
+        self.warm_start = check_bool(owner, "warm_start", warm_start)
+        self.mc_samples = check_int(owner, "mc_samples", mc_samples, 1)
+        self.screen_samples = check_int(owner, "screen_samples", screen_samples, 1)
+        self.max_baseline = check_int(owner, "max_baseline", max_baseline, 1)
+        self.n_anchors = check_int(owner, "n_anchors", n_anchors, 0)
+        self.search = SearchSettings(
+            n_random=check_int(owner, "n_random", n_random, 1),
+            n_mutants=check_int(owner, "n_mutants", n_mutants, 0),
+            local_steps=check_int(owner, "local_steps", local_steps, 0),
+            local_top=check_int(owner, "local_top", local_top, 1),
+            greedy_pool=check_int(owner, "greedy_pool", greedy_pool, 1),
+        )
+        self.constraint_eta = check_float(owner, "constraint_eta", constraint_eta, 1e-6, 10.0)
+        log = tuple(
+            self.log_device_targets and t in TARGETS and TARGETS[t].is_device for t in problem.objectives
+        )
+        self.outcomes = OutcomeSpace(problem.ideal, problem.nadir, problem.maximize, log)
+        m = problem.n_obj
+        self._X: IntArray = np.zeros((0, space.N_GENES), dtype=np.int64)
+        self._F: FloatArray = np.zeros((0, m), dtype=np.float64)
+        self._feasible: BoolArray = np.zeros(0, dtype=bool)
+        self._ids: set[int] = set()
+        self._pending: IntArray = np.zeros((0, space.N_GENES), dtype=np.int64)
+        self._design: IntArray | None = None
+        self._design_pos = 0
+        self._gp_params: dict[str, GPParams] = {}
+        self._n_builds = 0
+        #: timing breakdown of the last ask (for experiments/perf/bo_speed.py)
+        self.last_times = AskTimes()
+
+    # -- protocol -----------------------------------------------------------------------------------------
+    def ask(self, n: int) -> IntArray:
+        n = check_ask(type(self).__name__, n)
+        self.last_times = AskTimes()
+        exclude = self._ids | set(space.arch_id(self._pending).tolist()) if self._pending.size else set(self._ids)
+        parts: list[IntArray] = []
+        if self._design is None:
+            self._design = balanced_design(self.n_init, self.rng)
+        while self._design_pos < self.n_init and sum(p.shape[0] for p in parts) < n:
+            x = self._design[self._design_pos : self._design_pos + 1]
+            self._design_pos += 1
+            a = int(space.arch_id(x)[0])
+            if a not in exclude:
+                exclude.add(a)
+                parts.append(x)
+        k = n - sum(p.shape[0] for p in parts)
+        if k > 0:
+            pending = np.concatenate([self._pending, *parts]) if parts else self._pending
+            parts.append(self._propose(k, exclude, pending))
+        out: IntArray = (
+            np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, space.N_GENES), dtype=np.int64)
+        )
+        self._pending = np.concatenate([self._pending, out])
+        return out
+
+    def tell(self, X: IntArray, F: FloatArray, feasible: BoolArray | None = None) -> None:
+        X, F, fe, _failed = check_tell(self, X, F, feasible)
+        self._X = np.concatenate([self._X, X])
+        self._F = np.concatenate([self._F, F])
+        self._feasible = np.concatenate([self._feasible, fe])
+        ids = space.arch_id(X)
+        self._ids.update(ids.tolist())
+        if self._pending.shape[0]:
+            self._pending = self._pending[~np.isin(space.arch_id(self._pending), ids)]
+
+    def state(self) -> StateTree:
+        return {
+            "config": self._config(),
+            "rng": self._rng_state(),
+            "X": self._X.copy(),
+            "F": self._F.copy(),
+            "feasible": self._feasible.copy(),
+            "pending": self._pending.copy(),
+            "design": None if self._design is None else self._design.copy(),
+            "design_pos": int(self._design_pos),
+            "n_builds": int(self._n_builds),
+            "gp_params": {k: {n: v.copy() for n, v in p.items()} for k, p in self._gp_params.items()},
+        }
+
+    def load_state(self, state: StateTree) -> None:
+        check_state(type(self).__name__, state, {"config": self._config()})
+        self._set_rng_state(state["rng"])
+        self._X = np.asarray(state["X"], dtype=np.int64).reshape(-1, space.N_GENES)
+        self._F = np.asarray(state["F"], dtype=np.float64).reshape(-1, self.problem.n_obj)
+        self._feasible = np.asarray(state["feasible"], dtype=bool).reshape(-1)
+        self._ids = set(space.arch_id(self._X).tolist()) if self._X.shape[0] else set()
+        self._pending = np.asarray(state["pending"], dtype=np.int64).reshape(-1, space.N_GENES)
+        design = state.get("design")
+        self._design = None if design is None else np.asarray(design, dtype=np.int64).reshape(-1, space.N_GENES)
+        self._design_pos = int(state["design_pos"])
+        self._n_builds = int(state["n_builds"])
+        self._gp_params = {
+            str(k): {str(n): np.asarray(v, dtype=np.float64) for n, v in p.items()}
+            for k, p in state["gp_params"].items()
+        }
+
+    # -- internals ----------------------------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        return {
+            "problem": self.problem.name,
+            "n_obj": self.problem.n_obj,
+            "encoding": self.encoding,
+            "log": list(self.outcomes.log),
+            "n_init": self.n_init,
+        }
+
+    def _history(self) -> tuple[IntArray, FloatArray, BoolArray]:
+        """Rows used for fitting: all, or ``max_history`` of them (best half by rank + the most recent)."""
+        X, F, fe = self._X, self._F, self._feasible
+        n = X.shape[0]
+        if n <= self.max_history:
+            return X, F, fe
+        ok = ~np.isnan(F).any(axis=1)
+        ranks = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        Fn = self.problem.normalize(F)
+        for group in (ok & fe, ok & ~fe):
+            idx = np.flatnonzero(group)
+            if idx.size:
+                ranks[idx] = nondominated_ranks(Fn[idx])
+        order = np.lexsort((-np.arange(n), ranks, ~(ok & fe)))  # feasible first, by rank, newest first
+        keep = np.zeros(n, dtype=bool)
+        keep[order[: self.max_history // 2]] = True
+        recent = np.flatnonzero(~keep)[::-1][: self.max_history - int(keep.sum())]
+        keep[recent] = True
+        return X[keep], F[keep], fe[keep]
+
+    def _anchors(self, X: IntArray, F: FloatArray, fe: BoolArray, k: int) -> IntArray:
+        """Up to ``k`` best rows: the feasible (else all non-failed) rows of the lowest non-dominated ranks."""
+        ok = ~np.isnan(F).any(axis=1)
+        use = ok & fe if (ok & fe).any() else ok
+        idx = np.flatnonzero(use)
+        if idx.size == 0 or k == 0:
+            return np.zeros((0, space.N_GENES), dtype=np.int64)
+        ranks = nondominated_ranks(self.problem.normalize(F[idx]))
+        order = np.lexsort((-idx, ranks))[:k]
+        out: IntArray = X[idx[order]]
+        return out
+
+    def _random(self, n: int, exclude: set[int]) -> IntArray:
+        out: list[IntArray] = []
+        got = 0
+        while got < n:
+            X = space.sample(2 * (n - got), self.rng)
+            keep = []
+            for i, a in enumerate(space.arch_id(X).tolist()):
+                if a not in exclude:
+                    exclude.add(a)
+                    keep.append(i)
+            out.append(X[keep][: n - got])
+            got += out[-1].shape[0]
+        return np.concatenate(out)
+
+    def _propose(self, n: int, exclude: set[int], pending: IntArray) -> IntArray:
+        """``n`` BO proposals (random while there is nothing to model)."""
+        X, F, fe = self._history()
+        ok = ~np.isnan(F).any(axis=1)
+        if ok.sum() < 2 or not (ok & fe).any():
+            return self._random(n, exclude)
+        t0 = time.perf_counter()
+        model, feas_index, X_base = self._build_model(X, F, fe, ok)
+        self.last_times.fit = time.perf_counter() - t0
+        self.last_times.n_train = int(X.shape[0])
+        seed = int(self.rng.integers(0, 2**31 - 1))
+        good = ok & fe
+        Y_inc = torch.from_numpy(-self.problem.normalize(F[good])).to(DTYPE)
+        screen, final = make_acquisition(
+            model,
+            self.outcomes,
+            encode(X_base, self.encoding),
+            Y_inc,
+            self.problem.ref_point,
+            feasibility_index=feas_index,
+            mc_samples=self.mc_samples,
+            screen_samples=self.screen_samples,
+            seed=seed,
+            eta=self.constraint_eta,
+        )
+        anchors = self._anchors(X, F, fe, self.n_anchors)
+        times = SearchTimes()
+        out = optimise_discrete(
+            screen,
+            final,
+            lambda Z: encode(Z, self.encoding),
+            n,
+            anchors,
+            exclude,
+            self.rng,
+            self.search,
+            X_pending=encode(pending, self.encoding) if pending.shape[0] else None,
+            times=times,
+        )
+        self.last_times.candidates = times.candidates
+        self.last_times.acquisition = times.acquisition
+        self.last_times.n_scored = times.n_scored
+        exclude.update(space.arch_id(out).tolist())
+        return out
+
+    def _build_model(
+        self, X: IntArray, F: FloatArray, fe: BoolArray, ok: BoolArray
+    ) -> tuple[Any, int | None, IntArray]:
+        """Fit the GPs; returns ``(ModelListGP, feasibility output index or None, baseline genes)``."""
+        m = self.problem.n_obj
+        Xo = X[ok]
+        Z = self.outcomes.to_model(F[ok])
+        keys = [f"objective{i}" for i in range(m)]
+        ys = [torch.from_numpy(np.ascontiguousarray(Z[:, i : i + 1])).to(DTYPE) for i in range(m)]
+        train_X = encode(Xo, self.encoding)
+        use_feas = bool(fe.any() and (~fe).any())
+        refit = self._n_builds % self.refit_every == 0 or not self._gp_params
+        warm = [self._gp_params.get(k) if self.warm_start else None for k in keys]
+        model_obj, params = fit_model_list(train_X, ys, self.encoding, warm, self.fit_maxiter, fit=refit)
+        models = list(model_obj.models)
+        feas_index: int | None = None
+        if use_feas:
+            y_feas = torch.from_numpy(np.where(fe, 1.0, -1.0)[:, None]).to(DTYPE)
+            fwarm = [self._gp_params.get(_FEAS_KEY) if self.warm_start else None]
+            refit_f = refit or _FEAS_KEY not in self._gp_params
+            feas_model, fparams = fit_model_list(
+                encode(X, self.encoding), [y_feas], self.encoding, fwarm, self.fit_maxiter, fit=refit_f
+            )
+            models.append(feas_model.models[0])
+            keys.append(_FEAS_KEY)
+            params.append(fparams[0])
+            feas_index = m
+        self._gp_params.update(dict(zip(keys, params, strict=True)))
+        self._n_builds += 1
+        self.last_times.refit = refit
+        from botorch.models import ModelListGP
+
+        model = ModelListGP(*models)
+        model.eval()
+        # noisy-improvement baseline: best observed rows (feasible first), capped
+        Fo, feo = F[ok], fe[ok]
+        ranks = nondominated_ranks(self.problem.normalize(Fo))
+        order = np.lexsort((ranks, ~feo))[: self.max_baseline]
+        return model, feas_index, Xo[order]
+
+
+__all__ = ["AskTimes", "BayesianOptimization", "balanced_design", "nondominated_ranks"]

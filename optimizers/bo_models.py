@@ -1,0 +1,179 @@
+"""Gaussian-process surrogates for :mod:`optimizers.bo`: input encodings, model construction and fitting.
+
+All models are BoTorch ``SingleTaskGP`` / ``MixedSingleTaskGP`` instances (one independent GP per outcome,
+combined in a ``ModelListGP``) with a ``Standardize`` outcome transform, fitted by maximising the exact
+marginal likelihood with :func:`botorch.fit.fit_gpytorch_mll`. Everything runs in float64.
+
+Encodings of an ``(n, 28)`` gene batch (see :data:`ENCODINGS`):
+
+- ``"ordinal"`` -- ``(n, 28)`` floats in ``[0, 1]``: each gene's *real* value (expansion 1/4/6, kernel 3/5,
+  layers, SE) min-max scaled; RBF kernel with ARD and BoTorch's dimension-scaled lengthscale prior.
+- ``"onehot"`` -- ``(n, 71)`` one-hot indicators of every gene value; same RBF kernel.
+- ``"categorical"`` -- ``(n, 28)`` gene indices; ``CategoricalKernel`` (ARD Hamming/overlap kernel).
+- ``"mixed"`` -- ``(n, 56)``: the ordinal features plus the gene indices, ``MixedSingleTaskGP``'s
+  sum + product of an RBF kernel on the former and a ``CategoricalKernel`` on the latter.
+
+``experiments/perf/bo_speed.py --encodings`` measures their held-out predictive quality; ``"ordinal"`` is the
+default because it predicted best there (see that script's docstring for the numbers).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from botorch.exceptions import ModelFittingError
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
+from botorch.models.transforms.outcome import Standardize
+from gpytorch.mlls import ExactMarginalLogLikelihood, SumMarginalLogLikelihood
+from linear_operator.utils.errors import NotPSDError
+from numpy.typing import NDArray
+
+from benchmark import space
+
+DTYPE = torch.float64
+#: L-BFGS-B stops when the relative decrease of the negative marginal log-likelihood falls below this;
+#: warm-started refits then take a few iterations instead of hitting ``maxiter`` (measured: same tau)
+FIT_FTOL = 1e-6
+ENCODINGS: tuple[str, ...] = ("ordinal", "onehot", "categorical", "mixed")
+
+#: per-gene min and max real value, shape (28,)
+_VMIN = np.array([min(v) for v in space.GENE_VALUES], dtype=np.float64)
+_VMAX = np.array([max(v) for v in space.GENE_VALUES], dtype=np.float64)
+#: one-hot column offsets per gene, shape (28,)
+_ONEHOT_OFFSET = np.concatenate([[0], np.cumsum(space.CARDINALITIES)[:-1]]).astype(np.int64)
+N_ONEHOT = int(space.CARDINALITIES.sum())
+
+#: hyper-parameters of one fitted outcome model, parameter name -> array (JSON/npz friendly)
+GPParams = dict[str, NDArray[np.float64]]
+
+
+def check_encoding(name: str) -> str:
+    """Validate an encoding name."""
+    if name not in ENCODINGS:
+        raise ValueError(f"unknown BO encoding {name!r}; choose one of {', '.join(ENCODINGS)}")
+    return name
+
+
+def ordinal_features(X: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Real gene values scaled to ``[0, 1]`` per gene: ``(n, 28)`` ints -> ``(n, 28)`` floats."""
+    dec = space.decode(X)
+    real = np.empty((dec["e"].shape[0], space.N_GENES), dtype=np.float64)
+    for i, field in enumerate(space.FIELDS):
+        real[:, i :: space.GENES_PER_BLOCK] = dec[field]
+    return (real - _VMIN) / (_VMAX - _VMIN)
+
+
+def encode(X: NDArray[np.int64], encoding: str) -> torch.Tensor:
+    """GP input features of a gene batch ``(n, 28)`` as a float64 tensor ``(n, d_enc)``."""
+    X = np.asarray(X, dtype=np.int64)
+    if encoding == "ordinal":
+        feats = ordinal_features(X)
+    elif encoding == "onehot":
+        feats = np.zeros((X.shape[0], N_ONEHOT), dtype=np.float64)
+        rows = np.repeat(np.arange(X.shape[0]), space.N_GENES)
+        feats[rows, (X + _ONEHOT_OFFSET[None, :]).ravel()] = 1.0
+    elif encoding == "categorical":
+        feats = X.astype(np.float64)
+    elif encoding == "mixed":
+        feats = np.concatenate([ordinal_features(X), X.astype(np.float64)], axis=1)
+    else:
+        check_encoding(encoding)
+        raise AssertionError("unreachable")
+    return torch.from_numpy(np.ascontiguousarray(feats)).to(DTYPE)
+
+
+def build_gp(train_X: torch.Tensor, train_y: torch.Tensor, encoding: str) -> SingleTaskGP:
+    """One unfitted GP for one outcome: ``train_X (n, d_enc)``, ``train_y (n, 1)``, ``Standardize``-d."""
+    if encoding in ("ordinal", "onehot"):
+        return SingleTaskGP(train_X, train_y, outcome_transform=Standardize(m=1))
+    if encoding == "categorical":
+        return MixedSingleTaskGP(
+            train_X, train_y, cat_dims=list(range(train_X.shape[-1])), outcome_transform=Standardize(m=1)
+        )
+    if encoding == "mixed":
+        d = train_X.shape[-1] // 2
+        return MixedSingleTaskGP(
+            train_X, train_y, cat_dims=list(range(d, 2 * d)), outcome_transform=Standardize(m=1)
+        )
+    check_encoding(encoding)
+    raise AssertionError("unreachable")
+
+
+def gp_params(model: torch.nn.Module) -> GPParams:
+    """The model's (raw) hyper-parameters as float64 numpy arrays, keyed by parameter name."""
+    return {name: p.detach().cpu().numpy().astype(np.float64).copy() for name, p in model.named_parameters()}
+
+
+def set_gp_params(model: torch.nn.Module, params: Mapping[str, Any]) -> int:
+    """Copy matching hyper-parameters (same name and shape) into ``model``; returns how many were set."""
+    n = 0
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name in params:
+                value = torch.as_tensor(np.asarray(params[name], dtype=np.float64), dtype=p.dtype)
+                if value.shape == p.shape:
+                    p.copy_(value)
+                    n += 1
+    return n
+
+
+def fit_gp(model: SingleTaskGP, maxiter: int = 200) -> bool:
+    """Fit hyper-parameters by exact marginal likelihood (L-BFGS-B, one deterministic attempt).
+
+    Starts from the model's current hyper-parameters (warm start). Returns False when the fit failed; the
+    model then keeps its starting hyper-parameters (no random restarts: those would draw from torch's
+    global generator and break reproducibility).
+    """
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    return _fit(mll, maxiter)
+
+
+def _fit(mll: ExactMarginalLogLikelihood | SumMarginalLogLikelihood, maxiter: int) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit_gpytorch_mll(
+                mll,
+                optimizer_kwargs={"options": {"maxiter": int(maxiter), "ftol": FIT_FTOL}},
+                max_attempts=1,
+                warning_handler=lambda w: True,
+            )
+        return True
+    except (ModelFittingError, NotPSDError, RuntimeError, ValueError):
+        mll.eval()
+        return False
+
+
+def fit_model_list(
+    train_X: torch.Tensor,
+    train_Y: Sequence[torch.Tensor],
+    encoding: str,
+    warm: Sequence[Mapping[str, Any] | None] | None = None,
+    maxiter: int = 200,
+    fit: bool = True,
+) -> tuple[ModelListGP, list[GPParams]]:
+    """One GP per outcome on shared inputs, warm-started and fitted; returns ``(model, params per outcome)``.
+
+    Args:
+        train_X: ``(n, d_enc)`` encoded inputs.
+        train_Y: per outcome an ``(n, 1)`` tensor (maximisation sense).
+        encoding: see :data:`ENCODINGS`.
+        warm: per outcome hyper-parameters to start from (None = BoTorch defaults).
+        maxiter: L-BFGS-B iteration cap per outcome.
+        fit: False = only condition on the data with the warm-start hyper-parameters (no optimisation).
+    """
+    models: list[SingleTaskGP] = []
+    for i, y in enumerate(train_Y):
+        gp = build_gp(train_X, y, encoding)
+        if warm is not None and i < len(warm) and warm[i] is not None:
+            set_gp_params(gp, warm[i])  # type: ignore[arg-type]
+        if fit:
+            fit_gp(gp, maxiter=maxiter)
+        gp.eval()
+        models.append(gp)
+    return ModelListGP(*models), [gp_params(m) for m in models]
