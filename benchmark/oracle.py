@@ -157,26 +157,37 @@ def load_benchmark(
         refit: ignore any cached fit.
         verbose: print what happens (fit time, cache hits) to stderr.
     """
-    from benchmark.dataset import load_dataset
+    import hashlib
+
+    from benchmark.dataset import read_records
+    from benchmark.sources import resolve_dataset, resolve_split_dir
     from benchmark.splits import make_split
-    from benchmark.sources import resolve_split_dir
 
     base = _config_from(config)
     if config_overrides:
         base = SurrogateConfig.from_json({**base.to_json(), **config_overrides})
     say: Callable[[str], None] = _print if verbose else (lambda _m: None)
-    data = load_dataset(dataset, download=download)
+    source = resolve_dataset(dataset, download=download)
+    # an archive's digest is the sha256 of its bytes: a cache hit needs no parsing of the records
+    data = None
+    if source.is_file():
+        sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    else:
+        data = read_records(source)
+        sha = data.sha256
     root = surrogate_cache_root(cache_dir)
-    path = root / f"{data.sha256[:16]}-{base.key()}"
+    path = root / f"{sha[:16]}-{base.key()}"
     if path.exists() and not refit:
-        problem = _check_cache(path, data.sha256, base)
+        problem = _check_cache(path, sha, base)
         if problem is None:
             try:
                 model = SurrogateModel.load(path)
-                return Benchmark(model, data.sha256, path)
+                return Benchmark(model, sha, path)
             except (OSError, ValueError, KeyError) as exc:
                 problem = f"unreadable ({type(exc).__name__}: {exc})"
         say(f"cached surrogate at {path} is {problem}; refitting")
+    if data is None:
+        data = read_records(source)
     t0 = time.perf_counter()
     rows = np.arange(len(data))
     score_X = score_labels = None
@@ -194,6 +205,7 @@ def load_benchmark(
     elapsed = time.perf_counter() - t0
     model.meta.update({
         "dataset_sha256": data.sha256, "dataset_source": data.source, "n_records": len(data),
+        "feature_order": [space.gene_name(j) for j in range(space.N_GENES)],
         "versions": _versions(), "fit_total_seconds": elapsed, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
     say(f"fitted in {elapsed:.1f} s; caching at {path}")

@@ -90,6 +90,8 @@ class SurrogateConfig:
         max_rounds: upper bound of boosting rounds.
         ridge: L2 penalty of the per-block lookup model (relative to the number of rows).
         accuracy_params / residual_params: overrides merged into the defaults of the backend.
+        accuracy_block_groups / residual_block_groups: how many blocks one tree path may touch (1-3);
+            below 3, boosting runs with interaction constraints so the compiled tables stay small.
         split: training rows: ``"all"`` (every record), ``"default"`` (upstream train split) or
             ``"random"`` (seeded 80/10/10); with a split, quality is scored on its validation part.
     """
@@ -102,6 +104,8 @@ class SurrogateConfig:
     early_stopping_rounds: int = 100
     max_rounds: int = 20000
     ridge: float = 1e-4
+    accuracy_block_groups: int = 3
+    residual_block_groups: int = 2
     accuracy_params: dict[str, Any] = field(default_factory=dict)
     residual_params: dict[str, Any] = field(default_factory=dict)
     split: str = "all"
@@ -117,6 +121,10 @@ class SurrogateConfig:
             raise SurrogateConfigError(f"split {self.split!r}: choose 'all', 'default' or 'random'")
         for t in self.targets:
             get_target(t)
+        for key, groups in (("accuracy_block_groups", self.accuracy_block_groups),
+                            ("residual_block_groups", self.residual_block_groups)):
+            if groups not in (1, 2, 3):
+                raise SurrogateConfigError(f"{key}={groups}: choose 1, 2 or 3")
         for key, params in (("accuracy_params", self.accuracy_params), ("residual_params", self.residual_params)):
             depth = params.get("max_depth", 3)
             if depth > 3:
@@ -151,6 +159,13 @@ class SurrogateConfig:
         if target == "accuracy" or self.device_model == "trees":
             return "trees"
         return "additive"
+
+
+def interaction_groups(group_size: int) -> list[list[int]]:
+    """Feature groups that confine every tree path to ``group_size`` blocks (genes of those blocks)."""
+    from itertools import combinations
+
+    return [[4 * b + j for b in blocks for j in range(4)] for blocks in combinations(range(7), group_size)]
 
 
 def _latency_space(target: str, y: FloatArray) -> FloatArray:
@@ -210,9 +225,9 @@ def _xgb_member(
 ) -> tuple[list[Leaf], float, int, bytes, Callable[[IntArray], FloatArray]]:
     import xgboost as xgb
 
-    dfit = xgb.DMatrix(Xf[fit], label=y[fit], nthread=-1)
-    dhold = xgb.DMatrix(Xf[hold], label=y[hold], nthread=-1)
-    full = {"objective": "reg:squarederror", "tree_method": "hist", "seed": seed, "nthread": 0, **params}
+    dfit = xgb.DMatrix(Xf[fit], label=y[fit], nthread=1)
+    dhold = xgb.DMatrix(Xf[hold], label=y[hold], nthread=1)
+    full = {"objective": "reg:squarederror", "tree_method": "hist", "seed": seed, "nthread": 1, **params}
     booster = xgb.train(
         full, dfit, num_boost_round=cfg.max_rounds, evals=[(dhold, "hold")],
         early_stopping_rounds=cfg.early_stopping_rounds, verbose_eval=False,
@@ -223,7 +238,7 @@ def _xgb_member(
     leaves, base = xgboost_leaves(json.loads(raw), 0)
 
     def predict(rows: IntArray) -> FloatArray:
-        return np.asarray(booster.predict(xgb.DMatrix(Xf[rows])), dtype=float)
+        return np.asarray(booster.predict(xgb.DMatrix(Xf[rows], nthread=1)), dtype=float)
 
     return leaves, base, best, bytes(booster.save_raw("ubj")), predict
 
@@ -234,7 +249,7 @@ def _lgb_member(
 ) -> tuple[list[Leaf], float, int, bytes, Callable[[IntArray], FloatArray]]:
     import lightgbm as lgb
 
-    full = {"objective": "regression", "seed": seed, "verbosity": -1, "num_threads": 0, "deterministic": True,
+    full = {"objective": "regression", "seed": seed, "verbosity": -1, "num_threads": 1, "deterministic": True,
             "force_row_wise": True, **params}
     dfit = lgb.Dataset(Xf[fit], label=y[fit], categorical_feature=[], free_raw_data=False)
     dhold = lgb.Dataset(Xf[hold], label=y[hold], reference=dfit)
@@ -272,9 +287,14 @@ def fit_target(
     if kind == "trees":
         defaults = UPSTREAM_ACCURACY_XGB if cfg.backend == "xgboost" else LIGHTGBM_ACCURACY
         params = {**defaults, **cfg.accuracy_params}
+        group_size = cfg.accuracy_block_groups if target == "accuracy" else cfg.residual_block_groups
     else:
         defaults = RESIDUAL_XGB if cfg.backend == "xgboost" else LIGHTGBM_RESIDUAL
         params = {**defaults, **cfg.residual_params}
+        group_size = cfg.residual_block_groups
+    if group_size < 3:
+        groups = interaction_groups(group_size)
+        params["interaction_constraints"] = str(groups) if cfg.backend == "xgboost" else groups
     Xf = X.astype(np.float32)
     cfgs = block_configs(X)
     M = cfg.n_members
@@ -315,7 +335,7 @@ def fit_target(
     if kind == "additive":
         weights = [np.stack([add_w[m][b] for m in range(M)], axis=1) for b in range(7)]
         channels.append(TripleTables.from_block_additive(weights, add_b))
-    channels.append(TripleTables.from_leaves(all_leaves, bases))
+    channels.append(TripleTables.from_leaves(all_leaves, bases, group_size=group_size))
     fitted = FittedTarget(target, kind, channels, 1.0, rounds, native)
     members = fitted_members(fitted, X[rows])
     std = np.full(len(y), np.nan)

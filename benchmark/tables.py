@@ -43,13 +43,26 @@ BLOCK_GENES: list[IntArray] = [
     np.array(list(itertools.product(*[range(int(c)) for c in space.CARDINALITIES[4 * b : 4 * b + 4]])))
     for b in range(space.N_BLOCKS)
 ]
-TRIPLES: list[tuple[int, int, int]] = list(itertools.combinations(range(space.N_BLOCKS), 3))
+#: index of a padding "block" with a single configuration, used to give every table 3 axes
+PAD = space.N_BLOCKS
+_SIZES_PADDED: IntArray = np.append(BLOCK_SIZES, 1)
+
+
+def block_groups(size: int) -> list[tuple[int, int, int]]:
+    """All groups of ``size`` blocks (1..3), padded to 3 entries with :data:`PAD`."""
+    if not 1 <= size <= 3:
+        raise ValueError(f"group size must be 1, 2 or 3, got {size}")
+    return [g + (PAD,) * (3 - size) for g in itertools.combinations(range(space.N_BLOCKS), size)]
+
+
+TRIPLES: list[tuple[int, int, int]] = block_groups(3)
 
 
 def block_configs(X: IntArray) -> IntArray:
-    """Configuration index of every block, ``(n, 28)`` genes -> ``(n, 7)``."""
+    """Configuration index of every block, ``(n, 28)`` genes -> ``(n, 8)`` (last column: padding, 0)."""
     Xr = X.reshape(X.shape[0], space.N_BLOCKS, 4)
-    out: IntArray = np.einsum("nbj,bj->nb", Xr, _BLOCK_PLACE)
+    out: IntArray = np.zeros((X.shape[0], space.N_BLOCKS + 1), dtype=np.int64)
+    out[:, : space.N_BLOCKS] = np.einsum("nbj,bj->nb", Xr, _BLOCK_PLACE)
     return out
 
 
@@ -112,7 +125,9 @@ def lightgbm_leaves(model_dump: dict[str, Any], member: int) -> tuple[list[Leaf]
 
 @dataclass
 class TripleTables:
-    """A sum of block-triple tables for ``n_members`` ensemble members (one channel of a model).
+    """A sum of block-group tables for ``n_members`` ensemble members (one channel of a model).
+
+    Groups hold 1 to 3 blocks, padded to 3 with :data:`PAD` (a block with one configuration).
 
     Attributes:
         triples: ``(T, 3)`` block indices of each table.
@@ -129,21 +144,26 @@ class TripleTables:
         return int(self.bias.shape[0])
 
     @classmethod
-    def from_leaves(cls, leaves: list[Leaf], bias: FloatArray, chunk: int = 2048) -> TripleTables:
-        """Exact table form of a set of leaves (depth <= 3 paths)."""
+    def from_leaves(
+        cls, leaves: list[Leaf], bias: FloatArray, group_size: int = 3, chunk: int = 2048
+    ) -> TripleTables:
+        """Exact table form of a set of leaves whose paths touch at most ``group_size`` blocks."""
         n_members = int(bias.shape[0])
+        groups = block_groups(group_size)
         by_triple: dict[int, list[Leaf]] = {}
         for leaf in leaves:
-            blocks = sorted({g // 4 for g in leaf.allowed})
-            if len(blocks) > 3:
-                raise ValueError("a tree path uses more than 3 blocks; fit trees with max_depth <= 3")
-            t = next(i for i, tr in enumerate(TRIPLES) if set(blocks) <= set(tr))
+            blocks = {g // 4 for g in leaf.allowed}
+            if len(blocks) > group_size:
+                raise ValueError(
+                    f"a tree path uses {len(blocks)} blocks but tables hold {group_size}; fit shallower trees"
+                )
+            t = next(i for i, tr in enumerate(groups) if blocks <= set(tr))
             by_triple.setdefault(t, []).append(leaf)
         triples: list[tuple[int, int, int]] = []
         tables: list[FloatArray] = []
         for t in sorted(by_triple):
-            tri = TRIPLES[t]
-            sizes = [int(BLOCK_SIZES[b]) for b in tri]
+            tri = groups[t]
+            sizes = [int(_SIZES_PADDED[b]) for b in tri]
             table = np.zeros((sizes[0], sizes[1] * sizes[2], n_members))
             group = by_triple[t]
             for start in range(0, len(group), chunk):
@@ -168,26 +188,15 @@ class TripleTables:
     def from_block_additive(cls, weights: list[FloatArray], bias: FloatArray) -> TripleTables:
         """Tables of a block-additive model: ``weights[b]`` has shape ``(C_b, n_members)``."""
         n_members = int(bias.shape[0])
-        # put blocks (0,1,2) into triple (0,1,2) and blocks 3..6 into (3,4,5) and (3,4,6)
-        plan = {(0, 1, 2): (0, 1, 2), (3, 4, 5): (3, 4, 5), (3, 4, 6): (6,)}
-        triples, tables = [], []
-        for tri, blocks in plan.items():
-            sizes = [int(BLOCK_SIZES[b]) for b in tri]
-            table = np.zeros((*sizes, n_members))
-            for b in blocks:
-                pos = tri.index(b)
-                shape = [1, 1, 1, n_members]
-                shape[pos] = sizes[pos]
-                table = table + weights[b].reshape(shape)
-            triples.append(tri)
-            tables.append(table.reshape(-1, n_members))
-        return cls(np.array(triples, dtype=np.int64), tables, np.asarray(bias, dtype=float))
+        groups = block_groups(1)
+        tables = [np.asarray(weights[g[0]], dtype=float).reshape(-1, n_members) for g in groups]
+        return cls(np.array(groups, dtype=np.int64), tables, np.asarray(bias, dtype=float))
 
     def predict_members(self, cfg: IntArray) -> FloatArray:
         """Member predictions ``(n, n_members)`` from block configurations ``cfg (n, 7)``."""
         out = np.broadcast_to(self.bias, (cfg.shape[0], self.n_members)).copy()
         for (a, b, c), table in zip(self.triples, self.tables, strict=True):
-            idx = (cfg[:, a] * BLOCK_SIZES[b] + cfg[:, b]) * BLOCK_SIZES[c] + cfg[:, c]
+            idx = (cfg[:, a] * _SIZES_PADDED[b] + cfg[:, b]) * _SIZES_PADDED[c] + cfg[:, c]
             out += table[idx]
         return out
 
@@ -195,13 +204,13 @@ class TripleTables:
         """Arrays for an ``.npz`` file (float32 tables keep the cache small; sums stay exact to ~1e-5)."""
         out: dict[str, NDArray[Any]] = {f"{prefix}triples": self.triples, f"{prefix}bias": self.bias}
         for i, t in enumerate(self.tables):
-            out[f"{prefix}table{i}"] = t
+            out[f"{prefix}table{i}"] = t.astype(np.float32)
         return out
 
     @classmethod
     def from_arrays(cls, arrays: Any, prefix: str) -> TripleTables:
         triples = np.asarray(arrays[f"{prefix}triples"], dtype=np.int64).reshape(-1, 3)
-        tables = [np.asarray(arrays[f"{prefix}table{i}"], dtype=float) for i in range(len(triples))]
+        tables = [np.asarray(arrays[f"{prefix}table{i}"]) for i in range(len(triples))]
         return cls(triples, tables, np.asarray(arrays[f"{prefix}bias"], dtype=float))
 
 
@@ -221,12 +230,12 @@ class FusedTables:
                 a_.append(a)
                 b_.append(b)
                 c_.append(c)
-                sb.append(BLOCK_SIZES[b] * BLOCK_SIZES[c])
-                sc.append(BLOCK_SIZES[c])
+                sb.append(_SIZES_PADDED[b] * _SIZES_PADDED[c])
+                sc.append(_SIZES_PADDED[c])
                 offs.append(offset)
                 chan.append(ci)
                 offset += table.shape[0]
-        self.flat = np.concatenate(flats) if flats else np.zeros((0, self.n_members))
+        self.flat = (np.concatenate(flats) if flats else np.zeros((0, self.n_members))).astype(np.float32)
         self.a, self.b, self.c = (np.array(v, dtype=np.int64) for v in (a_, b_, c_))
         self.stride_a = np.array(sb, dtype=np.int64)
         self.stride_b = np.array(sc, dtype=np.int64)
@@ -241,9 +250,9 @@ class FusedTables:
         """Member predictions per channel, ``(n, n_channels, n_members)``, from ``cfg (n, 7)``."""
         n = cfg.shape[0]
         idx = cfg[:, self.a] * self.stride_a + cfg[:, self.b] * self.stride_b + cfg[:, self.c] + self.offsets
-        vals = self.flat[idx]  # (n, T, M)
+        vals = self.flat[idx]  # (n, T, M) float32
         out = np.broadcast_to(self.bias, (n, self.n_channels, self.n_members)).copy()
         if vals.shape[1]:
-            sums = np.add.reduceat(vals, self._starts[self._has_tables], axis=1)
+            sums = np.add.reduceat(vals, self._starts[self._has_tables], axis=1, dtype=np.float64)
             out[:, self._has_tables] += sums
         return out

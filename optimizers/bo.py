@@ -81,10 +81,9 @@ def nondominated_ranks(F: FloatArray) -> IntArray:
     """Non-dominated sorting rank of each row (0 = Pareto front), ``(n, m)`` -> ``(n,)``; pymoo's sorting."""
     if F.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    if F.shape[1] == 1:
-        ranks = np.empty(F.shape[0], dtype=np.int64)
-        ranks[np.argsort(F[:, 0], kind="stable")] = np.arange(F.shape[0])
-        return ranks
+    if F.shape[1] == 1:  # dense rank of the value: ties share a rank, as in non-dominated sorting
+        inverse = np.unique(F[:, 0], return_inverse=True)[1]
+        return np.asarray(inverse, dtype=np.int64).reshape(-1)
     fronts = _NDS.do(F)
     ranks = np.empty(F.shape[0], dtype=np.int64)
     for r, front in enumerate(fronts):

@@ -1,0 +1,283 @@
+"""Bayesian optimisation (optimizers/bo.py): no duplicates, constraints, determinism, state, 1-3 objectives.
+
+Every test uses tiny candidate pools, few MC samples and capped hyper-parameter fits so the whole file
+runs in well under a minute on two cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pymoo.indicators.hv import HV
+from optimizer_fixtures import evaluate, load_state_tree, make_problem, save_state_tree
+
+from benchmark import space
+from benchmark.synthetic import SyntheticBenchmark
+from optimizers import make_optimizer
+from optimizers.base import ProblemInfo
+from optimizers.bo import BayesianOptimization, balanced_design, nondominated_ranks
+from optimizers.bo_acquisition import OutcomeSpace
+from optimizers.bo_models import ENCODINGS, encode, fit_model_list, gp_params, set_gp_params
+
+BENCH = SyntheticBenchmark()
+
+#: small, fast settings; every test builds on these
+FAST: dict[str, Any] = {
+    "n_init": 6,
+    "n_random": 40,
+    "n_mutants": 2,
+    "n_anchors": 4,
+    "local_steps": 1,
+    "local_top": 2,
+    "greedy_pool": 8,
+    "mc_samples": 16,
+    "screen_samples": 8,
+    "max_baseline": 8,
+    "fit_maxiter": 15,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny GPs run fastest (and least disturbed by other processes) on one thread; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def build(problem: ProblemInfo | str, seed: int = 0, **extra: Any) -> BayesianOptimization:
+    info = make_problem(problem) if isinstance(problem, str) else problem
+    opt = make_optimizer("bo", info, np.random.default_rng(seed), **{**FAST, **extra})
+    assert isinstance(opt, BayesianOptimization)
+    return opt
+
+
+def loop(opt: BayesianOptimization, sizes: list[int], feasible_fn: Any = None) -> list[np.ndarray]:
+    """Ask -> synthetic oracle -> tell, once per batch size; returns the proposals."""
+    out = []
+    for n in sizes:
+        X = opt.ask(n)
+        F = evaluate(BENCH, opt.problem, X)
+        fe = None if feasible_fn is None else feasible_fn(X)
+        opt.tell(X, F, fe)
+        out.append(X)
+    return out
+
+
+# -- pieces -----------------------------------------------------------------------------------------------
+def test_balanced_design_uses_every_value_equally() -> None:
+    X = balanced_design(12, np.random.default_rng(0))
+    assert X.shape == (12, 28) and space.is_valid(X).all()
+    for j, card in enumerate(space.CARDINALITIES.tolist()):
+        counts = np.bincount(X[:, j], minlength=card)
+        assert counts.max() - counts.min() <= 1, (j, counts)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_encodings_distinguish_architectures(encoding: str) -> None:
+    X = space.unique(space.sample(50, np.random.default_rng(1)))[0]
+    Z = encode(X, encoding)
+    assert Z.dtype == torch.float64 and Z.shape[0] == X.shape[0]
+    assert torch.unique(Z, dim=0).shape[0] == X.shape[0]  # injective
+    if encoding == "ordinal":
+        assert float(Z.min()) >= 0.0 and float(Z.max()) <= 1.0
+    if encoding == "onehot":
+        assert torch.all(Z.sum(dim=1) == 28)
+
+
+def test_ordinal_encoding_follows_real_values() -> None:
+    x = space.reference("efficientnet_b0")[None, :]
+    z = encode(x, "ordinal")[0].numpy()
+    dec = space.decode(x)
+    np.testing.assert_allclose(z[0::4], (dec["e"][0] - 1) / 5)  # expansion 1..6
+    np.testing.assert_allclose(z[1::4], (dec["k"][0] - 3) / 2)  # kernel 3..5
+
+
+@given(st.integers(1, 6), st.integers(0, 2**16))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_nondominated_ranks_zero_is_the_pareto_front(m: int, seed: int) -> None:
+    F = np.random.default_rng(seed).integers(0, 5, size=(12, min(m, 3))).astype(float)
+    ranks = nondominated_ranks(F)
+    for i in range(len(F)):
+        dominated = any(np.all(F[j] <= F[i]) and np.any(F[j] < F[i]) for j in range(len(F)))
+        assert (ranks[i] == 0) == (not dominated)
+
+
+def test_outcome_space_round_trip_with_log_targets() -> None:
+    info = make_problem("acc_a100_zcu102")
+    outcomes = OutcomeSpace(info.ideal, info.nadir, info.maximize, (False, True, True))
+    F = evaluate(BENCH, info, space.sample(20, np.random.default_rng(2)))
+    Z = outcomes.to_model(F)
+    np.testing.assert_allclose(Z[:, 1], np.log(-F[:, 1]))  # log throughput
+    np.testing.assert_allclose(Z[:, 2], np.log(F[:, 2]))  # log latency
+    back = outcomes.to_objective(torch.from_numpy(Z)).numpy()
+    np.testing.assert_allclose(back, -info.normalize(F), rtol=1e-12, atol=1e-12)
+
+
+def test_gp_params_round_trip_and_warm_start_skips_refit() -> None:
+    X = space.sample(30, np.random.default_rng(3))
+    y = torch.from_numpy(np.log(BENCH.query(X, ["throughput_a100"])["throughput_a100"].mean))[:, None]
+    model, params = fit_model_list(encode(X, "ordinal"), [y], "ordinal", maxiter=30)
+    fresh, _ = fit_model_list(encode(X, "ordinal"), [y], "ordinal", fit=False)
+    assert set_gp_params(fresh.models[0], params[0]) == len(params[0])
+    for name, value in gp_params(fresh.models[0]).items():
+        np.testing.assert_array_equal(value, params[0][name])
+    # a fitted model predicts better than the prior defaults
+    Xt = space.sample(200, np.random.default_rng(4))
+    yt = np.log(BENCH.query(Xt, ["throughput_a100"])["throughput_a100"].mean)
+    default, _ = fit_model_list(encode(X, "ordinal"), [y], "ordinal", fit=False)
+    with torch.no_grad():
+        err_fit = np.abs(model.models[0].posterior(encode(Xt, "ordinal")).mean.numpy()[:, 0] - yt).mean()
+        err_def = np.abs(default.models[0].posterior(encode(Xt, "ordinal")).mean.numpy()[:, 0] - yt).mean()
+    assert err_fit < err_def
+
+
+# -- behaviour --------------------------------------------------------------------------------------------
+def test_bad_hyperparameters_are_rejected_with_their_name() -> None:
+    with pytest.raises(ValueError, match="encoding"):
+        build("acc", encoding="hamming")
+    with pytest.raises(ValueError, match="n_init"):
+        build("acc", n_init=0)
+    with pytest.raises(ValueError, match="constraint_eta"):
+        build("acc", constraint_eta=-1.0)
+
+
+@pytest.mark.parametrize("problem_name", ["acc", "acc_a100", "acc_a100_zcu102"])
+def test_end_to_end_never_duplicates_and_improves(problem_name: str) -> None:
+    """1, 2 and 3 objectives: valid, distinct, never re-proposed; better than as many random samples."""
+    opt = build(problem_name, seed=1)
+    props = loop(opt, [4, 4, 3, 4, 4])
+    X = np.concatenate(props)
+    assert X.shape == (19, 28) and X.dtype == np.int64 and space.is_valid(X).all()
+    assert len(set(space.arch_id(X).tolist())) == len(X)
+    assert opt.last_times.n_train > 0 and opt.last_times.n_scored > 0  # the model was used
+    info = opt.problem
+    hv = HV(ref_point=np.asarray(info.ref_point))
+
+    def quality(X: np.ndarray) -> float:
+        F = info.normalize(evaluate(BENCH, info, X))
+        return float(-F[:, 0].min()) if info.n_obj == 1 else float(hv(F))
+
+    randoms = [quality(space.sample(len(X), np.random.default_rng(s))) for s in range(5)]
+    assert quality(X) > np.median(randoms), (quality(X), randoms)
+
+
+def test_proposals_avoid_every_evaluated_architecture() -> None:
+    """Told architectures (even ones the optimizer never proposed) and pending ones are never proposed."""
+    info = make_problem("acc_a100")
+    opt = build(info, seed=2, n_init=1)
+    told = space.sample(25, np.random.default_rng(7))
+    # the current best points and all their neighbours are known: the local search must skip them
+    best = told[np.argsort(evaluate(BENCH, info, told)[:, 0])[:3]]
+    told = space.unique(np.concatenate([told, space.neighbours_batch(best)]))[0]
+    opt.tell(told, evaluate(BENCH, info, told))
+    a = opt.ask(6)
+    b = opt.ask(5)  # asked again before telling: must not repeat the pending batch
+    known = set(space.arch_id(told).tolist())
+    ids = space.arch_id(np.concatenate([a, b])).tolist()
+    assert len(set(ids)) == 11
+    assert not known & set(ids)
+
+
+def test_constraint_moves_proposals_into_the_feasible_region() -> None:
+    """Feasible = small networks (synthetic latency <= 6 ms); accuracy alone would pick large ones."""
+    info = make_problem("acc")
+    info = ProblemInfo(info.name, info.objectives, info.maximize, info.ideal, info.nadir, info.ref_point, 1)
+
+    def feasible(X: np.ndarray) -> np.ndarray:
+        return np.asarray(BENCH.query(X, ["latency_zcu102"])["latency_zcu102"].mean <= 6.0)
+
+    rng = np.random.default_rng(5)
+    init = space.sample(40, rng)
+    frac_random = feasible(space.sample(2000, rng)).mean()
+    assert 0.1 < frac_random < 0.7  # the constraint binds and the region is not tiny
+    constrained = build(info, seed=3, n_init=1)
+    constrained.tell(init, evaluate(BENCH, info, init), feasible(init))
+    props = np.concatenate(loop(constrained, [4, 4, 4], feasible_fn=feasible))
+    frac_bo = feasible(props).mean()
+    assert frac_bo >= 0.75, (frac_bo, frac_random)
+    # without the feasibility information it chases accuracy into the infeasible region
+    blind = build(info, seed=3, n_init=1)
+    blind.tell(init, evaluate(BENCH, info, init))
+    blind_props = np.concatenate(loop(blind, [4, 4, 4]))
+    assert feasible(blind_props).mean() < frac_bo
+
+
+def test_failed_and_all_infeasible_histories_still_give_proposals() -> None:
+    opt = build("acc_a100", seed=4, n_init=4)
+    X = opt.ask(4)
+    F = evaluate(BENCH, opt.problem, X)
+    F[:2] = np.nan
+    opt.tell(X, F, np.array([False, False, True, True]))
+    Y = opt.ask(3)  # failures modelled as infeasible
+    assert Y.shape == (3, 28) and not set(space.arch_id(Y).tolist()) & set(space.arch_id(X).tolist())
+    only_bad = build("acc_a100", seed=4, n_init=2)
+    Z = only_bad.ask(2)
+    only_bad.tell(Z, evaluate(BENCH, only_bad.problem, Z), np.zeros(2, dtype=bool))
+    assert only_bad.ask(3).shape == (3, 28)  # nothing feasible yet: random exploration
+
+
+@pytest.mark.parametrize("problem_name", ["acc", "acc_a100_zcu102"])
+def test_same_seed_same_proposals_and_different_seed_differs(problem_name: str) -> None:
+    sizes = [3, 3, 2, 3]
+    a = loop(build(problem_name, seed=11), sizes)
+    b = loop(build(problem_name, seed=11), sizes)
+    c = loop(build(problem_name, seed=12), sizes)
+    for xa, xb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+    assert not np.array_equal(np.concatenate(a), np.concatenate(c))
+
+
+@pytest.mark.parametrize("problem_name", ["acc", "acc_a100"])
+def test_state_round_trip_through_files_continues_identically(problem_name: str, tmp_path: Path) -> None:
+    orig = build(problem_name, seed=5)
+    loop(orig, [3, 3, 2])  # past the initial design: hyper-parameters exist
+    state = orig.state()
+    assert state["gp_params"], "fitted hyper-parameters must be part of the state"
+    save_state_tree(state, tmp_path)
+    twin = build(problem_name, seed=999)
+    twin.load_state(load_state_tree(tmp_path))
+    after_orig = loop(orig, [3, 2, 3])
+    after_twin = loop(twin, [3, 2, 3])
+    for xo, xt in zip(after_orig, after_twin, strict=True):
+        np.testing.assert_array_equal(xo, xt)
+    for key, params in orig.state()["gp_params"].items():
+        for name, value in params.items():
+            np.testing.assert_array_equal(value, twin.state()["gp_params"][key][name])
+
+
+def test_state_from_a_different_configuration_is_refused() -> None:
+    a = build("acc_a100", seed=0)
+    loop(a, [3])
+    b = build("acc_a100", seed=0, encoding="onehot")
+    with pytest.raises(ValueError, match="encoding"):
+        b.load_state(a.state())
+
+
+def test_max_history_caps_the_training_set_and_keeps_the_front() -> None:
+    info = make_problem("acc_a100")
+    opt = build(info, seed=6, max_history=30)
+    X = space.unique(space.sample(80, np.random.default_rng(8)))[0]
+    F = evaluate(BENCH, info, X)
+    opt.tell(X, F)
+    Xh, Fh, _ = opt._history()
+    assert Xh.shape[0] == 30
+    front = X[nondominated_ranks(info.normalize(F)) == 0]
+    assert set(space.arch_id(front).tolist()) <= set(space.arch_id(Xh).tolist())
+    assert set(space.arch_id(X[-10:]).tolist()) <= set(space.arch_id(Xh).tolist())  # most recent kept
+    assert opt.ask(2).shape == (2, 28)
+    assert opt.last_times.n_train == 30
+
+
+@pytest.mark.parametrize("encoding", ["onehot", "categorical"])
+def test_other_encodings_run(encoding: str) -> None:
+    props = loop(build("acc_a100", seed=7, encoding=encoding, n_init=4), [4, 2])
+    assert np.concatenate(props).shape == (6, 28)
