@@ -17,8 +17,13 @@ from benchmark.targets import TARGET_NAMES, TARGETS, UnknownTargetError, check_t
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="archive (.tar.gz) or directory of result_*.json (default: NASOPT_DATASET, cache, download)")
-    p.add_argument("--cache-dir", help="where fitted surrogates are cached (default: <user cache>/surrogates)")
+    p.add_argument(
+        "--dataset",
+        help="archive (.tar.gz) or directory of result_*.json (default: NASOPT_DATASET, cache, download)",
+    )
+    p.add_argument(
+        "--cache-dir", help="where fitted surrogates are cached (default: <user cache>/surrogates)"
+    )
     p.add_argument("--backend", choices=["xgboost", "lightgbm"], default="xgboost")
     p.add_argument("--members", type=int, default=5, help="ensemble size (default 5)")
     p.add_argument("--seed", type=int, default=0)
@@ -30,14 +35,20 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("fit", help="fit (or load) the surrogates and print the fit-quality table")
     _common(p)
-    p.add_argument("--split", choices=["all", "default", "random"], default="all",
-                   help="train on all records (quality: out-of-fold) or a split's train part (quality: its val part)")
+    p.add_argument(
+        "--split",
+        choices=["all", "default", "random"],
+        default="all",
+        help="train on all records (quality: out-of-fold) or a split's train part (quality: its val part)",
+    )
     p.add_argument("--refit", action="store_true", help="ignore the cache")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("query", help="predictions with std, MACs and params")
     _common(p)
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--arch", help="compact string, e.g. 'e1k3l1+ e6k3l2+ e6k5l2+ e6k3l3+ e6k5l3+ e6k5l4+ e6k3l1+'")
+    g.add_argument(
+        "--arch", help="compact string, e.g. 'e1k3l1+ e6k3l2+ e6k5l2+ e6k3l3+ e6k5l3+ e6k5l4+ e6k3l1+'"
+    )
     g.add_argument("--archs", help="JSON file: a list of upstream architecture dicts")
     p.add_argument("--targets", nargs="+", help=f"subset of: {' '.join(TARGET_NAMES)}")
     p.add_argument("--json", action="store_true")
@@ -55,8 +66,13 @@ def _load(args: argparse.Namespace, **over: Any) -> Any:
     from benchmark.oracle import load_benchmark
 
     return load_benchmark(
-        over.pop("dataset", args.dataset), cache_dir=args.cache_dir, download=not args.no_download,
-        backend=args.backend, n_members=args.members, seed=args.seed, **over,
+        over.pop("dataset", args.dataset),
+        cache_dir=args.cache_dir,
+        download=not args.no_download,
+        backend=args.backend,
+        n_members=args.members,
+        seed=args.seed,
+        **over,
     )
 
 
@@ -65,10 +81,21 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     bench = _load(args, split=args.split, refit=args.refit) if args.refit else _load(args, split=args.split)
     took = time.perf_counter() - t0
     if args.json:
-        print(json.dumps({"quality": bench.fit_quality, "scored_on": bench.model.meta.get("quality_scored_on"),
-                          "cache": str(bench.cache_path), "seconds": took}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "quality": bench.fit_quality,
+                    "scored_on": bench.model.meta.get("quality_scored_on"),
+                    "cache": str(bench.cache_path),
+                    "seconds": took,
+                },
+                indent=2,
+            )
+        )
         return 0
-    print(format_quality_table(bench.fit_quality, f"fit quality ({bench.model.meta.get('quality_scored_on')})"))
+    print(
+        format_quality_table(bench.fit_quality, f"fit quality ({bench.model.meta.get('quality_scored_on')})")
+    )
     print(f"\nsurrogate {bench.digest} at {bench.cache_path} ({took:.2f} s)")
     return 0
 
@@ -110,14 +137,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from benchmark.dataset import read_records
 
     test = read_records(args.test)
-    bench = _load(args, dataset=args.train)
+    bench = _load(args, dataset=args.train or args.dataset)
     preds = bench.query(test.X)
     result = {t: fit_quality(test.labels[t], p.mean, p.std) for t, p in preds.items()}
     if args.json:
         keys = ("r2", "kendall_tau", "spearman", "mae", "rmse", "n")
-        print(json.dumps({t: {k: (int(q[k]) if k == "n" else q[k]) for k in keys} for t, q in result.items()}, indent=2))
+        print(
+            json.dumps(
+                {t: {k: (int(q[k]) if k == "n" else q[k]) for k in keys} for t, q in result.items()}, indent=2
+            )
+        )
         return 0
-    print(format_quality_table(result, f"surrogate {bench.digest} vs {len(test)} measured records in {args.test}"))
+    print(
+        format_quality_table(
+            result, f"surrogate {bench.digest} vs {len(test)} measured records in {args.test}"
+        )
+    )
     return 0
 
 
@@ -133,8 +168,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for t in TARGET_NAMES:
         y = data.labels[t]
         ok = np.isfinite(y)
-        print(f"  {t:<18} n={int(ok.sum()):>5} missing={int((~ok).sum()):>3}  min={np.nanmin(y):10.3f} "
-              f"median={np.nanmedian(y):10.3f} max={np.nanmax(y):10.3f} {TARGETS[t].unit}")
+        print(
+            f"  {t:<18} n={int(ok.sum()):>5} missing={int((~ok).sum()):>3}  min={np.nanmin(y):10.3f} "
+            f"median={np.nanmedian(y):10.3f} max={np.nanmax(y):10.3f} {TARGETS[t].unit}"
+        )
     root = surrogate_cache_root(args.cache_dir)
     print(f"cache: {cache_dir()}\nsurrogates: {root}")
     if root.is_dir():
@@ -142,8 +179,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
             meta = d / "meta.json"
             if meta.is_file():
                 m = json.loads(meta.read_text())
-                print(f"  {d.name}: {m.get('config', {}).get('backend')} members={m.get('config', {}).get('n_members')} "
-                      f"versions={m.get('versions')} fitted {m.get('created')}")
+                print(
+                    f"  {d.name}: {m.get('config', {}).get('backend')} "
+                    f"members={m.get('config', {}).get('n_members')} "
+                    f"versions={m.get('versions')} fitted {m.get('created')}"
+                )
     return 0
 
 
@@ -157,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"fit": _cmd_fit, "query": _cmd_query, "evaluate": _cmd_evaluate, "info": _cmd_info}
     try:
         return handlers[args.cmd](args)
-    except (space.InvalidArchitectureError, UnknownTargetError, DatasetError, DataSourceError,
-            SurrogateConfigError) as exc:
+    except (
+        space.InvalidArchitectureError,
+        UnknownTargetError,
+        DatasetError,
+        DataSourceError,
+        SurrogateConfigError,
+    ) as exc:
         print(f"nasopt bench {args.cmd}: error: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ tables, ``meta.json``). A stale or incompatible cache is refitted with a message
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,10 +35,8 @@ from benchmark.targets import TARGET_NAMES, check_targets
 def _versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0], "numpy": np.__version__}
     for mod in ("xgboost", "lightgbm"):
-        try:
+        with contextlib.suppress(ImportError):
             out[mod] = __import__(mod).__version__
-        except ImportError:
-            pass
     return out
 
 
@@ -78,14 +77,16 @@ class Benchmark:
         noisy: bool = False,
         rng: np.random.Generator | None = None,
     ) -> dict[str, TargetPrediction]:
-        """Predict ``targets`` (None = all fitted) for ``X (n, 28)``: mean, std and observed value, each ``(n,)``.
+        """Predict ``targets`` (None = all fitted) for ``X (n, 28)``: mean, std, observed value, ``(n,)``.
 
         ``noisy=True`` draws each value from a normal with the ensemble's calibrated mean and std using
         ``rng`` (required); device values are clipped to stay positive.
         """
         names = self.targets if targets is None else check_targets(targets)
         if noisy and not isinstance(rng, np.random.Generator):
-            raise ValueError("noisy queries need rng=numpy.random.Generator(...) (e.g. np.random.default_rng(0))")
+            raise ValueError(
+                "noisy queries need rng=numpy.random.Generator(...) (e.g. np.random.default_rng(0))"
+            )
         batch = space.as_batch(X)
         preds = self.model.predict(batch, names)
         out = {}
@@ -196,18 +197,30 @@ def load_benchmark(
         rows = split.train
         score_X = data.X[split.val]
         score_labels = {k: v[split.val] for k, v in data.labels.items()}
-    say(f"fitting surrogates for {len(base.targets)} targets on {len(rows)} records "
-        f"({base.backend}, {base.n_members} members; first use only) ...")
+    say(
+        f"fitting surrogates for {len(base.targets)} targets on {len(rows)} records "
+        f"({base.backend}, {base.n_members} members; first use only) ..."
+    )
     model = fit_surrogate(
-        data.X[rows], {k: v[rows] for k, v in data.labels.items()}, base,
-        score_X=score_X, score_labels=score_labels, progress=say,
+        data.X[rows],
+        {k: v[rows] for k, v in data.labels.items()},
+        base,
+        score_X=score_X,
+        score_labels=score_labels,
+        progress=say,
     )
     elapsed = time.perf_counter() - t0
-    model.meta.update({
-        "dataset_sha256": data.sha256, "dataset_source": data.source, "n_records": len(data),
-        "feature_order": [space.gene_name(j) for j in range(space.N_GENES)],
-        "versions": _versions(), "fit_total_seconds": elapsed, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    })
+    model.meta.update(
+        {
+            "dataset_sha256": data.sha256,
+            "dataset_source": data.source,
+            "n_records": len(data),
+            "feature_order": [space.gene_name(j) for j in range(space.N_GENES)],
+            "versions": _versions(),
+            "fit_total_seconds": elapsed,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+    )
     say(f"fitted in {elapsed:.1f} s; caching at {path}")
     _write_atomically(model, path)
     return Benchmark(model, data.sha256, path)

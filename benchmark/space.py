@@ -87,7 +87,9 @@ def as_batch(X: ArrayLike) -> IntArray:
         arr = arr.astype(np.int64)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise InvalidArchitectureError("architecture genes must be integer indices; got non-integer floats")
+            raise InvalidArchitectureError(
+                "architecture genes must be integer indices; got non-integer floats"
+            )
     elif arr.dtype.kind not in "iu":
         raise InvalidArchitectureError(f"architecture genes must be integers, got dtype {arr.dtype}")
     out = arr.astype(np.int64, copy=False)
@@ -97,7 +99,7 @@ def as_batch(X: ArrayLike) -> IntArray:
 
 def validate(X: IntArray) -> None:
     """Raise :class:`InvalidArchitectureError` naming the first bad row, block, field and allowed values."""
-    bad = (X < 0) | (X >= CARDINALITIES[None, :])
+    bad = (X < 0) | (CARDINALITIES[None, :] <= X)
     if bad.any():
         row, col = (int(v) for v in np.argwhere(bad)[0])
         raise InvalidArchitectureError(
@@ -225,14 +227,16 @@ def encode_values(e: ArrayLike, k: ArrayLike, l: ArrayLike, se: ArrayLike) -> In
 
 
 def from_dicts(archs: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> IntArray:
-    """Batch from upstream dicts ``{"block0_e": 6, "block0_k": 3, "block0_l": 1, "block0_se": False, ...}``."""
+    """Batch from upstream dicts ``{"block0_e": 6, "block0_k": 3, "block0_l": 1, "block0_se": False, ..}``."""
     if isinstance(archs, Mapping):
         archs = [archs]
     n = len(archs)
     vals = {f: np.zeros((n, N_BLOCKS), dtype=np.int64) for f in FIELDS}
     for r, arch in enumerate(archs):
         if not isinstance(arch, Mapping):
-            raise InvalidArchitectureError(f"architecture {r}: expected a dict of block keys, got {type(arch).__name__}")
+            raise InvalidArchitectureError(
+                f"architecture {r}: expected a dict of block keys, got {type(arch).__name__}"
+            )
         for b in range(N_BLOCKS):
             for f in FIELDS:
                 key = f"block{b}_{f}"
@@ -277,9 +281,7 @@ def to_strings(X: ArrayLike) -> list[str]:
     dec = decode(X)
     e, k, l_, se = dec["e"], dec["k"], dec["l"], dec["se"]
     return [
-        " ".join(
-            f"e{e[r, b]}k{k[r, b]}l{l_[r, b]}{'+' if se[r, b] else '-'}" for b in range(N_BLOCKS)
-        )
+        " ".join(f"e{e[r, b]}k{k[r, b]}l{l_[r, b]}{'+' if se[r, b] else '-'}" for b in range(N_BLOCKS))
         for r in range(e.shape[0])
     ]
 
@@ -304,7 +306,7 @@ def from_strings(strings: Iterable[str]) -> IntArray:
             m = _BLOCK_RE.match(blk)
             if m is None:
                 raise InvalidArchitectureError(
-                    f"architecture string {r}: block {b} {blk!r} is not of the form 'e<E>k<K>l<L>+' or '...-' "
+                    f"architecture string {r}: block {b} {blk!r} is not of the form 'e<E>k<K>l<L>+' or '-' "
                     f"(e.g. 'e6k5l3+')"
                 )
             row["e"].append(int(m.group(1)))

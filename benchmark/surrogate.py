@@ -32,7 +32,15 @@ from numpy.typing import NDArray
 
 from benchmark import space
 from benchmark.metrics import fit_quality
-from benchmark.tables import BLOCK_SIZES, FusedTables, Leaf, TripleTables, block_configs, lightgbm_leaves, xgboost_leaves
+from benchmark.tables import (
+    BLOCK_SIZES,
+    FusedTables,
+    Leaf,
+    TripleTables,
+    block_configs,
+    lightgbm_leaves,
+    xgboost_leaves,
+)
 from benchmark.targets import TARGET_NAMES, get_target
 
 FloatArray = NDArray[np.float64]
@@ -49,7 +57,13 @@ UPSTREAM_ACCURACY_XGB: dict[str, Any] = {
     "eta": 0.09373,
 }
 #: Residual model of the additive device targets (measured on the default split; see README).
-RESIDUAL_XGB: dict[str, Any] = {"max_depth": 3, "min_child_weight": 5, "subsample": 0.8, "eta": 0.2, "lambda": 1.0}
+RESIDUAL_XGB: dict[str, Any] = {
+    "max_depth": 3,
+    "min_child_weight": 5,
+    "subsample": 0.8,
+    "eta": 0.2,
+    "lambda": 1.0,
+}
 #: LightGBM equivalents (num_leaves 8 = depth 3).
 LIGHTGBM_ACCURACY: dict[str, Any] = {
     "max_depth": 3,
@@ -116,20 +130,28 @@ class SurrogateConfig:
         if self.device_model not in ("additive", "trees"):
             raise SurrogateConfigError(f"device_model {self.device_model!r}: choose 'additive' or 'trees'")
         if self.n_members < 2:
-            raise SurrogateConfigError(f"n_members must be >= 2 (ensemble std needs members), got {self.n_members}")
+            raise SurrogateConfigError(
+                f"n_members must be >= 2 (ensemble std needs members), got {self.n_members}"
+            )
         if self.split not in ("all", "default", "random"):
             raise SurrogateConfigError(f"split {self.split!r}: choose 'all', 'default' or 'random'")
         for t in self.targets:
             get_target(t)
-        for key, groups in (("accuracy_block_groups", self.accuracy_block_groups),
-                            ("residual_block_groups", self.residual_block_groups)):
+        for key, groups in (
+            ("accuracy_block_groups", self.accuracy_block_groups),
+            ("residual_block_groups", self.residual_block_groups),
+        ):
             if groups not in (1, 2, 3):
                 raise SurrogateConfigError(f"{key}={groups}: choose 1, 2 or 3")
-        for key, params in (("accuracy_params", self.accuracy_params), ("residual_params", self.residual_params)):
+        for key, params in (
+            ("accuracy_params", self.accuracy_params),
+            ("residual_params", self.residual_params),
+        ):
             depth = params.get("max_depth", 3)
             if depth > 3:
                 raise SurrogateConfigError(
-                    f"{key}.max_depth={depth}: trees deeper than 3 cannot be compiled to block-triple tables; use <= 3"
+                    f"{key}.max_depth={depth}: trees deeper than 3 cannot be compiled to block-triple "
+                    f"tables; use <= 3"
                 )
 
     def to_json(self) -> dict[str, Any]:
@@ -142,7 +164,9 @@ class SurrogateConfig:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise SurrogateConfigError(f"unknown surrogate settings {sorted(unknown)}; known: {sorted(known)}")
+            raise SurrogateConfigError(
+                f"unknown surrogate settings {sorted(unknown)}; known: {sorted(known)}"
+            )
         d = dict(d)
         if "targets" in d:
             d["targets"] = tuple(d["targets"])
@@ -220,8 +244,14 @@ def combine_channels(target: str, kind: str, ch: FloatArray) -> FloatArray:
 
 
 def _xgb_member(
-    Xf: NDArray[np.float32], y: FloatArray, fit: IntArray, hold: IntArray, params: dict[str, Any], cfg: SurrogateConfig,
-    seed: int, base_margin: FloatArray | None = None,
+    Xf: NDArray[np.float32],
+    y: FloatArray,
+    fit: IntArray,
+    hold: IntArray,
+    params: dict[str, Any],
+    cfg: SurrogateConfig,
+    seed: int,
+    base_margin: FloatArray | None = None,
 ) -> tuple[list[Leaf], float, int, bytes, Callable[[IntArray], FloatArray]]:
     import xgboost as xgb
 
@@ -229,8 +259,12 @@ def _xgb_member(
     dhold = xgb.DMatrix(Xf[hold], label=y[hold], nthread=1)
     full = {"objective": "reg:squarederror", "tree_method": "hist", "seed": seed, "nthread": 1, **params}
     booster = xgb.train(
-        full, dfit, num_boost_round=cfg.max_rounds, evals=[(dhold, "hold")],
-        early_stopping_rounds=cfg.early_stopping_rounds, verbose_eval=False,
+        full,
+        dfit,
+        num_boost_round=cfg.max_rounds,
+        evals=[(dhold, "hold")],
+        early_stopping_rounds=cfg.early_stopping_rounds,
+        verbose_eval=False,
     )
     best = int(booster.best_iteration) + 1
     booster = booster[:best]  # upstream defect fixed: predict with the best iteration only
@@ -244,17 +278,33 @@ def _xgb_member(
 
 
 def _lgb_member(
-    Xf: NDArray[np.float32], y: FloatArray, fit: IntArray, hold: IntArray, params: dict[str, Any], cfg: SurrogateConfig,
-    seed: int, base_margin: FloatArray | None = None,
+    Xf: NDArray[np.float32],
+    y: FloatArray,
+    fit: IntArray,
+    hold: IntArray,
+    params: dict[str, Any],
+    cfg: SurrogateConfig,
+    seed: int,
+    base_margin: FloatArray | None = None,
 ) -> tuple[list[Leaf], float, int, bytes, Callable[[IntArray], FloatArray]]:
     import lightgbm as lgb
 
-    full = {"objective": "regression", "seed": seed, "verbosity": -1, "num_threads": 1, "deterministic": True,
-            "force_row_wise": True, **params}
+    full = {
+        "objective": "regression",
+        "seed": seed,
+        "verbosity": -1,
+        "num_threads": 1,
+        "deterministic": True,
+        "force_row_wise": True,
+        **params,
+    }
     dfit = lgb.Dataset(Xf[fit], label=y[fit], categorical_feature=[], free_raw_data=False)
     dhold = lgb.Dataset(Xf[hold], label=y[hold], reference=dfit)
     booster = lgb.train(
-        full, dfit, num_boost_round=cfg.max_rounds, valid_sets=[dhold],
+        full,
+        dfit,
+        num_boost_round=cfg.max_rounds,
+        valid_sets=[dhold],
         callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
     )
     best = int(booster.best_iteration) or booster.current_iteration()
@@ -315,7 +365,7 @@ def fit_target(
             w, b = _fit_block_additive(cfgs[fit], z[fit], cfg.ridge)
             add_w.append(w)
             add_b[m] = b
-            lin = b + sum(w[blk][cfgs[:, blk]] for blk in range(7))
+            lin: FloatArray = b + np.sum([w[blk][cfgs[:, blk]] for blk in range(7)], axis=0)
             if np.any(lin[rows] <= 0):
                 raise FloatingPointError(f"{target}: additive model predicts non-positive cost; raise ridge")
             label = np.where(ok, np.log(np.maximum(z, 1e-12) / np.maximum(lin, 1e-12)), np.nan)
@@ -416,12 +466,19 @@ class SurrogateModel:
                 (directory / fn).write_bytes(raw)
                 files.append(fn)
             targets_meta[name] = {
-                "kind": ft.kind, "n_channels": len(ft.channels), "std_scale": ft.std_scale,
-                "rounds": ft.rounds, "native_models": files,
+                "kind": ft.kind,
+                "n_channels": len(ft.channels),
+                "std_scale": ft.std_scale,
+                "rounds": ft.rounds,
+                "native_models": files,
             }
         np.savez(directory / "tables.npz", **arrays)  # type: ignore[arg-type]
-        meta = {**self.meta, "config": self.config.to_json(), "targets": targets_meta,
-                "format_version": MODEL_FORMAT_VERSION}
+        meta = {
+            **self.meta,
+            "config": self.config.to_json(),
+            "targets": targets_meta,
+            "format_version": MODEL_FORMAT_VERSION,
+        }
         (directory / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     @classmethod
@@ -434,8 +491,12 @@ class SurrogateModel:
         targets = {}
         with np.load(directory / "tables.npz", allow_pickle=False) as arrays:
             for name, tm in meta["targets"].items():
-                channels = [TripleTables.from_arrays(arrays, f"{name}/c{ci}/") for ci in range(tm["n_channels"])]
-                targets[name] = FittedTarget(name, tm["kind"], channels, float(tm["std_scale"]), list(tm["rounds"]))
+                channels = [
+                    TripleTables.from_arrays(arrays, f"{name}/c{ci}/") for ci in range(tm["n_channels"])
+                ]
+                targets[name] = FittedTarget(
+                    name, tm["kind"], channels, float(tm["std_scale"]), list(tm["rounds"])
+                )
         rest = {k: v for k, v in meta.items() if k not in ("config", "targets", "format_version")}
         return cls(config, targets, rest)
 
@@ -480,7 +541,12 @@ def fit_surrogate(
         quality = oof_quality
         scored_on = "out-of-fold (each record predicted by the member that did not train on it)"
     model.meta.update(
-        {"quality": quality, "oof_quality": oof_quality, "quality_scored_on": scored_on,
-         "fit_seconds": timings, "n_train": len(X)}
+        {
+            "quality": quality,
+            "oof_quality": oof_quality,
+            "quality_scored_on": scored_on,
+            "fit_seconds": timings,
+            "n_train": len(X),
+        }
     )
     return model

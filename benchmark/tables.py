@@ -48,14 +48,14 @@ PAD = space.N_BLOCKS
 _SIZES_PADDED: IntArray = np.append(BLOCK_SIZES, 1)
 
 
-def block_groups(size: int) -> list[tuple[int, int, int]]:
+def block_groups(size: int) -> list[tuple[int, ...]]:
     """All groups of ``size`` blocks (1..3), padded to 3 entries with :data:`PAD`."""
     if not 1 <= size <= 3:
         raise ValueError(f"group size must be 1, 2 or 3, got {size}")
     return [g + (PAD,) * (3 - size) for g in itertools.combinations(range(space.N_BLOCKS), size)]
 
 
-TRIPLES: list[tuple[int, int, int]] = block_groups(3)
+TRIPLES: list[tuple[int, ...]] = block_groups(3)
 
 
 def block_configs(X: IntArray) -> IntArray:
@@ -159,7 +159,7 @@ class TripleTables:
                 )
             t = next(i for i, tr in enumerate(groups) if blocks <= set(tr))
             by_triple.setdefault(t, []).append(leaf)
-        triples: list[tuple[int, int, int]] = []
+        triples: list[tuple[int, ...]] = []
         tables: list[FloatArray] = []
         for t in sorted(by_triple):
             tri = groups[t]

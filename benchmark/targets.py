@@ -64,7 +64,9 @@ class UnknownTargetError(KeyError):
 def get_target(name: str) -> Target:
     """Look up a target by name; an unknown name lists the known ones."""
     if name not in TARGETS:
-        raise UnknownTargetError(f"unknown benchmark target {name!r}; known targets: {', '.join(TARGET_NAMES)}")
+        raise UnknownTargetError(
+            f"unknown benchmark target {name!r}; known targets: {', '.join(TARGET_NAMES)}"
+        )
     return TARGETS[name]
 
 

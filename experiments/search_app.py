@@ -203,6 +203,18 @@ def _write_error(run_dir: Path, text: str) -> None:
         pass
 
 
+def _limit_torch_threads(optimizer: str) -> None:
+    """One torch thread for REINFORCE: its tiny ops only wait on each other's threads on small machines
+    (measured: 1,500 evaluations in 12 s with one thread, 95-120 s with two under load). The app owns the
+    process, so it may set this; library code never does."""
+    if optimizer == "reinforce":
+        try:
+            import torch
+        except ImportError:
+            return
+        torch.set_num_threads(1)
+
+
 def task(cfg: DictConfig) -> int:
     """One Hydra job: run (or resume, or report) the search in the job's output directory."""
     from hydra.core.hydra_config import HydraConfig
@@ -210,6 +222,7 @@ def task(cfg: DictConfig) -> int:
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    _limit_torch_threads(str(cfg.optimizer.name))
     multirun = hc.mode == RunMode.MULTIRUN
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
     try:

@@ -47,4 +47,11 @@ def make_optimizer(name: str, problem: ProblemInfo, rng: np.random.Generator, **
     return optimizer_class(name)(problem, rng, **params)
 
 
-__all__ = ["OPTIMIZERS", "Optimizer", "ProblemInfo", "UnknownOptimizerError", "make_optimizer", "optimizer_class"]
+__all__ = [
+    "OPTIMIZERS",
+    "Optimizer",
+    "ProblemInfo",
+    "UnknownOptimizerError",
+    "make_optimizer",
+    "optimizer_class",
+]

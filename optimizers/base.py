@@ -116,9 +116,9 @@ class Optimizer(ABC):
         self.rng.bit_generator.state = state
 
     @staticmethod
-    def _check_tell(X: IntArray, F: FloatArray, feasible: BoolArray | None, n_obj: int) -> tuple[
-        IntArray, FloatArray, BoolArray
-    ]:
+    def _check_tell(
+        X: IntArray, F: FloatArray, feasible: BoolArray | None, n_obj: int
+    ) -> tuple[IntArray, FloatArray, BoolArray]:
         X = np.asarray(X, dtype=np.int64)
         F = np.asarray(F, dtype=np.float64)
         if F.ndim == 1:

@@ -49,6 +49,9 @@ from optimizers.bo_models import DTYPE, ENCODINGS, GPParams, encode, fit_model_l
 
 _NDS = NonDominatedSorting()
 _FEAS_KEY = "feasibility"
+#: noise-variance floor of the +-1 feasibility GP (standardised units); held-out Brier score on the
+#: real records' acc_constrained_a100 feasibility, 100 training points: 0.110 without, 0.082 with
+FEASIBILITY_NOISE_FLOOR = 0.2
 
 
 @dataclass
@@ -150,7 +153,9 @@ class BayesianOptimization(Optimizer):
         self.n_init = check_int(owner, "n_init", n_init, 1)
         self.q = check_int(owner, "q", q, 1, 256)
         if encoding not in ENCODINGS:
-            raise ValueError(f"{owner}: hyperparameter encoding={encoding!r} must be one of {', '.join(ENCODINGS)}")
+            raise ValueError(
+                f"{owner}: hyperparameter encoding={encoding!r} must be one of {', '.join(ENCODINGS)}"
+            )
         self.encoding = encoding
         self.log_device_targets = check_bool(owner, "log_device_targets", log_device_targets)
         self.max_history = check_int(owner, "max_history", max_history, 10)
@@ -190,11 +195,19 @@ class BayesianOptimization(Optimizer):
     def ask(self, n: int) -> IntArray:
         n = check_ask(type(self).__name__, n)
         self.last_times = AskTimes()
-        exclude = self._ids | set(space.arch_id(self._pending).tolist()) if self._pending.size else set(self._ids)
+        exclude = set(self._ids)
+        if self._pending.shape[0]:
+            exclude.update(space.arch_id(self._pending).tolist())
         parts: list[IntArray] = []
-        if self._design is None:
+        # initial design: while fewer than n_init architectures are evaluated or pending
+        known = self._X.shape[0] + self._pending.shape[0]
+        if self._design is None and known < self.n_init:
             self._design = balanced_design(self.n_init, self.rng)
-        while self._design_pos < self.n_init and sum(p.shape[0] for p in parts) < n:
+        while (
+            self._design is not None and self._design_pos < self.n_init
+            and known < self.n_init and len(parts) < n
+        ):
+            known += 1
             x = self._design[self._design_pos : self._design_pos + 1]
             self._design_pos += 1
             a = int(space.arch_id(x)[0])
@@ -244,7 +257,9 @@ class BayesianOptimization(Optimizer):
         self._ids = set(space.arch_id(self._X).tolist()) if self._X.shape[0] else set()
         self._pending = np.asarray(state["pending"], dtype=np.int64).reshape(-1, space.N_GENES)
         design = state.get("design")
-        self._design = None if design is None else np.asarray(design, dtype=np.int64).reshape(-1, space.N_GENES)
+        self._design = (
+            None if design is None else np.asarray(design, dtype=np.int64).reshape(-1, space.N_GENES)
+        )
         self._design_pos = int(state["design_pos"])
         self._n_builds = int(state["n_builds"])
         self._gp_params = {
@@ -283,7 +298,7 @@ class BayesianOptimization(Optimizer):
         return X[keep], F[keep], fe[keep]
 
     def _anchors(self, X: IntArray, F: FloatArray, fe: BoolArray, k: int) -> IntArray:
-        """Up to ``k`` best rows: the feasible (else all non-failed) rows of the lowest non-dominated ranks."""
+        """Up to ``k`` best rows: feasible (else all non-failed) rows of the lowest non-dominated ranks."""
         ok = ~np.isnan(F).any(axis=1)
         use = ok & fe if (ok & fe).any() else ok
         idx = np.flatnonzero(use)
@@ -311,19 +326,21 @@ class BayesianOptimization(Optimizer):
     def _propose(self, n: int, exclude: set[int], pending: IntArray) -> IntArray:
         """``n`` BO proposals (random while there is nothing to model)."""
         X, F, fe = self._history()
-        ok = ~np.isnan(F).any(axis=1)
+        ok: BoolArray = np.asarray(~np.isnan(F).any(axis=1), dtype=bool)
         if ok.sum() < 2 or not (ok & fe).any():
             return self._random(n, exclude)
         t0 = time.perf_counter()
-        model, feas_index, X_base = self._build_model(X, F, fe, ok)
+        outcomes = self.outcomes.for_data(F[ok])
+        model, feas_index, X_base = self._build_model(X, F, fe, ok, outcomes)
         self.last_times.fit = time.perf_counter() - t0
         self.last_times.n_train = int(X.shape[0])
         seed = int(self.rng.integers(0, 2**31 - 1))
+        t0 = time.perf_counter()
         good = ok & fe
         Y_inc = torch.from_numpy(-self.problem.normalize(F[good])).to(DTYPE)
         screen, final = make_acquisition(
             model,
-            self.outcomes,
+            outcomes,
             encode(X_base, self.encoding),
             Y_inc,
             self.problem.ref_point,
@@ -348,18 +365,18 @@ class BayesianOptimization(Optimizer):
             times=times,
         )
         self.last_times.candidates = times.candidates
-        self.last_times.acquisition = times.acquisition
+        self.last_times.acquisition = time.perf_counter() - t0 - times.candidates
         self.last_times.n_scored = times.n_scored
         exclude.update(space.arch_id(out).tolist())
         return out
 
     def _build_model(
-        self, X: IntArray, F: FloatArray, fe: BoolArray, ok: BoolArray
+        self, X: IntArray, F: FloatArray, fe: BoolArray, ok: BoolArray, outcomes: OutcomeSpace
     ) -> tuple[Any, int | None, IntArray]:
         """Fit the GPs; returns ``(ModelListGP, feasibility output index or None, baseline genes)``."""
         m = self.problem.n_obj
         Xo = X[ok]
-        Z = self.outcomes.to_model(F[ok])
+        Z = outcomes.to_model(F[ok])
         keys = [f"objective{i}" for i in range(m)]
         ys = [torch.from_numpy(np.ascontiguousarray(Z[:, i : i + 1])).to(DTYPE) for i in range(m)]
         train_X = encode(Xo, self.encoding)
@@ -367,14 +384,20 @@ class BayesianOptimization(Optimizer):
         refit = self._n_builds % self.refit_every == 0 or not self._gp_params
         warm = [self._gp_params.get(k) if self.warm_start else None for k in keys]
         model_obj, params = fit_model_list(train_X, ys, self.encoding, warm, self.fit_maxiter, fit=refit)
-        models = list(model_obj.models)
+        models: list[Any] = list(model_obj.models)
         feas_index: int | None = None
         if use_feas:
             y_feas = torch.from_numpy(np.where(fe, 1.0, -1.0)[:, None]).to(DTYPE)
             fwarm = [self._gp_params.get(_FEAS_KEY) if self.warm_start else None]
             refit_f = refit or _FEAS_KEY not in self._gp_params
             feas_model, fparams = fit_model_list(
-                encode(X, self.encoding), [y_feas], self.encoding, fwarm, self.fit_maxiter, fit=refit_f
+                encode(X, self.encoding),
+                [y_feas],
+                self.encoding,
+                fwarm,
+                self.fit_maxiter,
+                fit=refit_f,
+                noise_floor=FEASIBILITY_NOISE_FLOOR,
             )
             models.append(feas_model.models[0])
             keys.append(_FEAS_KEY)

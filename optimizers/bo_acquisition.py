@@ -70,6 +70,13 @@ class OutcomeSpace:
     def m(self) -> int:
         return len(self.ideal)
 
+    def for_data(self, F: FloatArray) -> OutcomeSpace:
+        """This space without the log scale for objectives whose values in ``F`` are not all positive."""
+        log = tuple(
+            lg and bool(np.all(F[:, i] * self._sign[i] > 0)) for i, lg in enumerate(self.log)
+        )
+        return self if log == self.log else OutcomeSpace(self.ideal, self.nadir, self.maximize, log)
+
     def to_model(self, F: FloatArray) -> FloatArray:
         """Internal minimisation values ``(n, m)`` to model-space targets ``(n, m)``."""
         ideal = np.asarray(self.ideal)
@@ -170,7 +177,7 @@ def make_acquisition(
     screen_mo = qLogExpectedHypervolumeImprovement(
         model=model,
         ref_point=ref.tolist(),
-        partitioning=FastNondominatedPartitioning(ref_point=ref, Y=Y_incumbent.to(DTYPE)),
+        partitioning=FastNondominatedPartitioning(ref_point=ref, Y=Y_incumbent.to(DTYPE)),  # type: ignore[arg-type]
         sampler=screen_sampler,
         objective=mo_objective,
         constraints=constraints,
@@ -247,7 +254,7 @@ def optimise_discrete(
     X_pending: torch.Tensor | None = None,
     times: SearchTimes | None = None,
 ) -> IntArray:
-    """Pick ``n`` new architectures by local search on ``screen`` and sequential greedy selection on ``final``.
+    """Pick ``n`` new architectures: local search on ``screen``, sequential greedy selection on ``final``.
 
     1. Pool: ``n_random`` uniform architectures, all one-step neighbours of ``anchors`` and ``n_mutants``
        two-gene mutants per anchor; evaluated/pending ones removed; scored with ``screen`` (q = 1).
@@ -283,8 +290,8 @@ def optimise_discrete(
     t.candidates += time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    if X_pending is not None:
-        screen.set_X_pending(X_pending)
+    # pending points only enter ``final``: in ``screen`` (qLogEHVI) they would make every evaluation a joint
+    # q = 1 + pending one, whose hypervolume improvement costs 2^q terms
     cands = [pool]
     vals = [score(screen, pool, encoder, settings.chunk)]
     t.acquisition += time.perf_counter() - t0
@@ -295,8 +302,8 @@ def optimise_discrete(
         allv = np.concatenate(vals)
         order = np.argsort(-allv, kind="stable")
         head = order[: settings.local_top * 4]
-        top = [int(i) for i, a in zip(head, space.arch_id(allX[head]).tolist(), strict=True) if a not in expanded]
-        top = top[: settings.local_top]
+        head_ids = space.arch_id(allX[head]).tolist()
+        top = [int(i) for i, a in zip(head, head_ids, strict=True) if a not in expanded][: settings.local_top]
         if not top:
             break
         expanded.update(space.arch_id(allX[top]).tolist())

@@ -29,6 +29,7 @@ from botorch.exceptions import ModelFittingError
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
+from gpytorch.constraints import GreaterThan
 from gpytorch.mlls import ExactMarginalLogLikelihood, SumMarginalLogLikelihood
 from linear_operator.utils.errors import NotPSDError
 from numpy.typing import NDArray
@@ -104,6 +105,18 @@ def build_gp(train_X: torch.Tensor, train_y: torch.Tensor, encoding: str) -> Sin
     raise AssertionError("unreachable")
 
 
+def set_noise_floor(model: SingleTaskGP, floor: float) -> None:
+    """Constrain the likelihood noise variance (standardised units) to be ``>= floor`` and start there.
+
+    Used for the ``+-1`` feasibility outcome: a step function is otherwise interpolated with tiny noise and
+    short lengthscales, which generalises worse (held-out AUC/Brier, see ``bo_speed.py --feasibility``).
+    """
+    noise_covar = model.likelihood.noise_covar
+    constraint = GreaterThan(floor, transform=None, initial_value=2.0 * floor)
+    noise_covar.register_constraint("raw_noise", constraint)
+    noise_covar.noise = 2.0 * floor
+
+
 def gp_params(model: torch.nn.Module) -> GPParams:
     """The model's (raw) hyper-parameters as float64 numpy arrays, keyed by parameter name."""
     return {name: p.detach().cpu().numpy().astype(np.float64).copy() for name, p in model.named_parameters()}
@@ -156,6 +169,7 @@ def fit_model_list(
     warm: Sequence[Mapping[str, Any] | None] | None = None,
     maxiter: int = 200,
     fit: bool = True,
+    noise_floor: float | None = None,
 ) -> tuple[ModelListGP, list[GPParams]]:
     """One GP per outcome on shared inputs, warm-started and fitted; returns ``(model, params per outcome)``.
 
@@ -166,10 +180,13 @@ def fit_model_list(
         warm: per outcome hyper-parameters to start from (None = BoTorch defaults).
         maxiter: L-BFGS-B iteration cap per outcome.
         fit: False = only condition on the data with the warm-start hyper-parameters (no optimisation).
+        noise_floor: if given, lower bound of every outcome's noise variance (see :func:`set_noise_floor`).
     """
     models: list[SingleTaskGP] = []
     for i, y in enumerate(train_Y):
         gp = build_gp(train_X, y, encoding)
+        if noise_floor is not None:
+            set_noise_floor(gp, noise_floor)
         if warm is not None and i < len(warm) and warm[i] is not None:
             set_gp_params(gp, warm[i])  # type: ignore[arg-type]
         if fit:

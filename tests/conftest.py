@@ -170,3 +170,17 @@ class RecordKit:
 def anb_kit() -> type[RecordKit]:
     """Synthetic-record helpers (:class:`RecordKit`) for dataset, source and split tests."""
     return RecordKit
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny torch ops (REINFORCE, BO) only wait on each other's threads on a 2-core machine."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

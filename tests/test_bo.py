@@ -15,8 +15,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pymoo.indicators.hv import HV
 from optimizer_fixtures import evaluate, load_state_tree, make_problem, save_state_tree
+from pymoo.indicators.hv import HV
 
 from benchmark import space
 from benchmark.synthetic import SyntheticBenchmark
@@ -188,27 +188,28 @@ def test_proposals_avoid_every_evaluated_architecture() -> None:
 
 
 def test_constraint_moves_proposals_into_the_feasible_region() -> None:
-    """Feasible = small networks (synthetic latency <= 6 ms); accuracy alone would pick large ones."""
+    """Maximise accuracy under a depth budget (at most 13 layers in all): the budget binds, since deeper
+    networks are more accurate; BO that is told feasibility proposes mostly feasible architectures."""
     info = make_problem("acc")
     info = ProblemInfo(info.name, info.objectives, info.maximize, info.ideal, info.nadir, info.ref_point, 1)
 
     def feasible(X: np.ndarray) -> np.ndarray:
-        return np.asarray(BENCH.query(X, ["latency_zcu102"])["latency_zcu102"].mean <= 6.0)
+        return np.asarray(space.decode(X)["l"].sum(axis=1) <= 13)
 
     rng = np.random.default_rng(5)
-    init = space.sample(40, rng)
+    init = space.sample(100, rng)
     frac_random = feasible(space.sample(2000, rng)).mean()
-    assert 0.1 < frac_random < 0.7  # the constraint binds and the region is not tiny
-    constrained = build(info, seed=3, n_init=1)
+    assert 0.2 < frac_random < 0.5  # the constraint binds and the region is not tiny
+    constrained = build(info, seed=3)
     constrained.tell(init, evaluate(BENCH, info, init), feasible(init))
     props = np.concatenate(loop(constrained, [4, 4, 4], feasible_fn=feasible))
     frac_bo = feasible(props).mean()
-    assert frac_bo >= 0.75, (frac_bo, frac_random)
     # without the feasibility information it chases accuracy into the infeasible region
-    blind = build(info, seed=3, n_init=1)
+    blind = build(info, seed=3)
     blind.tell(init, evaluate(BENCH, info, init))
-    blind_props = np.concatenate(loop(blind, [4, 4, 4]))
-    assert feasible(blind_props).mean() < frac_bo
+    frac_blind = feasible(np.concatenate(loop(blind, [4, 4, 4]))).mean()
+    assert frac_bo >= 0.5, (frac_bo, frac_random, frac_blind)
+    assert frac_bo > frac_random and frac_bo > frac_blind, (frac_bo, frac_random, frac_blind)
 
 
 def test_failed_and_all_infeasible_histories_still_give_proposals() -> None:
@@ -266,11 +267,12 @@ def test_max_history_caps_the_training_set_and_keeps_the_front() -> None:
     info = make_problem("acc_a100")
     opt = build(info, seed=6, max_history=30)
     X = space.unique(space.sample(80, np.random.default_rng(8)))[0]
-    F = evaluate(BENCH, info, X)
+    F = np.random.default_rng(9).normal(size=(len(X), 2))  # a small front, unlike the synthetic oracle's
     opt.tell(X, F)
-    Xh, Fh, _ = opt._history()
+    Xh, _, _ = opt._history()
     assert Xh.shape[0] == 30
-    front = X[nondominated_ranks(info.normalize(F)) == 0]
+    front = X[nondominated_ranks(F) == 0]
+    assert 0 < len(front) < 15
     assert set(space.arch_id(front).tolist()) <= set(space.arch_id(Xh).tolist())
     assert set(space.arch_id(X[-10:]).tolist()) <= set(space.arch_id(Xh).tolist())  # most recent kept
     assert opt.ask(2).shape == (2, 28)

@@ -299,10 +299,10 @@ def test_categorical_mutation_changes_to_other_values(seed: int, prob: float) ->
 
 
 def test_nsga2_leaves_global_random_state_alone() -> None:
-    before = np.random.get_state(legacy=False)  # noqa: NPY002 (checking that nobody touches it)
+    before = np.random.get_state(legacy=False)
     opt = NSGA2(ACC_A100, rng(), population_size=10)
     run_loop(opt, BENCH, ACC_A100, 100, [7, 3], fail_fn=lambda X: space.arch_id(X) % 4 == 0)
-    after = np.random.get_state(legacy=False)  # noqa: NPY002
+    after = np.random.get_state(legacy=False)
     assert isinstance(before, dict) and isinstance(after, dict)
     np.testing.assert_array_equal(before["state"]["key"], after["state"]["key"])
     assert before["state"]["pos"] == after["state"]["pos"]

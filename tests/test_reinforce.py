@@ -163,11 +163,11 @@ def test_same_seed_same_run_different_seed_different_run() -> None:
 
 def test_global_random_state_is_untouched() -> None:
     torch_before = torch.random.get_rng_state().clone()
-    np_before: dict[str, Any] = np.random.get_state(legacy=False)  # noqa: NPY002 - checking nobody used it
+    np_before: dict[str, Any] = np.random.get_state(legacy=False)
     opt = Reinforce(ACC, np.random.default_rng(3))
     run(opt, 3, batch=2)
     assert torch.equal(torch.random.get_rng_state(), torch_before)
-    np_after: dict[str, Any] = np.random.get_state(legacy=False)  # noqa: NPY002
+    np_after: dict[str, Any] = np.random.get_state(legacy=False)
     assert np.array_equal(np_after["state"]["key"], np_before["state"]["key"])
     assert np_after["state"]["pos"] == np_before["state"]["pos"]
 

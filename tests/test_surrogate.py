@@ -13,7 +13,13 @@ import pytest
 
 from benchmark import space
 from benchmark.oracle import Benchmark, load_benchmark
-from benchmark.surrogate import SurrogateConfig, SurrogateConfigError, SurrogateModel, fit_surrogate, fitted_members
+from benchmark.surrogate import (
+    SurrogateConfig,
+    SurrogateConfigError,
+    SurrogateModel,
+    fit_surrogate,
+    fitted_members,
+)
 from benchmark.synthetic import SyntheticBenchmark
 from benchmark.targets import DEVICES, UnknownTargetError
 
@@ -30,13 +36,19 @@ def synthetic_records(n: int, seed: int = 0) -> dict[str, dict[str, Any]]:
     for i, arch in enumerate(space.to_dicts(X)):
         perf: dict[str, Any] = {}
         for d in DEVICES:
-            perf[f"throughput_{d}"] = {"throughput_mean": float(truth[f"throughput_{d}"].mean[i]), "throughput_std": None}
+            perf[f"throughput_{d}"] = {
+                "throughput_mean": float(truth[f"throughput_{d}"].mean[i]),
+                "throughput_std": None,
+            }
         for d in ("zcu102", "vck190"):
             perf[f"latency_{d}"] = {"latency_mean": float(truth[f"latency_{d}"].mean[i]), "latency_std": None}
         recs[f"result_{i}.json"] = {
             "architecture": arch,
-            "metrics": {"val_top1": float(truth["accuracy"].mean[i] + rng.normal(0, 0.1)), "val_top5": 80.0,
-                        "train_time": float(truth["train_time"].mean[i])},
+            "metrics": {
+                "val_top1": float(truth["accuracy"].mean[i] + rng.normal(0, 0.1)),
+                "val_top5": 80.0,
+                "train_time": float(truth["train_time"].mean[i]),
+            },
             "model_info": {"macs": 1.0, "params": 1.0},
             "platform_perf": perf,
         }
@@ -76,8 +88,9 @@ def test_compiled_tables_equal_native_xgboost_models(bench: Benchmark) -> None:
 def test_lightgbm_backend_compiles_exactly(data_dir: Path, tmp_path: Path) -> None:
     import lightgbm as lgb
 
-    b = load_benchmark(data_dir, cache_dir=tmp_path, verbose=False, backend="lightgbm",
-                       **{**FAST, "targets": ("accuracy",)})
+    b = load_benchmark(
+        data_dir, cache_dir=tmp_path, verbose=False, backend="lightgbm", **{**FAST, "targets": ("accuracy",)}
+    )
     assert b.cache_path is not None
     meta = json.loads((b.cache_path / "meta.json").read_text())
     X = space.sample(200, np.random.default_rng(6))
@@ -115,7 +128,7 @@ def test_noisy_queries_are_reproducible_and_need_a_generator(bench: Benchmark) -
     np.testing.assert_array_equal(a.value, b.value)
     assert not np.array_equal(a.value, c.value)
     assert not np.array_equal(a.value, a.mean)
-    with pytest.raises(ValueError, match="numpy.random.Generator"):
+    with pytest.raises(ValueError, match=r"numpy\.random\.Generator"):
         bench.query(X, noisy=True)
 
 
@@ -140,7 +153,9 @@ def test_fit_is_deterministic_per_seed(data_dir: Path) -> None:
         np.testing.assert_array_equal(fitted_members(m1.targets[t], X), fitted_members(m2.targets[t], X))
 
 
-def test_cache_is_reused_without_refitting(data_dir: Path, bench: Benchmark, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_is_reused_without_refitting(
+    data_dir: Path, bench: Benchmark, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import benchmark.oracle as oracle
 
     def boom(*a: Any, **k: Any) -> Any:

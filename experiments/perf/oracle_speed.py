@@ -50,9 +50,13 @@ def main() -> None:
     targets = ["accuracy", "throughput_a100"]
     bench.query(X[:10], targets)
     t = _median_time(lambda: bench.query(X, targets), 7)
-    print(f"batched query, 10,000 archs, accuracy + throughput_a100: {t * 1e3:8.2f} ms = {len(X) / t:12,.0f} archs/s")
+    print(
+        f"batched query, 10,000 archs, accuracy + throughput_a100: {t * 1e3:8.2f} ms = {len(X) / t:12,.0f} archs/s"
+    )
     t_all = _median_time(lambda: bench.query(X), 5)
-    print(f"batched query, 10,000 archs, all {len(bench.targets)} targets:        {t_all * 1e3:8.2f} ms = {len(X) / t_all:12,.0f} archs/s")
+    print(
+        f"batched query, 10,000 archs, all {len(bench.targets)} targets:        {t_all * 1e3:8.2f} ms = {len(X) / t_all:12,.0f} archs/s"
+    )
     rng_noise = np.random.default_rng(1)
     t_noisy = _median_time(lambda: bench.query(X, targets, noisy=True, rng=rng_noise), 7)
     print(f"batched noisy query, 10,000 archs, 2 targets:           {t_noisy * 1e3:8.2f} ms")
@@ -63,7 +67,9 @@ def main() -> None:
         bench.query(x, targets)
         singles.append(time.perf_counter() - t)
     single = float(np.median(singles))
-    print(f"single-architecture query (2 targets), median:          {single * 1e3:8.3f} ms  (p90 {np.percentile(singles, 90) * 1e3:.3f} ms)")
+    print(
+        f"single-architecture query (2 targets), median:          {single * 1e3:8.3f} ms  (p90 {np.percentile(singles, 90) * 1e3:.3f} ms)"
+    )
 
     # upstream-style path: per-member XGBoost boosters, one DMatrix per call
     import xgboost as xgb
@@ -88,8 +94,12 @@ def main() -> None:
     ours_batch = len(X) / _median_time(lambda: bench.query(X, ["accuracy"]), 7)
     print(f"upstream-style accuracy ensemble, one arch per call:    {up_single:12,.0f} queries/s")
     print(f"upstream-style accuracy ensemble, batched 10,000:       {up_batch:12,.0f} archs/s")
-    print(f"nasopt accuracy only, batched 10,000:                   {ours_batch:12,.0f} archs/s  (x{ours_batch / up_batch:,.0f})")
-    print(f"nasopt single query (accuracy + device) vs upstream single (accuracy only): x{ours_single / up_single:,.0f}")
+    print(
+        f"nasopt accuracy only, batched 10,000:                   {ours_batch:12,.0f} archs/s  (x{ours_batch / up_batch:,.0f})"
+    )
+    print(
+        f"nasopt single query (accuracy + device) vs upstream single (accuracy only): x{ours_single / up_single:,.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,107 @@
+"""``nasopt bench`` as a user runs it: query, evaluate, fit, info, and bad input of every kind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark import space
+from benchmark.cli import main
+from tests.test_surrogate import FAST, synthetic_records
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    recs = synthetic_records(700, seed=1)
+    names = sorted(recs)
+    train, test = root / "train", root / "test"
+    for d, part in ((train, names[:600]), (test, names[600:])):
+        (d / "anb_dataset_jsons").mkdir(parents=True)
+        for n in part:
+            (d / "anb_dataset_jsons" / n).write_text(json.dumps(recs[n]))
+    return {"train": train, "test": test, "cache": root / "cache"}
+
+
+def _args(dirs: dict[str, Path]) -> list[str]:
+    return ["--dataset", str(dirs["train"]), "--cache-dir", str(dirs["cache"]), "--members", "3"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep CLI fits small: patch the loader's defaults (rounds, targets) without changing behaviour."""
+    import benchmark.oracle as oracle
+
+    real = oracle.load_benchmark
+
+    def fast(*a: object, **k: object) -> object:
+        k.setdefault("max_rounds", FAST["max_rounds"])
+        k.setdefault("early_stopping_rounds", FAST["early_stopping_rounds"])
+        return real(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(oracle, "load_benchmark", fast)
+
+
+def test_query_efficientnet_b0_json(dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", *_args(dirs), "--targets", "accuracy", "throughput_a100", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["arch"] == space.to_string(space.reference("efficientnet_b0"))
+    assert rows[0]["macs_m"] == pytest.approx(415.145024)
+    assert rows[0]["params_m"] == pytest.approx(5.288548)
+    assert set(rows[0]) >= {"accuracy", "throughput_a100"}
+    assert rows[0]["accuracy"]["std"] >= 0
+
+
+def test_query_archs_file(dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    X = space.sample(3, np.random.default_rng(0))
+    f = tmp_path / "archs.json"
+    f.write_text(json.dumps(space.to_dicts(X)))
+    assert main(["query", *_args(dirs), "--archs", str(f), "--targets", "accuracy"]) == 0
+    out = capsys.readouterr().out
+    for s in space.to_strings(X):
+        assert s in out
+
+
+def test_evaluate_against_measured_results(dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["evaluate", *_args(dirs), "--test", str(dirs["test"]), "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["accuracy"]) == {"r2", "kendall_tau", "spearman", "mae", "rmse", "n"}
+    assert result["accuracy"]["n"] == 100
+    assert result["accuracy"]["kendall_tau"] > 0.5
+    assert result["throughput_a100"]["r2"] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["query", "--arch", "e1k3l1+ e6k3l2+"], "expected 7 blocks"),
+        (["query", "--arch", "e1k3l1+ e6k3l2+ e6k5l2+ e6k3l3+ e6k5l3+ e6k5l4+ e6k7l1+"], "block 6 field 'k'"),
+        (["query", "--targets", "throughput_h100"], "unknown benchmark target"),
+        (["evaluate", "--test", "/nonexistent/measured.tar.gz"], "measured"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(
+    dirs: dict[str, Path], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main([argv[0], *_args(dirs), *argv[1:]])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err or "nonexistent" in err
+
+
+def test_bad_archs_file(dirs: dict[str, Path], tmp_path: Path) -> None:
+    f = tmp_path / "bad.json"
+    f.write_text("{not json")
+    with pytest.raises(SystemExit, match="cannot read --archs"):
+        main(["query", *_args(dirs), "--archs", str(f)])
+
+
+def test_info(dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", *_args(dirs)]) == 0
+    out = capsys.readouterr().out
+    assert "104,485,552,128" in out
+    assert "600 records" in out
