@@ -25,13 +25,29 @@ from benchmark.synthetic import SyntheticBenchmark
 from optimizers import make_optimizer, optimizer_class
 from optimizers.base import Optimizer
 
-CONFORMANCE_OPTIMIZERS: list[str] = ["rs", "re", "nsga2", "reinforce"]
+CONFORMANCE_OPTIMIZERS: list[str] = ["rs", "re", "nsga2", "reinforce", "bo"]
 
 #: small settings per optimizer so the suite stays fast
 FAST_PARAMS: dict[str, dict[str, Any]] = {
     "rs": {},
     "re": {"population_size": 20, "sample_size": 10},
     "nsga2": {"population_size": 12},
+    # tiny candidate pools, few MC samples, capped fits and history: ~0.1-0.5 s per ask
+    "bo": {
+        "n_init": 6,
+        "n_random": 30,
+        "n_mutants": 1,
+        "n_anchors": 3,
+        "local_steps": 1,
+        "local_top": 2,
+        "greedy_pool": 4,
+        "mc_samples": 8,
+        "screen_samples": 4,
+        "max_baseline": 6,
+        "fit_maxiter": 10,
+        "max_history": 40,
+        "refit_every": 4,
+    },
 }
 
 #: optimizers expected to beat random sampling
@@ -41,7 +57,7 @@ LEARNING = [name for name in CONFORMANCE_OPTIMIZERS if name != "rs"]
 FRONT_LEARNING = [name for name in LEARNING if optimizer_class(name).multi_objective]
 
 #: evaluation budget of the progress tests per optimizer (default 600)
-PROGRESS_EVALS: dict[str, int] = {}
+PROGRESS_EVALS: dict[str, int] = {"bo": 60}
 
 BATCHES = [1, 7, 3, 16, 2]
 
