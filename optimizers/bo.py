@@ -60,7 +60,10 @@ class AskTimes:
 
     fit: float = 0.0
     candidates: float = 0.0
+    #: acquisition construction + screening of the candidate pool + sequential greedy batch selection
     acquisition: float = 0.0
+    #: the greedy part of ``acquisition``
+    greedy: float = 0.0
     n_train: int = 0
     n_scored: int = 0
     refit: bool = False
@@ -138,7 +141,7 @@ class BayesianOptimization(Optimizer):
         refit_every: int = 1,
         warm_start: bool = True,
         mc_samples: int = 128,
-        screen_samples: int = 32,
+        screen_samples: int = 16,
         max_baseline: int = 32,
         n_anchors: int = 20,
         n_random: int = 1000,
@@ -366,6 +369,7 @@ class BayesianOptimization(Optimizer):
         )
         self.last_times.candidates = times.candidates
         self.last_times.acquisition = time.perf_counter() - t0 - times.candidates
+        self.last_times.greedy = times.greedy
         self.last_times.n_scored = times.n_scored
         exclude.update(space.arch_id(out).tolist())
         return out

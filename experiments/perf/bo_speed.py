@@ -88,14 +88,15 @@ def iterations(args: argparse.Namespace, bench: Any) -> None:
     opt = BayesianOptimization(info, np.random.default_rng(args.seed), q=args.q, max_history=args.max_history)
     opt.tell(X, F)
     print(f"# {args.problem}: {X.shape[0]} observations told, q = {args.q}, threads = {torch.get_num_threads()}")
-    print(f"{'iter':>4} {'n_train':>7} {'fit_s':>7} {'cand_s':>7} {'acq_s':>7} {'total_s':>8} {'cpu_s':>7} {'scored':>7}")
+    print(f"{'iter':>4} {'n_train':>7} {'fit_s':>7} {'cand_s':>7} {'acq_s':>7} {'(greedy)':>8} {'total_s':>8} "
+          f"{'cpu_s':>7} {'scored':>7}")
     for it in range(args.iters):
         w0, c0 = time.perf_counter(), time.process_time()
         Xn = opt.ask(args.q)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         t = opt.last_times
-        print(f"{it:>4} {t.n_train:>7} {t.fit:>7.2f} {t.candidates:>7.2f} {t.acquisition:>7.2f} {wall:>8.2f} "
-              f"{cpu:>7.2f} {t.n_scored:>7}", flush=True)
+        print(f"{it:>4} {t.n_train:>7} {t.fit:>7.2f} {t.candidates:>7.2f} {t.acquisition:>7.2f} {t.greedy:>8.2f} "
+              f"{wall:>8.2f} {cpu:>7.2f} {t.n_scored:>7}", flush=True)
         opt.tell(Xn, objectives(bench, info, Xn))
 
 
