@@ -14,10 +14,15 @@ from benchmark import space
 from benchmark.api import FloatArray, TargetPrediction
 from benchmark.targets import DEVICES, check_targets
 
-
 #: rough best throughput per device in the real data (img/s)
-_PEAK_THROUGHPUT = {"a100": 30000.0, "3090": 21000.0, "tpuv2": 1800.0, "tpuv3": 1800.0, "zcu102": 1450.0,
-                    "vck190": 4500.0}
+_PEAK_THROUGHPUT = {
+    "a100": 30000.0,
+    "3090": 21000.0,
+    "tpuv2": 1800.0,
+    "tpuv3": 1800.0,
+    "zcu102": 1450.0,
+    "vck190": 4500.0,
+}
 
 
 class SyntheticBenchmark:
