@@ -1,16 +1,17 @@
 """Acquisition functions and their optimisation over the discrete space, for :mod:`optimizers.bo`.
 
 - :func:`make_acquisition` builds BoTorch's ``qLogNoisyExpectedHypervolumeImprovement`` (two or more
-  objectives) or ``qLogNoisyExpectedImprovement`` (one objective) on a ``ModelListGP`` whose outputs are the
+  objectives) or ``qLogNoisyExpectedImprovement`` (one objective), plus their cheap non-noisy versions for
+  screening large candidate pools, on a ``ModelListGP`` whose outputs are the
   objectives in *model space* (see :class:`OutcomeSpace`) plus, optionally, a feasibility outcome. An MC
   objective maps model-space samples to the problem's normalised box, negated for maximisation, so the
   hypervolume reference point is ``-ref_point``. A feasibility outcome (GP on ``+1`` feasible / ``-1``
   infeasible) enters as the constraint callable ``-z_feas`` (feasible where the latent is positive), which
   BoTorch turns into a feasibility weight of the improvement.
-- :func:`optimise_discrete` searches the space: it scores a pool of random architectures and one- and
-  two-step mutations of the current best / Pareto-set architectures, hill-climbs over one-step
-  neighbourhoods (``space.neighbours_batch``) of the best-scoring candidates, then picks the batch by
-  sequential greedy conditioning (``acqf.set_X_pending``), never returning an evaluated or pending
+- :func:`optimise_discrete` searches the space: it screens a pool of random architectures and one-gene,
+  two-gene and whole-block moves from the current best / Pareto-set architectures, hill-climbs over
+  one-step neighbourhoods (``space.neighbours_batch``) of the best-scoring candidates, then picks the batch
+  by sequential greedy conditioning (``acqf.set_X_pending``), never returning an evaluated or pending
   architecture.
 """
 
@@ -203,6 +204,7 @@ class SearchSettings:
 
     n_random: int = 1000
     n_mutants: int = 10
+    n_block_anchors: int = 5
     local_steps: int = 3
     local_top: int = 10
     greedy_pool: int = 256
@@ -219,6 +221,36 @@ class SearchTimes:
     #: ``final`` during sequential greedy batch selection
     greedy: float = 0.0
     n_scored: int = 0
+
+
+def _block_configs(block: int) -> IntArray:
+    """Every setting of one block's four genes, ``(k, 4)`` (k = 36, or 48 for block 5)."""
+    cards = space.CARDINALITIES[block * space.GENES_PER_BLOCK : (block + 1) * space.GENES_PER_BLOCK]
+    grids = np.meshgrid(*[np.arange(int(c)) for c in cards], indexing="ij")
+    out: IntArray = np.stack([g.ravel() for g in grids], axis=1).astype(np.int64)
+    return out
+
+
+_BLOCK_CONFIGS: tuple[IntArray, ...] = tuple(_block_configs(b) for b in range(space.N_BLOCKS))
+
+
+def block_neighbours(X: IntArray) -> IntArray:
+    """Each row with one whole block replaced by each of its other settings, ``(n * 259, 28)``.
+
+    Moves up to four genes at once (e.g. ``e6k5l3+`` -> ``e1k5l1-``), linking basins that one-gene
+    neighbourhoods separate; grouped by source row.
+    """
+    parts = []
+    for x in np.asarray(X, dtype=np.int64):
+        for b, configs in enumerate(_BLOCK_CONFIGS):
+            lo = b * space.GENES_PER_BLOCK
+            keep = np.any(configs != x[lo : lo + space.GENES_PER_BLOCK], axis=1)
+            rows = np.repeat(x[None, :], int(keep.sum()), axis=0)
+            rows[:, lo : lo + space.GENES_PER_BLOCK] = configs[keep]
+            parts.append(rows)
+    if not parts:
+        return np.zeros((0, space.N_GENES), dtype=np.int64)
+    return np.concatenate(parts)
 
 
 def score(acqf: AcquisitionFunction, X: IntArray, encoder: Encoder, chunk: int) -> FloatArray:
@@ -287,6 +319,8 @@ def optimise_discrete(
     parts = [space.sample(settings.n_random, rng)]
     if anchors.shape[0]:
         parts.append(space.neighbours_batch(anchors))
+        if settings.n_block_anchors:
+            parts.append(block_neighbours(anchors[: settings.n_block_anchors]))
         if settings.n_mutants:
             parts.append(space.mutate(np.repeat(anchors, settings.n_mutants, axis=0), rng, n_genes=2))
     pool = _fresh(np.concatenate(parts), seen)

@@ -92,6 +92,7 @@ def build_gp(train_X: torch.Tensor, train_y: torch.Tensor, encoding: str) -> Sin
     """One unfitted GP for one outcome: ``train_X (n, d_enc)``, ``train_y (n, 1)``, ``Standardize``-d."""
     if encoding in ("ordinal", "onehot"):
         return SingleTaskGP(train_X, train_y, outcome_transform=Standardize(m=1))
+
     if encoding == "categorical":
         return MixedSingleTaskGP(
             train_X, train_y, cat_dims=list(range(train_X.shape[-1])), outcome_transform=Standardize(m=1)
