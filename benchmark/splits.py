@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmark.dataset import Dataset, DatasetError, record_name
+from benchmark.dataset import Dataset, DatasetError, _readonly, record_name
 from benchmark.sources import SPLIT_NAMES, SPLIT_SUBDIR, cache_dir, resolve_split_dir
 
 IntArray = NDArray[np.int64]
@@ -33,12 +33,6 @@ PARTS: tuple[str, ...] = ("train", "val", "test")
 
 class SplitWarning(UserWarning):
     """Split-file records that are not in the dataset (e.g. the held-out test part of the dev data)."""
-
-
-def _readonly(a: IntArray) -> IntArray:
-    view = a.view()
-    view.setflags(write=False)
-    return view
 
 
 @dataclass(frozen=True, eq=False)
