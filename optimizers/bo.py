@@ -99,6 +99,44 @@ def nondominated_ranks(F: FloatArray) -> IntArray:
     return ranks
 
 
+def _spread(F: FloatArray, k: int) -> IntArray:
+    """``k`` row indices of ``F (n, m)``: the per-objective minima, then each time the row farthest from
+    the chosen ones (Euclidean), ties to the lower index."""
+    chosen: list[int] = []
+    for j in range(F.shape[1]):
+        i = int(np.argmin(F[:, j]))
+        if i not in chosen:
+            chosen.append(i)
+    chosen = chosen[:k]
+    dist = np.min(np.linalg.norm(F[:, None, :] - F[chosen][None, :, :], axis=2), axis=1)
+    while len(chosen) < k:
+        i = int(np.argmax(dist))
+        chosen.append(i)
+        dist = np.minimum(dist, np.linalg.norm(F - F[i], axis=1))
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def select_baseline(F: FloatArray, feasible: BoolArray, k: int) -> IntArray:
+    """Row indices of at most ``k`` incumbents for the noisy-improvement baseline, ``(n, m)`` -> ``(<= k,)``.
+
+    The feasible Pareto front first -- thinned to ``k`` evenly spread points when it is larger than ``k``
+    (the per-objective extremes, then farthest-point selection in the normalised space) -- then further
+    feasible ranks, then infeasible rows by rank.
+    """
+    out: list[IntArray] = []
+    for group in (feasible, ~feasible):
+        idx = np.flatnonzero(group)
+        if idx.size == 0:
+            continue
+        ranks = nondominated_ranks(F[idx])
+        front = idx[ranks == 0]
+        if not out and front.size > k and F.shape[1] > 1:
+            return np.sort(front[_spread(F[front], k)])
+        out.append(idx[np.lexsort((idx, ranks))])
+    result: IntArray = np.concatenate(out)[:k] if out else np.zeros(0, dtype=np.int64)
+    return result
+
+
 class BayesianOptimization(Optimizer):
     """GP-based BO (BoTorch qLogNEHVI / qLogNEI) with local search over the architecture space.
 
@@ -440,11 +478,8 @@ class BayesianOptimization(Optimizer):
 
         model = ModelListGP(*models)
         model.eval()
-        # noisy-improvement baseline: best observed rows (feasible first), capped
-        Fo, feo = F[ok], fe[ok]
-        ranks = nondominated_ranks(self.problem.normalize(Fo))
-        order = np.lexsort((ranks, ~feo))[: self.max_baseline]
-        return model, feas_index, Xo[order]
+        base = select_baseline(self.problem.normalize(F[ok]), fe[ok], self.max_baseline)
+        return model, feas_index, Xo[base]
 
 
-__all__ = ["AskTimes", "BayesianOptimization", "balanced_design", "nondominated_ranks"]
+__all__ = ["AskTimes", "BayesianOptimization", "balanced_design", "nondominated_ranks", "select_baseline"]

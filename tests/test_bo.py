@@ -122,7 +122,7 @@ def test_outcome_space_round_trip_with_log_targets() -> None:
     np.testing.assert_allclose(back, -info.normalize(F), rtol=1e-12, atol=1e-12)
 
 
-def test_gp_params_round_trip_and_warm_start_skips_refit() -> None:
+def test_gp_params_round_trip_and_fitting_beats_the_defaults() -> None:
     X = space.sample(30, np.random.default_rng(3))
     y = torch.from_numpy(np.log(BENCH.query(X, ["throughput_a100"])["throughput_a100"].mean))[:, None]
     model, params = fit_model_list(encode(X, "ordinal"), [y], "ordinal", maxiter=30)
@@ -277,6 +277,20 @@ def test_max_history_caps_the_training_set_and_keeps_the_front() -> None:
     assert set(space.arch_id(X[-10:]).tolist()) <= set(space.arch_id(Xh).tolist())  # most recent kept
     assert opt.ask(2).shape == (2, 28)
     assert opt.last_times.n_train == 30
+
+
+def test_refit_every_keeps_hyperparameters_between_refits() -> None:
+    opt = build("acc_a100", seed=8, n_init=4, refit_every=2)
+    loop(opt, [4])  # initial design: no model yet
+    flags, params = [], []
+    for _ in range(4):
+        loop(opt, [2])
+        flags.append(opt.last_times.refit)
+        params.append(opt.state()["gp_params"]["objective0"])
+    assert flags == [True, False, True, False]
+    for name, value in params[0].items():  # a build without refit conditions on new data only
+        np.testing.assert_array_equal(value, params[1][name])
+    assert any(not np.array_equal(v, params[2][k]) for k, v in params[1].items())
 
 
 @pytest.mark.parametrize("encoding", ["onehot", "categorical"])
