@@ -13,6 +13,7 @@ import numpy as np
 
 from benchmark import space
 from benchmark.metrics import fit_quality, format_quality_table
+from benchmark.noise import estimate_noise, noise_ceiling
 from benchmark.targets import TARGET_NAMES, TARGETS, UnknownTargetError, check_targets
 
 
@@ -85,6 +86,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "quality": bench.fit_quality,
+                    "noise": bench.model.meta.get("noise"),
                     "scored_on": bench.model.meta.get("quality_scored_on"),
                     "cache": str(bench.cache_path),
                     "seconds": took,
@@ -93,9 +95,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(
-        format_quality_table(bench.fit_quality, f"fit quality ({bench.model.meta.get('quality_scored_on')})")
-    )
+    title = f"fit quality ({bench.model.meta.get('quality_scored_on')})"
+    print(format_quality_table(bench.fit_quality, title, caps=bench.model.meta.get("noise", {})))
     print(f"\nsurrogate {bench.digest} at {bench.cache_path} ({took:.2f} s)")
     return 0
 
@@ -148,11 +149,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(
-        format_quality_table(
-            result, f"surrogate {bench.digest} vs {len(test)} measured records in {args.test}"
-        )
-    )
+    caps = {}
+    for t, est in (bench.model.meta.get("noise") or {}).items():
+        if t in test.labels:
+            rng = np.random.default_rng(0)
+            cap = noise_ceiling(test.labels[t], est["sigma_rms"], rng, relative=est["relative"], n_draws=30)
+            caps[t] = {"cap_r2": cap["r2"], "cap_kendall_tau": cap["kendall_tau"]}
+            caps[t]["n_groups"] = est["n_groups"]
+    title = f"surrogate {bench.digest} vs {len(test)} measured records in {args.test}"
+    print(format_quality_table(result, title, caps=caps))
     return 0
 
 
@@ -171,6 +176,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(
             f"  {t:<18} n={int(ok.sum()):>5} missing={int((~ok).sum()):>3}  min={np.nanmin(y):10.3f} "
             f"median={np.nanmedian(y):10.3f} max={np.nanmax(y):10.3f} {TARGETS[t].unit}"
+        )
+    print("repeat measurements (same architecture in several records): spread of one measurement")
+    for t, est in estimate_noise(data.X, dict(data.labels)).items():
+        scale = 100.0 if est.relative else 1.0
+        unit = TARGETS[t].unit
+        sym = " % of value" if est.relative else (" points" if unit == "%" else f" {unit}")
+        print(
+            f"  {t:<18} {est.n_groups:>4} repeated  sigma {est.sigma_rms * scale:8.3f}{sym} (rms)  "
+            f"{est.sigma_robust * scale:8.3f}{sym} (robust)"
         )
     root = surrogate_cache_root(args.cache_dir)
     print(f"cache: {cache_dir()}\nsurrogates: {root}")

@@ -42,15 +42,34 @@ def fit_quality(y_true: FloatArray, y_pred: FloatArray, y_std: FloatArray | None
     return out
 
 
-def format_quality_table(quality: dict[str, dict[str, Any]], title: str = "") -> str:
-    """A fixed-width table: one row per target."""
+def format_quality_table(
+    quality: dict[str, dict[str, Any]],
+    title: str = "",
+    caps: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    """A fixed-width table: one row per target; with ``caps`` (``{target: {"cap_r2", "cap_kendall_tau"}}``,
+    see :func:`benchmark.oracle.noise_summary`) two more columns give what a perfect model could reach."""
     head = f"{'target':<18} {'n':>5} {'R2':>7} {'tau':>7} {'rho':>7} {'MAE':>10} {'RMSE':>10} {'in 1sd':>7}"
+    if caps is not None:
+        head += f" {'R2 cap':>7} {'tau cap':>7}"
     lines = [title, head, "-" * len(head)] if title else [head, "-" * len(head)]
+    nan = float("nan")
     for target, q in quality.items():
+        line = (
+            f"{target:<18} {int(q.get('n', 0)):>5} {q.get('r2', nan):>7.4f} "
+            f"{q.get('kendall_tau', nan):>7.4f} {q.get('spearman', nan):>7.4f} "
+            f"{q.get('mae', nan):>10.4g} {q.get('rmse', nan):>10.4g} "
+            f"{q.get('within_1std', nan):>7.2f}"
+        )
+        if caps is not None:
+            c = caps.get(target, {})
+            line += f" {c.get('cap_r2', nan):>7.4f} {c.get('cap_kendall_tau', nan):>7.4f}"
+        lines.append(line)
+    if caps is not None:
+        groups = max((int(c.get("n_groups", 0)) for c in caps.values()), default=0)
         lines.append(
-            f"{target:<18} {int(q.get('n', 0)):>5} {q.get('r2', float('nan')):>7.4f} "
-            f"{q.get('kendall_tau', float('nan')):>7.4f} {q.get('spearman', float('nan')):>7.4f} "
-            f"{q.get('mae', float('nan')):>10.4g} {q.get('rmse', float('nan')):>10.4g} "
-            f"{q.get('within_1std', float('nan')):>7.2f}"
+            "caps: R² and τ a perfect model would reach against these measurements if they scatter as much "
+            f"as the repeated measurements in the data do ({groups} architectures measured twice or more; "
+            "rough when that is few, NaN when none)"
         )
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from benchmark import space
 from benchmark.api import FloatArray, TargetPrediction
@@ -210,8 +210,10 @@ def load_benchmark(
         progress=say,
     )
     elapsed = time.perf_counter() - t0
+    scored = score_labels if score_labels is not None else {k: v[rows] for k, v in data.labels.items()}
     model.meta.update(
         {
+            "noise": noise_summary(data.X, dict(data.labels), scored, base.targets),
             "dataset_sha256": data.sha256,
             "dataset_source": data.source,
             "n_records": len(data),
@@ -224,6 +226,28 @@ def load_benchmark(
     say(f"fitted in {elapsed:.1f} s; caching at {path}")
     _write_atomically(model, path)
     return Benchmark(model, data.sha256, path)
+
+
+def noise_summary(
+    X: NDArray[np.int64],
+    labels: dict[str, NDArray[np.float64]],
+    scored: dict[str, NDArray[np.float64]],
+    targets: tuple[str, ...],
+) -> dict[str, dict[str, Any]]:
+    """Repeat-measurement noise per target (from ``X``/``labels``) and the R² / Kendall τ a perfect model
+    could reach on the ``scored`` labels (see :mod:`benchmark.noise`); JSON-ready."""
+    from dataclasses import asdict
+
+    from benchmark.noise import estimate_noise, noise_ceiling
+
+    out: dict[str, dict[str, Any]] = {}
+    for t, est in estimate_noise(X, labels).items():
+        if t not in targets:
+            continue
+        rng = np.random.default_rng(0)
+        cap = noise_ceiling(scored[t], est.sigma_rms, rng, relative=est.relative, n_draws=30)
+        out[t] = {**asdict(est), "cap_r2": cap["r2"], "cap_kendall_tau": cap["kendall_tau"]}
+    return out
 
 
 def _check_cache(path: Path, sha: str, cfg: SurrogateConfig) -> str | None:

@@ -23,6 +23,11 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (d / "anb_dataset_jsons").mkdir(parents=True)
         for n in part:
             (d / "anb_dataset_jsons" / n).write_text(json.dumps(recs[n]))
+    # 20 architectures trained twice, 0.2 points apart (the data has such repeats; they measure noise)
+    for i, n in enumerate(names[:20]):
+        again = json.loads(json.dumps(recs[n]))
+        again["metrics"]["val_top1"] += 0.2 if i % 2 else -0.2
+        (train / "anb_dataset_jsons" / f"result_{1000 + i}.json").write_text(json.dumps(again))
     return {"train": train, "test": test, "cache": root / "cache"}
 
 
@@ -40,6 +45,7 @@ def _fast_fits(monkeypatch: pytest.MonkeyPatch) -> None:
     def fast(*a: object, **k: object) -> object:
         k.setdefault("max_rounds", FAST["max_rounds"])
         k.setdefault("early_stopping_rounds", FAST["early_stopping_rounds"])
+        k.setdefault("accuracy_params", FAST["accuracy_params"])
         return real(*a, **k)  # type: ignore[arg-type]
 
     monkeypatch.setattr(oracle, "load_benchmark", fast)
@@ -104,4 +110,20 @@ def test_info(dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None
     assert main(["info", *_args(dirs)]) == 0
     out = capsys.readouterr().out
     assert "104,485,552,128" in out
-    assert "600 records" in out
+    assert "620 records" in out
+    noise = next(line for line in out.splitlines() if line.strip().startswith("accuracy") and "repeated" in line)
+    assert "20 repeated" in noise and "0.141 points (rms)" in noise  # 0.2 apart: sigma = 0.2 / sqrt(2)
+
+
+def test_fit_table_reads_quality_against_the_noise_cap(
+    dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["fit", *_args(dirs), "--json"]) == 0
+    noise = json.loads(capsys.readouterr().out)["noise"]
+    assert noise["accuracy"]["n_groups"] == 20
+    assert noise["accuracy"]["sigma_rms"] == pytest.approx(0.2 / np.sqrt(2))
+    assert 0.9 < noise["accuracy"]["cap_kendall_tau"] < 1.0
+    assert np.isnan(noise["throughput_a100"]["cap_kendall_tau"]) or noise["throughput_a100"]["sigma_rms"] == 0
+    assert main(["fit", *_args(dirs)]) == 0
+    out = capsys.readouterr().out
+    assert "tau cap" in out and "20 architectures measured twice or more" in out

@@ -24,7 +24,14 @@ from benchmark.synthetic import SyntheticBenchmark
 from benchmark.targets import DEVICES, UnknownTargetError
 
 TARGETS = ("accuracy", "throughput_a100", "latency_zcu102", "train_time")
-FAST = {"n_members": 3, "max_rounds": 150, "early_stopping_rounds": 20, "targets": TARGETS}
+# few, large boosting steps keep the fits fast (the default step of 0.018 needs ~1000 rounds)
+FAST = {
+    "n_members": 3,
+    "max_rounds": 150,
+    "early_stopping_rounds": 20,
+    "targets": TARGETS,
+    "accuracy_params": {"eta": 0.1},
+}
 
 
 def synthetic_records(n: int, seed: int = 0) -> dict[str, dict[str, Any]]:
