@@ -111,7 +111,8 @@ def test_info(dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     assert "104,485,552,128" in out
     assert "620 records" in out
-    noise = next(line for line in out.splitlines() if line.strip().startswith("accuracy") and "repeated" in line)
+    lines = out.splitlines()
+    noise = next(line for line in lines if line.strip().startswith("accuracy") and "repeated" in line)
     assert "20 repeated" in noise and "0.141 points (rms)" in noise  # 0.2 apart: sigma = 0.2 / sqrt(2)
 
 
