@@ -86,7 +86,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "quality": bench.fit_quality,
-                    "noise": bench.model.meta.get("noise"),
+                    "noise": bench.noise,
                     "scored_on": bench.model.meta.get("quality_scored_on"),
                     "cache": str(bench.cache_path),
                     "seconds": took,
@@ -96,7 +96,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         )
         return 0
     title = f"fit quality ({bench.model.meta.get('quality_scored_on')})"
-    print(format_quality_table(bench.fit_quality, title, caps=bench.model.meta.get("noise", {})))
+    print(format_quality_table(bench.fit_quality, title, caps=bench.noise))
     print(f"\nsurrogate {bench.digest} at {bench.cache_path} ({took:.2f} s)")
     return 0
 
@@ -150,7 +150,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
         return 0
     caps = {}
-    for t, est in (bench.model.meta.get("noise") or {}).items():
+    for t, est in bench.noise.items():
         if t in test.labels:
             rng = np.random.default_rng(0)
             cap = noise_ceiling(test.labels[t], est["sigma_rms"], rng, relative=est["relative"], n_draws=30)

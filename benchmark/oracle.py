@@ -69,6 +69,13 @@ class Benchmark:
         out: dict[str, dict[str, float]] = self.model.meta.get("quality", {})
         return out
 
+    @property
+    def noise(self) -> dict[str, dict[str, Any]]:
+        """Per target: repeat-measurement noise of the data and the R² / τ cap it puts on
+        :attr:`fit_quality` (see :func:`noise_summary`); empty for surrogates fitted before it existed."""
+        out: dict[str, dict[str, Any]] = self.model.meta.get("noise", {})
+        return out
+
     def query(
         self,
         X: ArrayLike,

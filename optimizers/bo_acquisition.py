@@ -112,6 +112,7 @@ def make_acquisition(
     screen_samples: int,
     seed: int,
     eta: float,
+    margin: float = 0.0,
 ) -> tuple[AcquisitionFunction, AcquisitionFunction]:
     """``(screen, final)`` acquisition functions with an optional feasibility constraint.
 
@@ -131,6 +132,8 @@ def make_acquisition(
         screen_samples: quasi-MC samples for ``screen`` (its cost is linear in them).
         seed: seed of the ``SobolQMCNormalSampler`` s (drawn from the optimizer's Generator).
         eta: temperature of the sigmoid feasibility weight.
+        margin: a sample counts as feasible where the feasibility latent exceeds this (0 = the midpoint of the
+            +-1 labels; larger = more conservative).
     """
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
     screen_sampler = SobolQMCNormalSampler(sample_shape=torch.Size([screen_samples]), seed=seed + 1)
@@ -139,7 +142,7 @@ def make_acquisition(
         k = feasibility_index
 
         def feasibility(Z: torch.Tensor) -> torch.Tensor:
-            return -Z[..., k]
+            return margin - Z[..., k]
 
         constraints = [feasibility]
     m = outcomes.m

@@ -33,7 +33,7 @@ def test_default_split_fidelity(anb_dataset_path: Path, tmp_path: Path) -> None:
     for target, floor in TAU_FLOORS.items():
         assert q[target]["kendall_tau"] >= floor, (target, q[target])
     # retraining noise (from the repeated architectures in the data) caps accuracy's τ above the measured one
-    noise = bench.model.meta["noise"]
+    noise = bench.noise
     assert noise["accuracy"]["n_groups"] >= 5
     assert q["accuracy"]["kendall_tau"] < noise["accuracy"]["cap_kendall_tau"]
     b0 = bench.query_one("e1k3l1+ e6k3l2+ e6k5l2+ e6k3l3+ e6k5l3+ e6k5l4+ e6k3l1+")

@@ -32,20 +32,20 @@ FAST_PARAMS: dict[str, dict[str, Any]] = {
     "rs": {},
     "re": {"population_size": 20, "sample_size": 10},
     "nsga2": {"population_size": 12},
-    # tiny candidate pools, few MC samples, capped fits and history: ~0.1-0.5 s per ask
+    # tiny candidate pools, few MC samples, capped fits and history (see tests/test_bo.py for BO's own tests)
     "bo": {
         "n_init": 6,
-        "n_random": 30,
+        "n_random": 20,
         "n_mutants": 1,
         "n_anchors": 3,
-        "local_steps": 1,
-        "local_top": 2,
+        "n_block_anchors": 0,
+        "local_steps": 0,
         "greedy_pool": 4,
-        "mc_samples": 8,
-        "screen_samples": 4,
-        "max_baseline": 6,
+        "mc_samples": 4,
+        "screen_samples": 2,
+        "max_baseline": 4,
         "fit_maxiter": 10,
-        "max_history": 40,
+        "max_history": 30,
         "refit_every": 4,
     },
 }

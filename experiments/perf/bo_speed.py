@@ -41,10 +41,11 @@ Measured on the 2-core development machine (shared with other jobs; numbers from
   (100) and 0.907 -> 0.947 (300) on the records. -> ``ordinal`` + ``log_device_targets``.
 - feasibility GP (acc_constrained_a100 constraints on the records, 28% feasible), AUC / Brier: without a
   noise floor 0.913 / 0.110 (100) and 0.959 / 0.068 (300); floor 0.2: 0.951 / 0.082 and 0.977 / 0.056.
-- per iteration, 500 observations, q = 8, acc_a100: fit 0.5-1.6 s (2.3 s cold), candidates < 0.05 s,
-  acquisition 3-4 s, total 3.5-4.7 s wall with 2 threads, 4.5-6 s with 1; three objectives
-  (acc_a100_zcu102_latency) 10-13 s with 1 thread; one objective (acc) 9.5-10 s with 1 thread.
-- a whole 300-evaluation acc_a100 run on the surrogate: 70-100 s (1 thread, q = 8).
+- per iteration, 500 observations, q = 8, one thread (the other core busy with another job): acc_a100
+  fit 1.1-3.1 s (cold first fit 3.1 s), candidates < 0.05 s, acquisition 5.1-5.5 s (greedy part 1.6 s),
+  total 6.5-8.3 s; acc 7.3-8.2 s; acc_a100_zcu102_latency (three objectives) 11.5-14.6 s. With two threads
+  on an idle machine acc_a100 took 3.5-4.7 s (before block moves were added to the candidate pool).
+- a whole 300-evaluation acc_a100 run: 103 s on the synthetic oracle, 70-100 s on the surrogate (1 thread).
 """
 
 from __future__ import annotations
