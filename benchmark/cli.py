@@ -13,7 +13,7 @@ import numpy as np
 
 from benchmark import space
 from benchmark.metrics import fit_quality, format_quality_table
-from benchmark.noise import estimate_noise, noise_ceiling
+from benchmark.noise import estimate_noise, noise_caps
 from benchmark.targets import TARGET_NAMES, TARGETS, UnknownTargetError, check_targets
 
 
@@ -149,13 +149,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    caps = {}
-    for t, est in bench.noise.items():
-        if t in test.labels:
-            rng = np.random.default_rng(0)
-            cap = noise_ceiling(test.labels[t], est["sigma_rms"], rng, relative=est["relative"], n_draws=30)
-            caps[t] = {"cap_r2": cap["r2"], "cap_kendall_tau": cap["kendall_tau"]}
-            caps[t]["n_groups"] = est["n_groups"]
+    caps = noise_caps(bench.noise, test.labels)
     title = f"surrogate {bench.digest} vs {len(test)} measured records in {args.test}"
     print(format_quality_table(result, title, caps=caps))
     return 0

@@ -47,8 +47,9 @@ def format_quality_table(
     title: str = "",
     caps: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """A fixed-width table: one row per target; with ``caps`` (``{target: {"cap_r2", "cap_kendall_tau"}}``,
-    see :func:`benchmark.oracle.noise_summary`) two more columns give what a perfect model could reach."""
+    """A fixed-width table: one row per target; with ``caps`` (``{target: {"cap_r2", "cap_kendall_tau",
+    "n_groups"}}``, see :func:`benchmark.noise.noise_caps`) two more columns give what a perfect model could
+    reach."""
     head = f"{'target':<18} {'n':>5} {'R2':>7} {'tau':>7} {'rho':>7} {'MAE':>10} {'RMSE':>10} {'in 1sd':>7}"
     if caps is not None:
         head += f" {'R2 cap':>7} {'tau cap':>7}"

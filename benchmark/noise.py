@@ -11,7 +11,9 @@ on log values (a σ of 0.02 = 2 %).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,6 +55,11 @@ def is_relative(target: str) -> bool:
     return target != "accuracy"
 
 
+def _usable(y: FloatArray, log: bool) -> NDArray[np.bool_]:
+    """Rows with a value (finite, and positive where logs are taken)."""
+    return np.isfinite(y) & (y > 0) if log else np.isfinite(y)
+
+
 def repeat_deviations(X: IntArray, y: FloatArray, *, log: bool = False) -> tuple[FloatArray, IntArray]:
     """Deviations of repeated measurements from their architecture's mean.
 
@@ -63,7 +70,7 @@ def repeat_deviations(X: IntArray, y: FloatArray, *, log: bool = False) -> tuple
         ``(d, k)``, both ``(m,)`` over the rows of architectures measured ``k >= 2`` times: ``d`` is the
         row's deviation from its group mean, ``k`` its group size. ``d`` has variance ``σ² (k - 1) / k``.
     """
-    ok = np.isfinite(y) & ((y > 0) if log else True)
+    ok = _usable(y, log)
     ids = space.arch_id(np.asarray(X)[ok])
     v = np.log(y[ok]) if log else np.asarray(y, dtype=float)[ok]
     _, inv, counts = np.unique(ids, return_inverse=True, return_counts=True)
@@ -105,7 +112,7 @@ def noise_ceiling(
         ``{"r2": …, "kendall_tau": …, "sigma": sigma, "n": …}`` (NaN when ``sigma`` is NaN or n < 3).
     """
     v = np.asarray(y, dtype=float)
-    v = v[np.isfinite(v) & ((v > 0) if relative else True)]
+    v = v[_usable(v, relative)]
     n = v.size
     if n < 3 or not np.isfinite(sigma):
         return {"r2": float("nan"), "kendall_tau": float("nan"), "sigma": float(sigma), "n": float(n)}
@@ -126,3 +133,38 @@ def noise_ceiling(
         "sigma": float(sigma),
         "n": float(n),
     }
+
+
+def noise_caps(
+    noise: Mapping[str, Mapping[str, Any]], labels: Mapping[str, FloatArray]
+) -> dict[str, dict[str, float]]:
+    """Per target in both: the R² / Kendall τ cap of a perfect model on ``labels`` and the repeat count.
+
+    Args:
+        noise: per target, a :class:`NoiseEstimate` as a dict (``sigma_rms``, ``relative``, ``n_groups``).
+        labels: per target, the measured values the model is scored against.
+
+    Returns:
+        ``{target: {"cap_r2", "cap_kendall_tau", "n_groups"}}`` (seeded, so the same for the same input).
+    """
+    out: dict[str, dict[str, float]] = {}
+    for t, est in noise.items():
+        if t not in labels:
+            continue
+        rng = np.random.default_rng(0)
+        cap = noise_ceiling(labels[t], est["sigma_rms"], rng, relative=est["relative"], n_draws=30)
+        out[t] = {"cap_r2": cap["r2"], "cap_kendall_tau": cap["kendall_tau"], "n_groups": est["n_groups"]}
+    return out
+
+
+def noise_summary(
+    X: IntArray,
+    labels: dict[str, FloatArray],
+    scored: Mapping[str, FloatArray],
+    targets: tuple[str, ...],
+) -> dict[str, dict[str, Any]]:
+    """Repeat-measurement noise per target (from ``X``/``labels``) with the caps it puts on a model scored
+    against ``scored`` (see :func:`noise_caps`); JSON-ready, stored in a fitted surrogate's metadata."""
+    noise = {t: asdict(est) for t, est in estimate_noise(X, labels).items() if t in targets}
+    caps = noise_caps(noise, scored)
+    return {t: {**est, **caps[t]} for t, est in noise.items()}

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from benchmark import space
 from benchmark.api import FloatArray, TargetPrediction
 from benchmark.macs import macs_params
+from benchmark.noise import noise_summary
 from benchmark.surrogate import MODEL_FORMAT_VERSION, SurrogateConfig, SurrogateModel, fit_surrogate
 from benchmark.targets import TARGET_NAMES, check_targets
 
@@ -72,7 +73,8 @@ class Benchmark:
     @property
     def noise(self) -> dict[str, dict[str, Any]]:
         """Per target: repeat-measurement noise of the data and the R² / τ cap it puts on
-        :attr:`fit_quality` (see :func:`noise_summary`); empty for surrogates fitted before it existed."""
+        :attr:`fit_quality` (see :func:`benchmark.noise.noise_summary`); empty for surrogates fitted before
+        it existed."""
         out: dict[str, dict[str, Any]] = self.model.meta.get("noise", {})
         return out
 
@@ -233,28 +235,6 @@ def load_benchmark(
     say(f"fitted in {elapsed:.1f} s; caching at {path}")
     _write_atomically(model, path)
     return Benchmark(model, data.sha256, path)
-
-
-def noise_summary(
-    X: NDArray[np.int64],
-    labels: dict[str, NDArray[np.float64]],
-    scored: dict[str, NDArray[np.float64]],
-    targets: tuple[str, ...],
-) -> dict[str, dict[str, Any]]:
-    """Repeat-measurement noise per target (from ``X``/``labels``) and the R² / Kendall τ a perfect model
-    could reach on the ``scored`` labels (see :mod:`benchmark.noise`); JSON-ready."""
-    from dataclasses import asdict
-
-    from benchmark.noise import estimate_noise, noise_ceiling
-
-    out: dict[str, dict[str, Any]] = {}
-    for t, est in estimate_noise(X, labels).items():
-        if t not in targets:
-            continue
-        rng = np.random.default_rng(0)
-        cap = noise_ceiling(scored[t], est.sigma_rms, rng, relative=est.relative, n_draws=30)
-        out[t] = {**asdict(est), "cap_r2": cap["r2"], "cap_kendall_tau": cap["kendall_tau"]}
-    return out
 
 
 def _check_cache(path: Path, sha: str, cfg: SurrogateConfig) -> str | None:

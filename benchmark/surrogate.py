@@ -303,7 +303,6 @@ def _xgb_member(
     params: dict[str, Any],
     cfg: SurrogateConfig,
     seed: int,
-    base_margin: FloatArray | None = None,
 ) -> tuple[list[Leaf], float, int, bytes, Callable[[IntArray], FloatArray]]:
     import xgboost as xgb
 
@@ -337,7 +336,6 @@ def _lgb_member(
     params: dict[str, Any],
     cfg: SurrogateConfig,
     seed: int,
-    base_margin: FloatArray | None = None,
 ) -> tuple[list[Leaf], float, int, bytes, Callable[[IntArray], FloatArray]]:
     import lightgbm as lgb
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from benchmark import space
 from benchmark.dataset import Dataset
-from benchmark.noise import estimate_noise, noise_ceiling, repeat_deviations
+from benchmark.noise import estimate_noise, noise_caps, noise_ceiling, repeat_deviations
 
 
 def _repeated(n_arch: int, k: int, sigma: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +74,19 @@ def test_ceiling_is_deterministic_for_a_seed() -> None:
     b = noise_ceiling(y, 0.03, np.random.default_rng(9), relative=True, n_draws=10)
     assert a == b and 0.9 < a["kendall_tau"] < 1.0
     assert np.isnan(noise_ceiling(y, float("nan"), np.random.default_rng(0))["kendall_tau"])
+
+
+def test_caps_cover_the_scored_targets_only() -> None:
+    y = np.random.default_rng(5).normal(60.0, 3.3, 200)
+    noise = {
+        "accuracy": {"sigma_rms": 0.3, "relative": False, "n_groups": 10},
+        "throughput_a100": {"sigma_rms": 0.01, "relative": True, "n_groups": 10},
+    }
+    caps = noise_caps(noise, {"accuracy": y})
+    assert set(caps) == {"accuracy"} and caps["accuracy"]["n_groups"] == 10
+    direct = noise_ceiling(y, 0.3, np.random.default_rng(0), n_draws=30)
+    assert caps["accuracy"]["cap_kendall_tau"] == direct["kendall_tau"]
+    assert caps["accuracy"]["cap_r2"] == direct["r2"]
 
 
 @pytest.mark.dataset
