@@ -34,9 +34,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark._io import atomic_write_text
 from experiments.config_schema import register_configs
 from nasopt.budget import Budget, BudgetError
-from nasopt.checkpoint import CheckpointError, atomic_write_text
+from nasopt.checkpoint import CheckpointError
 from nasopt.problems import ProblemError, problem_from_config
 from nasopt.results import ERROR_FILE, RunResult
 from nasopt.runner import ConfigurationError, RunDirError, Runner, check_optimizer_params

@@ -24,7 +24,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from benchmark.targets import TARGETS
-from nasopt import indicators
+from optimizers import indicators
 from optimizers.base import ProblemInfo
 
 FloatArray = NDArray[np.float64]

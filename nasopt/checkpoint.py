@@ -9,8 +9,9 @@ On disk a checkpoint is a directory ``<name>/`` with ``state.json``, ``arrays.np
 ``trials_checkpoint.parquet``. :func:`save_checkpoint` writes a fresh ``<name>.tmp/`` and swaps it in with
 ``os.replace`` (the previous one briefly becomes ``<name>.old/``), so a process killed at any moment leaves
 either the old or the new checkpoint complete; :func:`load_checkpoint` finds whichever is there. That
-holds for a killed *process* without ``fsync`` (the OS keeps the written pages); set :data:`FSYNC` (or pass
-``fsync=True``) to also survive an OS crash or power loss, at some cost per checkpoint.
+holds for a killed *process* without ``fsync`` (the OS keeps the written pages); set
+:data:`benchmark._io.FSYNC` (or pass ``fsync=True``) to also survive an OS crash or power loss, at some cost
+per checkpoint.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark._io import fsync_file
+
 ARRAY_MARK = "__ndarray__"
 STATE_FILE = "state.json"
 ARRAYS_FILE = "arrays.npz"
 TRIALS_FILE = "trials_checkpoint.parquet"
 #: default for the ``fsync`` argument of the writers below
-FSYNC = False
 
 
 class CheckpointError(ValueError):
@@ -98,35 +100,6 @@ def join_tree(tree: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     return tree
 
 
-def _sync(path: Path, fsync: bool | None) -> None:
-    if FSYNC if fsync is None else fsync:
-        with open(path, "rb") as fh:
-            os.fsync(fh.fileno())
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool | None = None) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    _sync(tmp, fsync)
-    os.replace(tmp, p)
-
-
-def atomic_write_text(path: str | Path, text: str, fsync: bool | None = None) -> None:
-    """Write ``text`` (UTF-8) atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"), fsync)
-
-
-def atomic_copy(src: str | Path, dst: str | Path, fsync: bool | None = None) -> None:
-    """Copy a file atomically (temporary copy + ``os.replace``)."""
-    d = Path(dst)
-    tmp = d.with_name(f".{d.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    _sync(tmp, fsync)
-    os.replace(tmp, d)
-
-
 def save_checkpoint(
     directory: str | Path,
     state: Mapping[str, Any],
@@ -145,12 +118,12 @@ def save_checkpoint(
     with open(tmp / ARRAYS_FILE, "wb") as fh:
         savez: Any = np.savez  # (numpy's stubs reject **arrays: the allow_pickle keyword)
         savez(fh, **arrays)
-    _sync(tmp / ARRAYS_FILE, fsync)
+    fsync_file(tmp / ARRAYS_FILE, fsync)
     if trials is not None:
         trials.to_parquet(tmp / TRIALS_FILE, index=False)
-        _sync(tmp / TRIALS_FILE, fsync)
+        fsync_file(tmp / TRIALS_FILE, fsync)
     (tmp / STATE_FILE).write_text(text, encoding="utf-8")
-    _sync(tmp / STATE_FILE, fsync)
+    fsync_file(tmp / STATE_FILE, fsync)
     if final.exists():
         if old.exists():
             shutil.rmtree(old)

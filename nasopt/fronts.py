@@ -36,8 +36,8 @@ from numpy.typing import NDArray
 
 from benchmark import space
 from benchmark.api import Oracle
-from nasopt import indicators
 from nasopt.analysis import maximize_signs, normalize_natural
+from optimizers import indicators
 from optimizers.base import ProblemInfo
 
 FloatArray = NDArray[np.float64]

@@ -29,7 +29,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from benchmark import space
-from nasopt import indicators, stats
+from nasopt import stats
 from nasopt.analysis import (
     Run,
     RunTrace,
@@ -41,6 +41,7 @@ from nasopt.analysis import (
     target_label,
 )
 from nasopt.fronts import ReferenceFront, load_reference_front
+from optimizers import indicators
 from optimizers.base import ProblemInfo
 
 FloatArray = NDArray[np.float64]

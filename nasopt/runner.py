@@ -51,15 +51,11 @@ import numpy as np
 import pandas as pd
 
 from benchmark import space
+from benchmark._io import atomic_copy, atomic_write_text
 from benchmark.api import Oracle
 from nasopt.budget import Budget
 from nasopt.checkpoint import TRIALS_FILE as CKPT_TRIALS_FILE
-from nasopt.checkpoint import (
-    atomic_copy,
-    atomic_write_text,
-    load_checkpoint,
-    save_checkpoint,
-)
+from nasopt.checkpoint import load_checkpoint, save_checkpoint
 from nasopt.problems import Problem, get_problem, hypervolume_normalized, nondominated
 from nasopt.results import (
     CHECKPOINT_DIR,
@@ -74,8 +70,6 @@ from optimizers.base import Optimizer, ProblemInfo
 OptimizerFactory = Callable[..., Optimizer]
 #: The checkpoint state layout version.
 STATE_FORMAT = 1
-#: Runner batch sizes used when neither the caller nor the optimizer says (see :func:`default_batch_size`).
-DEFAULT_BATCH_SIZES: dict[str, int] = {"rs": 100, "re": 1, "reinforce": 1}
 
 
 class RunDirError(RuntimeError):
@@ -120,14 +114,9 @@ def check_optimizer_params(name: str, cls: Any, params: Mapping[str, Any]) -> No
         )
 
 
-def default_batch_size(name: str, opt: Optimizer) -> int:
-    """Runner batch size when none is given: the optimizer's ``preferred_batch_size``, NSGA-II's offspring
-    count, BO's ``q``, else :data:`DEFAULT_BATCH_SIZES` (1 for unknown optimizers)."""
-    for attr in ("preferred_batch_size", "n_offsprings", "q"):
-        v = getattr(opt, attr, None)
-        if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1:
-            return int(v)
-    return DEFAULT_BATCH_SIZES.get(name, 1)
+def default_batch_size(opt: Optimizer) -> int:
+    """Runner batch size when none is given: the optimizer's ``preferred_batch_size`` (None = 1)."""
+    return opt.preferred_batch_size or 1
 
 
 @functools.cache
@@ -312,7 +301,7 @@ class Runner:
         opt_seq, noise_seq = np.random.SeedSequence(self.seed).spawn(2)
         self.optimizer = self._make_optimizer(np.random.default_rng(opt_seq))
         self.noise_rng = np.random.default_rng(noise_seq)
-        self.batch_size = self.requested_batch_size or default_batch_size(self.optimizer_name, self.optimizer)
+        self.batch_size = self.requested_batch_size or default_batch_size(self.optimizer)
 
     # -- records -----------------------------------------------------------------------------------------
     def _flush(self) -> pd.DataFrame:
@@ -803,7 +792,6 @@ def search(
 
 
 __all__ = [
-    "DEFAULT_BATCH_SIZES",
     "ConfigurationError",
     "ProblemInfo",
     "RunDirError",

@@ -92,6 +92,12 @@ class Optimizer(ABC):
         self.problem = problem
         self.rng = rng
 
+    @property
+    def preferred_batch_size(self) -> int | None:
+        """Architectures per ``ask`` this optimizer is designed for: the runner's batch size when the user
+        gives none (None = 1, the sequential algorithm)."""
+        return None
+
     @abstractmethod
     def ask(self, n: int) -> IntArray:
         """Propose ``n`` architectures, shape ``(n, 28)`` int64."""

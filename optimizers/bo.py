@@ -191,6 +191,11 @@ class BayesianOptimization(Optimizer):
     name = "bo"
     multi_objective = True
 
+    @property
+    def preferred_batch_size(self) -> int | None:
+        """One q-batch."""
+        return self.q
+
     def __init__(
         self,
         problem: ProblemInfo,

@@ -42,6 +42,10 @@ class RegularizedEvolution(Optimizer):
     name = "re"
     multi_objective = True
 
+    @property
+    def preferred_batch_size(self) -> int | None:
+        return 1
+
     def __init__(
         self,
         problem: ProblemInfo,

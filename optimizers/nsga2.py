@@ -96,6 +96,11 @@ class NSGA2(Optimizer):
     name = "nsga2"
     multi_objective = True
 
+    @property
+    def preferred_batch_size(self) -> int | None:
+        """One generation of offspring."""
+        return self.n_offsprings
+
     def __init__(
         self,
         problem: ProblemInfo,

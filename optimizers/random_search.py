@@ -20,6 +20,10 @@ class RandomSearch(Optimizer):
     name = "rs"
     multi_objective = True
 
+    @property
+    def preferred_batch_size(self) -> int | None:
+        return 100
+
     def __init__(
         self,
         problem: ProblemInfo,

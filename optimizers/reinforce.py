@@ -133,6 +133,10 @@ class Reinforce(Optimizer):
     #: False: several objectives are scalarised into one reward (one trade-off), no Pareto front is sought
     multi_objective = False
 
+    @property
+    def preferred_batch_size(self) -> int | None:
+        return 1
+
     def __init__(
         self,
         problem: ProblemInfo,

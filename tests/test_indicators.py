@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pymoo.indicators.hv import HV
 
-from nasopt import indicators as ind
+from optimizers import indicators as ind
 
 
 def pymoo_hv(F: np.ndarray, ref: np.ndarray) -> float:

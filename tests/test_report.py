@@ -15,9 +15,10 @@ from pymoo.indicators.hv import HV
 from benchmark import space
 from benchmark.synthetic import SyntheticBenchmark
 from experiments.perf.report_speed import write_synthetic_run, write_synthetic_sweep
-from nasopt import fronts, indicators, stats
+from nasopt import fronts, stats
 from nasopt.analysis import find_run_dirs, load_run
 from nasopt.report import ContextPoints, ReportResult, build_report, dataset_context
+from optimizers import indicators
 from optimizers.base import ProblemInfo
 
 BI = ProblemInfo(

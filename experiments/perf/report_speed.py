@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from benchmark import space
-from nasopt import indicators
 from nasopt.analysis import denormalize
+from optimizers import indicators
 from optimizers.base import ProblemInfo
 
 #: optimizer name -> skill in [0, 1] (how fast its samples approach the trade-off curve)

@@ -1,0 +1,78 @@
+"""Small I/O helpers shared by every package: atomic file writes and the package versions for provenance."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import platform
+import shutil
+from pathlib import Path
+
+#: fsync temporary files before the rename (off by default: an atomic rename already survives a killed
+#: *process*; set True, or pass ``fsync=True``, to also survive a power loss)
+FSYNC = False
+
+#: packages whose versions are recorded in summaries, caches and fronts
+PROVENANCE_PACKAGES = (
+    "nasopt",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pymoo",
+    "xgboost",
+    "lightgbm",
+    "torch",
+    "botorch",
+)
+
+
+def fsync_file(path: Path, fsync: bool | None = None) -> None:
+    if FSYNC if fsync is None else fsync:
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool | None = None) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    fsync_file(tmp, fsync)
+    os.replace(tmp, p)
+
+
+def atomic_write_text(path: str | Path, text: str, fsync: bool | None = None) -> None:
+    """Write ``text`` (UTF-8) atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"), fsync)
+
+
+def atomic_copy(src: str | Path, dst: str | Path, fsync: bool | None = None) -> None:
+    """Copy a file atomically (temporary copy + ``os.replace``)."""
+    d = Path(dst)
+    tmp = d.with_name(f".{d.name}.tmp-{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    fsync_file(tmp, fsync)
+    os.replace(tmp, d)
+
+
+@functools.cache
+def package_versions(packages: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[str, str]:
+    """``{"python": "3.11.7", "numpy": "2.1.0", ...}`` for the installed ones of ``packages``."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in packages:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[pkg] = metadata.version(pkg)
+    return out
+
+
+__all__ = [
+    "FSYNC",
+    "atomic_copy",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "fsync_file",
+    "package_versions",
+]
