@@ -6,9 +6,56 @@ imported on first use so that ``import benchmark.space`` stays light.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Benchmark", "SurrogateConfig", "load_benchmark"]
+from benchmark.errors import ConfigurationError, check_keywords
+
+#: registry name -> "module:callable" returning an :class:`benchmark.api.Oracle` (imported lazily)
+BENCHMARKS: dict[str, str] = {
+    "surrogate": "benchmark.oracle:load_benchmark",
+    "synthetic": "benchmark.synthetic:SyntheticBenchmark",
+}
+
+
+class UnknownBenchmarkError(ConfigurationError, KeyError):
+    """A benchmark name that is not registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def benchmark_factory(name: str) -> Callable[..., Any]:
+    """The callable registered under ``name`` (``f(**params) -> Oracle``)."""
+    if name not in BENCHMARKS:
+        raise UnknownBenchmarkError(f"unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}")
+    module, attr = BENCHMARKS[name].split(":")
+    factory: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+    return factory
+
+
+def check_benchmark_params(name: str, params: dict[str, Any]) -> None:
+    """Raise a one-line :class:`ConfigurationError` for an unknown name or parameter, building nothing."""
+    check_keywords(f"benchmark {name!r}", benchmark_factory(name), params)
+
+
+def make_benchmark(name: str = "surrogate", **params: Any) -> Any:
+    """Build the registered oracle ``name`` (``"surrogate"``: :func:`load_benchmark`; ``"synthetic"``)."""
+    check_benchmark_params(name, params)
+    return benchmark_factory(name)(**params)
+
+
+__all__ = [
+    "BENCHMARKS",
+    "Benchmark",
+    "SurrogateConfig",
+    "UnknownBenchmarkError",
+    "benchmark_factory",
+    "check_benchmark_params",
+    "load_benchmark",
+    "make_benchmark",
+]
 
 
 def __getattr__(name: str) -> Any:

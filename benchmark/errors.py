@@ -7,9 +7,42 @@ kept beside it (``class ProblemError(NasoptError, ValueError)``) so ``except Val
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
 
 class NasoptError(Exception):
     """A user-facing nasopt error; its message names the problem and the way to fix it."""
 
 
-__all__ = ["NasoptError"]
+class ConfigurationError(NasoptError, ValueError):
+    """A bad setting (unknown parameter, wrong type or range, unknown name); the message names the fix."""
+
+
+def check_keywords(owner: str, fn: Callable[..., Any], params: Mapping[str, Any], skip: int = 0) -> None:
+    """Raise :class:`ConfigurationError` if ``params`` holds a keyword that ``fn`` does not accept.
+
+    Args:
+        owner: what the parameters belong to, for the message (e.g. ``"optimizer 're'"``).
+        fn: the callable (class or function) the parameters go to.
+        params: keyword arguments to check.
+        skip: leading positional parameters that are not user settings (``problem, rng`` of an optimizer).
+    """
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    ps = list(sig.parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps):
+        return
+    allowed = [p.name for p in ps[skip:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = [k for k in params if k not in allowed]
+    if unknown:
+        raise ConfigurationError(
+            f"{owner} has no parameter(s) {', '.join(map(repr, unknown))}; "
+            f"its parameters: {', '.join(allowed) or '(none)'}"
+        )
+
+
+__all__ = ["ConfigurationError", "NasoptError", "check_keywords"]

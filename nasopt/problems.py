@@ -199,7 +199,9 @@ class Problem:
             nadir=nadir,
             ref_point=(REF_POINT_VALUE,) * len(objectives),
             n_constraints=len(constraints),
-            extras={"constraints": [str(c) for c in constraints], "eval_mode": self.eval_mode},
+            constraints=tuple(str(c) for c in constraints),
+            eval_mode=self.eval_mode,
+            log_scale=tuple(get_target(t).is_device for t in objectives),
         )
         object.__setattr__(self, "info", info)
 

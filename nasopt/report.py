@@ -795,7 +795,7 @@ def build_report(
                 f"runs of problem {name!r} use {len(defs)} different definitions (objectives/normalisation/"
                 "constraints); compare them in separate reports or give custom problems their own names"
             )
-        modes = {str(r.info.extras.get("eval_mode", "mean")) for r in prs}
+        modes = {r.info.eval_mode for r in prs}
         if len(modes) > 1 and not label_keys:
             notes.append(
                 f"`{name}`: runs mix evaluation modes {sorted(modes)} under one label per optimizer; use "

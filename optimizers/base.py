@@ -26,15 +26,13 @@ Conventions:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike
 
-IntArray = NDArray[np.int64]
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
+from benchmark._typing import BoolArray, FloatArray, IntArray
 
 StateTree = dict[str, Any]
 
@@ -42,6 +40,8 @@ StateTree = dict[str, Any]
 @dataclass(frozen=True)
 class ProblemInfo:
     """What an optimizer may know about the problem it solves (no access to the benchmark itself).
+
+    Hashable and immutable: every field is a string, a number or a tuple of them.
 
     Attributes:
         name: problem name, e.g. ``"acc_a100"``.
@@ -51,6 +51,10 @@ class ProblemInfo:
         nadir: per objective, internal-minimisation value mapped to 1 by :meth:`normalize`.
         ref_point: hypervolume reference point in normalised space, shape ``(m,)``.
         n_constraints: number of constraints (0 = unconstrained).
+        constraints: the constraints as text, e.g. ``("throughput_a100 >= 10000",)``.
+        eval_mode: what the optimizer observes: ``"mean"`` (ensemble mean) or ``"noisy"`` (a noisy draw).
+        log_scale: per objective, whether it is a positive hardware quantity (throughput, latency) best
+            modelled on a log scale; empty = none is.
     """
 
     name: str
@@ -60,22 +64,44 @@ class ProblemInfo:
     nadir: tuple[float, ...]
     ref_point: tuple[float, ...]
     n_constraints: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)
+    constraints: tuple[str, ...] = ()
+    eval_mode: str = "mean"
+    log_scale: tuple[bool, ...] = ()
 
     @property
     def n_obj(self) -> int:
         return len(self.objectives)
 
-    def normalize(self, F: FloatArray) -> FloatArray:
+    def is_log_scale(self, i: int) -> bool:
+        """Whether objective ``i`` is a positive hardware quantity (see ``log_scale``)."""
+        return bool(self.log_scale[i]) if self.log_scale else False
+
+    def _signs(self) -> FloatArray:
+        return np.where(np.asarray(self.maximize, dtype=bool), -1.0, 1.0)
+
+    def to_internal(self, values: ArrayLike) -> FloatArray:
+        """Natural values ``(n, m)`` (accuracy %, img/s, ms) to internal minimisation values ``(n, m)``."""
+        return np.asarray(values, dtype=np.float64) * self._signs()
+
+    def to_natural(self, F: ArrayLike) -> FloatArray:
+        """Internal minimisation values ``(n, m)`` back to natural units (accuracy %, img/s, ms)."""
+        return np.asarray(F, dtype=np.float64) * self._signs()
+
+    def normalize(self, F: ArrayLike) -> FloatArray:
         """Internal minimisation values ``(n, m)`` to the fixed box: 0 = ideal, 1 = nadir."""
         ideal = np.asarray(self.ideal, dtype=float)
         nadir = np.asarray(self.nadir, dtype=float)
         return (np.asarray(F, dtype=float) - ideal) / (nadir - ideal)
 
-    def to_natural(self, F: FloatArray) -> FloatArray:
-        """Internal minimisation values ``(n, m)`` back to natural units (accuracy %, img/s, ms)."""
-        sign = np.where(np.asarray(self.maximize), -1.0, 1.0)
-        return np.asarray(F, dtype=float) * sign
+    def normalize_natural(self, values: ArrayLike) -> FloatArray:
+        """Natural values ``(n, m)`` straight to the normalised minimisation box ``(n, m)``."""
+        return self.normalize(self.to_internal(values))
+
+    def denormalize(self, F_norm: ArrayLike) -> FloatArray:
+        """Normalised minimisation values ``(n, m)`` back to natural units ``(n, m)``."""
+        ideal = np.asarray(self.ideal, dtype=float)
+        nadir = np.asarray(self.nadir, dtype=float)
+        return self.to_natural(np.asarray(F_norm, dtype=float) * (nadir - ideal) + ideal)
 
 
 class Optimizer(ABC):
