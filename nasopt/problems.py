@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from benchmark._typing import BoolArray, FloatArray, IntArray
+from benchmark.errors import NasoptError
 from benchmark.targets import TARGET_NAMES, UnknownTargetError, get_target
+from optimizers import indicators
 from optimizers.base import ProblemInfo
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 
 #: Fixed normalisation box per target, natural units: ``(ideal, nadir)`` (0 and 1 in normalised space).
 NORMALIZATION: dict[str, tuple[float, float]] = {
@@ -57,7 +57,7 @@ _HARD_UPPER: dict[str, float] = {"accuracy": 100.0}
 EVAL_MODES = ("mean", "noisy")
 
 
-class ProblemError(ValueError):
+class ProblemError(NasoptError, ValueError):
     """A problem definition is invalid; the message names the bad part and how to fix it."""
 
 
@@ -281,48 +281,24 @@ class Problem:
 # ------------------------------------------------------------------------------------------------------
 # indicators in the problem's fixed space
 # ------------------------------------------------------------------------------------------------------
-def nondominated(F: ArrayLike) -> NDArray[np.int64]:
-    """Indices of the non-dominated rows of minimisation values ``F (n, m)`` (pymoo; ties all kept)."""
-    from pymoo.util.nds.non_dominated_sorting import find_non_dominated
-
-    arr = np.asarray(F, dtype=np.float64)
-    if arr.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.sort(np.asarray(find_non_dominated(arr), dtype=np.int64))
-
-
-def hypervolume_normalized(F_norm: ArrayLike, ref_point: ArrayLike) -> float:
-    """pymoo hypervolume of normalised points ``(n, m)``; rows with NaN or not below ``ref_point`` count 0."""
-    from pymoo.indicators.hv import HV
-
-    ref = np.asarray(ref_point, dtype=np.float64)
-    arr = np.asarray(F_norm, dtype=np.float64).reshape(-1, ref.size)
-    keep = np.all(np.isfinite(arr), axis=1) & np.all(arr < ref[None, :], axis=1)
-    if not keep.any():
-        return 0.0
-    return float(HV(ref_point=ref)(arr[keep]))
-
-
 def hypervolume(problem: Problem, values: ArrayLike, feasible: ArrayLike | None = None) -> float:
-    """Hypervolume of the feasible points among natural ``values (n, m)`` in the problem's fixed space."""
+    """Hypervolume of the feasible points among natural ``values (n, m)`` in the problem's fixed space
+    (:func:`optimizers.indicators.hypervolume`)."""
     norm = problem.normalize_natural(np.asarray(values, dtype=np.float64).reshape(-1, problem.n_obj))
     if feasible is not None:
         norm = norm[np.asarray(feasible, dtype=bool)]
-    return hypervolume_normalized(norm, problem.ref_point)
+    return indicators.hypervolume(norm, problem.ref_point)
 
 
 def pareto_indices(
     problem: Problem, values: ArrayLike, feasible: ArrayLike | None = None
-) -> NDArray[np.int64]:
+) -> IntArray:
     """Row indices ``(k,)`` (ascending) of the feasible, finite, non-dominated rows of natural ``values``."""
     v = np.asarray(values, dtype=np.float64).reshape(-1, problem.n_obj)
-    ok = np.all(np.isfinite(v), axis=1)
+    F = problem.to_internal(v)
     if feasible is not None:
-        ok &= np.asarray(feasible, dtype=bool)
-    rows = np.flatnonzero(ok)
-    if rows.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    return rows[nondominated(problem.to_internal(v[rows]))]
+        F[~np.asarray(feasible, dtype=bool)] = np.nan
+    return np.flatnonzero(indicators.nondominated_mask(F)).astype(np.int64)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -419,7 +395,9 @@ def problem_from_config(cfg: Mapping[str, Any]) -> Problem:
 
 def _mode(value: Any) -> str:
     # Hydra structured configs hand over an Enum member
-    return str(getattr(value, "value", value))
+    from enum import Enum
+
+    return str(value.value if isinstance(value, Enum) else value)
 
 
 __all__ = [
@@ -434,9 +412,7 @@ __all__ = [
     "UnknownProblemError",
     "get_problem",
     "hypervolume",
-    "hypervolume_normalized",
     "make_problem",
-    "nondominated",
     "pareto_indices",
     "problem_from_config",
     "sanity_range",
