@@ -81,7 +81,7 @@ class RunTrace:
     problem: str
     label: str
     seed: int
-    path: Path
+    path: Path | None
     n_evals: int
     counts: IntArray
     hv: FloatArray

@@ -282,9 +282,7 @@ def compute_reference_front(
         absorb(space.neighbours_batch(archive_X[todo]))
     final = indicators.nondominated_mask(archive_F) if archive_F.shape[0] else np.zeros(0, dtype=bool)
     X, vals = archive_X[final], archive_vals[final]
-    order = (
-        np.lexsort(info.normalize_natural(vals).T[::-1]) if X.shape[0] else np.zeros(0, dtype=int)
-    )
+    order = np.lexsort(info.normalize_natural(vals).T[::-1]) if X.shape[0] else np.zeros(0, dtype=int)
     return FrontSearchResult(X[order], vals[order], n_eval, rounds, exhausted)
 
 

@@ -23,11 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from benchmark import space
-
-IntArray = NDArray[np.int64]
+from benchmark._typing import IntArray
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -290,9 +290,7 @@ def hypervolume(problem: Problem, values: ArrayLike, feasible: ArrayLike | None 
     return indicators.hypervolume(norm, problem.ref_point)
 
 
-def pareto_indices(
-    problem: Problem, values: ArrayLike, feasible: ArrayLike | None = None
-) -> IntArray:
+def pareto_indices(problem: Problem, values: ArrayLike, feasible: ArrayLike | None = None) -> IntArray:
     """Row indices ``(k,)`` (ascending) of the feasible, finite, non-dominated rows of natural ``values``."""
     v = np.asarray(values, dtype=np.float64).reshape(-1, problem.n_obj)
     F = problem.to_internal(v)
