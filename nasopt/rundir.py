@@ -3,7 +3,8 @@
 A run directory (written by :mod:`nasopt.runner`, read by the analysis, the report and the fronts)::
 
     config.yaml        the run's config (YAML)
-    trials.parquet     one row per evaluation, columns per :func:`trial_columns`
+    trials.parquet     one row per evaluation, columns per :func:`trial_columns` (a hard link to the
+                       checkpoint's copy where the file system allows: replace it, never write into it)
     summary.json       the end-of-run (or last-checkpoint) summary; ``format_version`` names this format
     checkpoint/        state.json + arrays.npz + the trial table (see nasopt.checkpoint), swapped atomically
     error.txt          only when the run failed (written by the app)
@@ -36,6 +37,7 @@ from benchmark._io import atomic_copy, atomic_write_text
 from benchmark.errors import NasoptError
 from nasopt.checkpoint import TRIALS_FILE as CHECKPOINT_TRIALS_FILE
 from nasopt.checkpoint import load_checkpoint, save_checkpoint
+from nasopt.run_summary import format_summary
 from optimizers.base import ProblemInfo
 
 CONFIG_FILE = "config.yaml"
@@ -249,8 +251,6 @@ class Run:
 
     def format(self) -> str:
         """Readable end-of-run summary (see :func:`nasopt.run_summary.format_summary`)."""
-        from nasopt.run_summary import format_summary
-
         return format_summary(self.summary)
 
 
