@@ -36,7 +36,6 @@ table), :class:`~nasopt.incumbents.Incumbents` (front, HV, best accuracy),
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -52,6 +51,7 @@ from nasopt.budget import Budget
 from nasopt.evaluation import Evaluation, Evaluator
 from nasopt.incumbents import ACCURACY, Incumbents
 from nasopt.problems import Problem, get_problem
+from nasopt.progress import ProgressBar
 from nasopt.resume import CheckpointCadence, Checkpointer, Counters, restore_rng, run_state
 from nasopt.run_summary import format_summary
 from nasopt.rundir import (
@@ -90,42 +90,6 @@ def _plain(obj: Any) -> Any:
 def default_batch_size(opt: Optimizer) -> int:
     """Runner batch size when none is given: the optimizer's ``preferred_batch_size`` (None = 1)."""
     return opt.preferred_batch_size or 1
-
-
-class ProgressBar:
-    """tqdm bar over evaluations with ``best acc .. hv ..`` as postfix (refreshed at most every 0.5 s)."""
-
-    def __init__(self, runner: Runner, enabled: bool | None) -> None:
-        from tqdm.auto import tqdm
-
-        self.runner = runner
-        self._last = 0.0
-        self.bar = tqdm(
-            total=runner.budget.max_evals,
-            initial=runner.n_evals,
-            unit="eval",
-            desc=f"{runner.optimizer_name} {runner.problem.name}",
-            disable=None if enabled is None else not enabled,
-            dynamic_ncols=True,
-            file=sys.stderr,
-        )
-
-    def _postfix(self) -> None:
-        inc = self.runner.incumbents
-        acc = "n/a" if inc.best_accuracy is None else f"{inc.best_accuracy:.2f}%"
-        self.bar.set_postfix_str(f"best acc {acc} hv {inc.hypervolume:.4f}", refresh=False)
-
-    def update(self, n: int) -> None:
-        self.bar.update(n)
-        now = time.perf_counter()
-        if not self.bar.disable and now - self._last > 0.5:
-            self._postfix()
-            self._last = now
-
-    def close(self) -> None:
-        if not self.bar.disable:
-            self._postfix()
-        self.bar.close()
 
 
 class Runner:
@@ -447,7 +411,13 @@ class Runner:
         c, budget = self.counters, self.budget
         self._t0 = time.perf_counter()
         cadence = CheckpointCadence(self.checkpoint_every, self.checkpoint_every_s, c.n_evals)
-        progress = ProgressBar(self, self.progress)
+        progress = ProgressBar(
+            self.incumbents,
+            total=budget.max_evals,
+            initial=c.n_evals,
+            desc=f"{self.optimizer_name} {self.problem.name}",
+            enabled=self.progress,
+        )
         try:
             while self.stop.reason is None:
                 remaining = budget.remaining_evals(c.n_evals)
