@@ -10,11 +10,12 @@ A :class:`Problem` names what a search optimises on the benchmark:
   reports use the mean.
 
 Internally everything is minimised: ``F[:, i] = -value`` for a maximised target and ``+value`` for a
-minimised one (natural units); the sign flip lives only in :meth:`Problem.to_internal` /
-:meth:`Problem.to_natural`. The normalised space used for hypervolume maps each objective's fixed
-``(ideal, nadir)`` pair (:data:`NORMALIZATION`, natural units) to ``(0, 1)``; the reference point is 1.0 in
-every normalised objective, so points beyond the nadir contribute no hypervolume. These constants are
-published here and never inferred from a run, so hypervolumes of different runs are comparable.
+minimised one (natural units); the sign flip and the normalisation live only on
+:class:`optimizers.base.ProblemInfo` (``problem.info``). The normalised space used for hypervolume maps
+each objective's fixed ``(ideal, nadir)`` pair (:data:`NORMALIZATION`, natural units) to ``(0, 1)``; the
+reference point is 1.0 in every normalised objective, so points beyond the nadir contribute no hypervolume.
+These constants are published here and never inferred from a run, so hypervolumes of different runs are
+comparable.
 
 Named problems (:data:`PROBLEMS`) are mirrored by ``conf/problem/<name>.yaml``.
 """
@@ -234,21 +235,17 @@ class Problem:
         return np.asarray(self.info.ref_point, dtype=np.float64)
 
     # -- conversions -----------------------------------------------------------------------------------
-    def _signs(self) -> FloatArray:
-        return np.where(np.asarray(self.maximize, dtype=bool), -1.0, 1.0)
-
     def to_internal(self, values: ArrayLike) -> FloatArray:
-        """Natural values ``(n, m)`` to internal minimisation values ``(n, m)`` (negate maximised targets)."""
-        v = np.asarray(values, dtype=np.float64)
-        return v * self._signs()[None, :] if v.ndim == 2 else v * self._signs()
+        """Natural values ``(n, m)`` to internal minimisation values ``(n, m)`` (:class:`ProblemInfo`)."""
+        return self.info.to_internal(values)
 
     def to_natural(self, F: ArrayLike) -> FloatArray:
-        """Internal minimisation values ``(n, m)`` back to natural units."""
-        return self.to_internal(F)
+        """Internal minimisation values ``(n, m)`` back to natural units (:class:`ProblemInfo`)."""
+        return self.info.to_natural(F)
 
     def normalize_natural(self, values: ArrayLike) -> FloatArray:
-        """Natural values ``(n, m)`` to the fixed normalised minimisation box (0 = ideal, 1 = nadir)."""
-        return self.info.normalize(self.to_internal(values))
+        """Natural values ``(n, m)`` to the fixed normalised minimisation box (:class:`ProblemInfo`)."""
+        return self.info.normalize_natural(values)
 
     # -- constraints -----------------------------------------------------------------------------------
     def feasible(self, means: Mapping[str, ArrayLike], n: int | None = None) -> BoolArray:
