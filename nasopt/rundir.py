@@ -317,7 +317,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
                 cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
             except yaml.YAMLError as exc:
                 raise RunFormatError(f"{path}: not valid YAML ({exc})") from exc
-            if cfg is None:
+            if cfg is None or cfg == {}:
                 continue
             if not isinstance(cfg, dict):
                 raise RunFormatError(f"{path}: expected a mapping at the top level, got {type(cfg).__name__}")
