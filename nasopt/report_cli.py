@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.errors import NasoptError
 from nasopt.report import DEFAULT_CHECKPOINTS, ContextSource, build_report, dataset_context
 
 
@@ -106,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"nasopt report: {exc}", file=sys.stderr)
         return 2
-    except (LookupError, ValueError) as exc:  # ValueError includes the run-format errors
+    except (NasoptError, LookupError, ValueError) as exc:
         print(f"nasopt report: {exc}", file=sys.stderr)
         return 1
     for note in res.notes:

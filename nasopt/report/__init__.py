@@ -27,8 +27,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.errors import ConfigurationError
 from nasopt.fronts import ReferenceFront
-from nasopt.report.data import ContextPoints, ContextSource, dataset_context, load_problem_data
+from nasopt.report.data import (
+    ContextPoints,
+    ContextSource,
+    ReportError,
+    dataset_context,
+    load_problem_data,
+)
 from nasopt.report.figures import write_figures
 from nasopt.report.markdown import render_markdown
 from nasopt.report.tables import compute_tables
@@ -87,7 +94,7 @@ def build_report(
     out = Path(out)
     cps = sorted({int(c) for c in checkpoints})
     if any(c < 1 for c in cps):
-        raise ValueError(f"checkpoints must be positive numbers of evaluations, got {cps}")
+        raise ConfigurationError(f"checkpoints must be positive numbers of evaluations, got {cps}")
     data, notes = load_problem_data(
         paths,
         checkpoints=cps,
@@ -124,6 +131,7 @@ __all__ = [
     "DEFAULT_CHECKPOINTS",
     "ContextPoints",
     "ContextSource",
+    "ReportError",
     "ReportResult",
     "build_report",
     "dataset_context",

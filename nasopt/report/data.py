@@ -17,10 +17,15 @@ import numpy as np
 
 from benchmark import space
 from benchmark._typing import FloatArray
+from benchmark.errors import NasoptError
 from nasopt.analysis import Run, RunTrace, analyze_run, eval_grid, load_runs
 from nasopt.fronts import ReferenceFront, load_reference_front
 from optimizers import indicators
 from optimizers.base import ProblemInfo
+
+
+class ReportError(NasoptError, ValueError):
+    """The runs given to the report cannot be compared as they are; the message says how to split them."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,7 +131,7 @@ def _check_one_definition(name: str, runs: Sequence[Run]) -> None:
         (r.info.objectives, r.info.ideal, r.info.nadir, r.info.ref_point, r.info.n_constraints) for r in runs
     }
     if len(defs) > 1:
-        raise ValueError(
+        raise ReportError(
             f"runs of problem {name!r} use {len(defs)} different definitions (objectives/normalisation/"
             "constraints); compare them in separate reports or give custom problems their own names"
         )
@@ -247,4 +252,11 @@ def load_problem_data(
     return data, notes
 
 
-__all__ = ["ContextPoints", "ContextSource", "ProblemData", "dataset_context", "load_problem_data"]
+__all__ = [
+    "ContextPoints",
+    "ContextSource",
+    "ProblemData",
+    "ReportError",
+    "dataset_context",
+    "load_problem_data",
+]

@@ -30,7 +30,8 @@ class Metric:
         label: short display name (Markdown headers).
         axis_label: figure axis label (with unit).
         higher_is_better: the sense, used by the tests against the best optimizer.
-        needs_reference_front: only computed when the problem has a reference front.
+        needs_reference_front: summarised, tested and shown only for problems with a reference front
+            (``runs.csv`` has the column for every run, NaN without a front).
         trace: the :class:`RunTrace` attribute holding its values ``(k,)``.
         digits: decimals in the Markdown.
         by_checkpoint: tabulated per checkpoint in ``runs.csv`` and the Markdown, shown there with median
