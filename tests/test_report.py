@@ -88,6 +88,23 @@ def report(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> ReportResul
     )
 
 
+# ------------------------------------------------------------------------------------------------ registry
+def test_metric_registry_is_consistent() -> None:
+    import dataclasses
+
+    from nasopt.analysis import RunTrace
+    from nasopt.report.metrics import HV, METRICS, PRIMARY, metrics_for, plotted_metric
+
+    names = [m.name for m in METRICS]
+    assert len(set(names)) == len(names) and PRIMARY is HV
+    fields = {f.name for f in dataclasses.fields(RunTrace)}
+    assert all(m.trace in fields for m in METRICS)
+    assert [m.name for m in metrics_for(False)] == ["hv", "best_accuracy", "front_size"]
+    assert [m.name for m in metrics_for(True)] == names
+    assert plotted_metric(SINGLE).name == "best_accuracy"  # the only objective is accuracy
+    assert plotted_metric(BI) is HV and plotted_metric(TRI) is HV
+
+
 # ------------------------------------------------------------------------------------------------ discovery
 def test_find_run_dirs_finds_nested_runs_and_skips_non_runs(sweep: Path) -> None:
     dirs = find_run_dirs([sweep])

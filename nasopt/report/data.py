@@ -20,6 +20,7 @@ from benchmark._typing import FloatArray
 from benchmark.errors import NasoptError
 from nasopt.analysis import Run, RunTrace, analyze_run, eval_grid, load_runs
 from nasopt.fronts import ReferenceFront, load_reference_front
+from nasopt.report.metrics import HV_RATIO
 from optimizers import indicators
 from optimizers.base import ProblemInfo
 
@@ -201,7 +202,7 @@ def _problem_data(
             "or missing); they are included with the evaluations they have"
         )
     if ref_norm is not None:
-        best_ratio = max((t.final("hv_ratio") for t in traces), default=math.nan)
+        best_ratio = max((HV_RATIO.final(t) for t in traces), default=math.nan)
         if np.isfinite(best_ratio) and best_ratio > 1.0 + 1e-9:
             notes.append(
                 f"`{name}`: a run beats the reference front (HV ratio {best_ratio:.4f} > 1); "

@@ -81,17 +81,18 @@ HV = Metric(
     tested=True,
     curve_start=0.0,
 )
+HV_RATIO = Metric(
+    name="hv_ratio",
+    label="HV ratio",
+    axis_label="HV / reference front HV",
+    higher_is_better=True,
+    needs_reference_front=True,
+    trace="hv_ratio",
+    digits=4,
+)
 METRICS: tuple[Metric, ...] = (
     HV,
-    Metric(
-        name="hv_ratio",
-        label="HV ratio",
-        axis_label="HV / reference front HV",
-        higher_is_better=True,
-        needs_reference_front=True,
-        trace="hv_ratio",
-        digits=4,
-    ),
+    HV_RATIO,
     Metric(
         name="igd_plus",
         label="IGD+",
@@ -157,6 +158,7 @@ def format_number(x: float | None, digits: int = 4) -> str:
 __all__ = [
     "END",
     "HV",
+    "HV_RATIO",
     "METRICS",
     "PRIMARY",
     "Checkpoint",
