@@ -16,8 +16,8 @@ from benchmark import space
 from benchmark.synthetic import SyntheticBenchmark
 from experiments.perf.report_speed import write_synthetic_run, write_synthetic_sweep
 from nasopt import fronts, stats
-from nasopt.analysis import find_run_dirs, load_run
 from nasopt.report import ContextPoints, ReportResult, build_report, dataset_context
+from nasopt.rundir import analysis_columns, find_runs, read_run
 from optimizers import indicators
 from optimizers.base import ProblemInfo
 
@@ -107,19 +107,19 @@ def test_metric_registry_is_consistent() -> None:
 
 # ------------------------------------------------------------------------------------------------ discovery
 def test_find_run_dirs_finds_nested_runs_and_skips_non_runs(sweep: Path) -> None:
-    dirs = find_run_dirs([sweep])
+    dirs = find_runs([sweep])
     assert len(dirs) == 3 * 3 * 4 + 1
     assert all((d / "trials.parquet").is_file() for d in dirs)
     assert not any(d.name == "junk" for d in dirs)
-    assert find_run_dirs([sweep / "extra" / "deep" / "run" / "trials.parquet"]) == [
+    assert find_runs([sweep / "extra" / "deep" / "run" / "trials.parquet"]) == [
         (sweep / "extra" / "deep" / "run").resolve()
     ]
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        find_run_dirs([sweep / "nope"])
+        find_runs([sweep / "nope"])
 
 
 def test_load_run_reads_metadata(sweep: Path) -> None:
-    run = load_run(sweep / "extra" / "deep" / "run", problems=PROBLEMS)
+    run = read_run(sweep / "extra" / "deep" / "run", analysis_columns, problems=PROBLEMS)
     assert (run.problem, run.optimizer, run.seed, run.n_evals, run.finished) == ("t_bi", "rs", 99, 60, False)
     assert run.info == BI
 
@@ -252,8 +252,8 @@ def test_report_is_deterministic(sweep: Path, report: ReportResult, tmp_path: Pa
 def test_reference_front_gives_hv_ratio_and_igd(sweep: Path, tmp_path: Path) -> None:
     # reference front = non-dominated union of every t_bi run, in natural units
     pts = []
-    for d in find_run_dirs([sweep]):
-        run = load_run(d, problems=PROBLEMS)
+    for d in find_runs([sweep]):
+        run = read_run(d, analysis_columns, problems=PROBLEMS)
         if run.problem == "t_bi":
             t = run.trials[run.trials["feasible"]]
             pts.append(t[["mean_accuracy", "mean_throughput_a100"]].to_numpy())

@@ -1,7 +1,7 @@
 """What the report knows per problem: its runs' indicator traces, reference front and context points.
 
 This is the report's only reader of run directories: every use of the run-reading API
-(``nasopt.analysis.load_runs``, ``Run``, ``analyze_run``) is in this module.
+(``nasopt.rundir.read_runs``, ``Run``, ``nasopt.analysis.analyze_run``) is in this module.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import numpy as np
 from benchmark import space
 from benchmark._typing import FloatArray
 from benchmark.errors import NasoptError
-from nasopt.analysis import Run, RunTrace, analyze_run, eval_grid, load_runs
+from nasopt.analysis import RunTrace, analyze_run, eval_grid
 from nasopt.fronts import ReferenceFront, load_reference_front
 from nasopt.report.metrics import HV_RATIO
+from nasopt.rundir import Run, analysis_columns, read_runs
 from optimizers import indicators
 from optimizers.base import ProblemInfo
 
@@ -231,7 +232,7 @@ def load_problem_data(
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        runs = load_runs(paths, problems=problems, label_keys=label_keys)
+        runs = read_runs(paths, analysis_columns, problems=problems, label_keys=label_keys)
     notes += [str(w.message) for w in caught]
     by_problem: dict[str, list[Run]] = {}
     for r in runs:
