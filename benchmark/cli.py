@@ -162,7 +162,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from benchmark.sources import cache_dir
 
     data = load_dataset(args.dataset, download=not args.no_download)
-    print(f"search space: {space.SPACE_SIZE:,} architectures (7 MBConv blocks; 28 genes)")
+    print(
+        f"search space: {space.SPACE_SIZE:,} architectures "
+        f"({space.N_BLOCKS} MBConv blocks; {space.N_GENES} genes)"
+    )
     print(f"dataset: {len(data)} records from {data.source}\n  sha256 {data.sha256}")
     print(f"  skipped records: {data.n_skipped}")
     for t in TARGET_NAMES:

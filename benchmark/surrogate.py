@@ -484,11 +484,14 @@ class SurrogateModel:
         targets = {}
         with np.load(directory / "tables.npz", allow_pickle=False) as arrays:
             for name, tm in meta["targets"].items():
+                kind = tm["kind"]
+                if kind not in MODEL_KINDS:
+                    raise ValueError(f"{name}: unknown model kind {kind!r} (known: {sorted(MODEL_KINDS)})")
                 channels = [
                     TripleTables.from_arrays(arrays, f"{name}/c{ci}/") for ci in range(tm["n_channels"])
                 ]
                 targets[name] = FittedTarget(
-                    name, tm["kind"], channels, float(tm["std_scale"]), list(tm["rounds"])
+                    name, kind, channels, float(tm["std_scale"]), list(tm["rounds"])
                 )
         rest = {k: v for k, v in meta.items() if k not in ("config", "targets", "format_version")}
         return cls(config, targets, rest)
