@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-FloatArray = NDArray[np.float64]
+from benchmark._typing import FloatArray
 
 
 class TargetPrediction(NamedTuple):

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from benchmark import space
+from benchmark.errors import NasoptError
 from benchmark.metrics import fit_quality, format_quality_table
 from benchmark.noise import estimate_noise, noise_caps
-from benchmark.targets import TARGET_NAMES, TARGETS, UnknownTargetError, check_targets
+from benchmark.targets import TARGET_NAMES, TARGETS, check_targets
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -161,7 +162,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from benchmark.sources import cache_dir
 
     data = load_dataset(args.dataset, download=not args.no_download)
-    print(f"search space: {space.SPACE_SIZE:,} architectures (7 MBConv blocks; 28 genes)")
+    print(
+        f"search space: {space.SPACE_SIZE:,} architectures "
+        f"({space.N_BLOCKS} MBConv blocks; {space.N_GENES} genes)"
+    )
     print(f"dataset: {len(data)} records from {data.source}\n  sha256 {data.sha256}")
     print(f"  skipped records: {data.n_skipped}")
     for t in TARGET_NAMES:
@@ -198,19 +202,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nasopt bench``; returns the exit code."""
     args = _parser().parse_args(argv)
-    from benchmark.dataset import DatasetError
-    from benchmark.sources import DataSourceError
-    from benchmark.surrogate import SurrogateConfigError
-
     handlers = {"fit": _cmd_fit, "query": _cmd_query, "evaluate": _cmd_evaluate, "info": _cmd_info}
     try:
         return handlers[args.cmd](args)
-    except (
-        space.InvalidArchitectureError,
-        UnknownTargetError,
-        DatasetError,
-        DataSourceError,
-        SurrogateConfigError,
-    ) as exc:
+    except (NasoptError, space.InvalidArchitectureError) as exc:
         print(f"nasopt bench {args.cmd}: error: {exc}", file=sys.stderr)
         return 2

@@ -29,11 +29,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from benchmark import space
+from benchmark._typing import FloatArray, IntArray
+from benchmark.errors import NasoptError
 from benchmark.sources import DatasetNotFoundError, find_data, resolve_dataset
 from benchmark.targets import TARGET_NAMES, TARGETS
-
-IntArray = NDArray[np.int64]
-FloatArray = NDArray[np.float64]
 
 #: Record file names the loader picks up; anything else in an archive or directory is ignored.
 RECORD_RE = re.compile(r"result_(\d+)\.json")
@@ -43,7 +42,7 @@ SECTIONS = ("architecture", "metrics", "model_info", "platform_perf")
 N_REASONS_SHOWN = 3
 
 
-class DatasetError(ValueError):
+class DatasetError(NasoptError, ValueError):
     """The data is unreadable or a record is invalid; the message names the file, the field and the fix."""
 
 

@@ -26,12 +26,10 @@ thop's conventions, checked against every record of the development archive:
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from benchmark import space
-from benchmark.api import FloatArray
-
-IntArray = NDArray[np.int64]
+from benchmark._typing import FloatArray, IntArray
 
 #: Input resolution the records were counted at.
 INPUT_SIZE = 224

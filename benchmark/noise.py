@@ -16,14 +16,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 from scipy.stats import kendalltau
 
 from benchmark import space
-from benchmark.targets import TARGET_NAMES
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
+from benchmark._typing import BoolArray, FloatArray, IntArray
+from benchmark.targets import TARGET_NAMES, get_target
 
 #: the robust σ divides the median absolute deviation by this (normal consistency constant)
 _MAD_TO_SIGMA = 0.6744897501960817
@@ -51,11 +48,11 @@ class NoiseEstimate:
 
 
 def is_relative(target: str) -> bool:
-    """Whether ``target``'s noise is modelled as relative (every target but accuracy)."""
-    return target != "accuracy"
+    """Whether ``target``'s noise is modelled as relative (every cost: device and training-time values)."""
+    return get_target(target).is_cost
 
 
-def _usable(y: FloatArray, log: bool) -> NDArray[np.bool_]:
+def _usable(y: FloatArray, log: bool) -> BoolArray:
     """Rows with a value (finite, and positive where logs are taken)."""
     return np.isfinite(y) & (y > 0) if log else np.isfinite(y)
 

@@ -26,14 +26,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from benchmark import space
-from benchmark.api import FloatArray, TargetPrediction
+from benchmark._typing import FloatArray
+from benchmark.api import TargetPrediction
 from benchmark.macs import macs_params
 from benchmark.noise import noise_summary
 from benchmark.surrogate import MODEL_FORMAT_VERSION, SurrogateConfig, SurrogateModel, fit_surrogate
-from benchmark.targets import TARGET_NAMES, check_targets
+from benchmark.targets import TARGET_NAMES, TARGETS, check_targets
 
 
 def _versions() -> dict[str, str]:
+    # kept until benchmark._io.package_versions finds xgboost, whose distribution is "xgboost-cpu"
     out = {"python": sys.version.split()[0], "numpy": np.__version__}
     for mod in ("xgboost", "lightgbm"):
         with contextlib.suppress(ImportError):
@@ -89,7 +91,7 @@ class Benchmark:
         """Predict ``targets`` (None = all fitted) for ``X (n, 28)``: mean, std, observed value, ``(n,)``.
 
         ``noisy=True`` draws each value from a normal with the ensemble's calibrated mean and std using
-        ``rng`` (required); device values are clipped to stay positive.
+        ``rng`` (required); costs (device and training-time values) are clipped to stay positive.
         """
         names = self.targets if targets is None else check_targets(targets)
         if noisy and not isinstance(rng, np.random.Generator):
@@ -104,7 +106,7 @@ class Benchmark:
             if noisy:
                 assert rng is not None
                 value = mean + std * rng.standard_normal(mean.shape)
-                if name != "accuracy":
+                if TARGETS[name].is_cost:
                     value = np.maximum(value, 1e-6 * mean)
             else:
                 value = mean

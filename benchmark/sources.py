@@ -29,6 +29,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from benchmark.errors import NasoptError
+
 #: Upstream repository and the commit every download is pinned to.
 UPSTREAM_REPO = "afzalxo/Accel-NASBench"
 PINNED_COMMIT = "42603572d530310e6bac7191d00cf45625a6b197"
@@ -91,7 +93,7 @@ SPLIT_FILES: dict[str, RemoteFile] = {
 }
 
 
-class DataSourceError(Exception):
+class DataSourceError(NasoptError):
     """Base class of the errors raised while locating or downloading the data."""
 
 

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from numpy.typing import NDArray
 
+from benchmark._typing import IntArray
 from benchmark.dataset import Dataset, DatasetError, _readonly, record_name
 from benchmark.sources import SPLIT_NAMES, SPLIT_SUBDIR, cache_dir, resolve_split_dir
 
-IntArray = NDArray[np.int64]
 SplitKind = Literal["default", "random", "all"]
 PARTS: tuple[str, ...] = ("train", "val", "test")
 

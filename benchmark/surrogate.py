@@ -1,20 +1,18 @@
 """Surrogate ensembles per target, fitted on the dataset and compiled to lookup tables.
 
-Two model kinds, chosen per target by measurement (see the README's fidelity table):
+Two model kinds, chosen per target (why each: benchmark/SURROGATE.md):
 
-- ``trees`` (accuracy): gradient-boosted trees (XGBoost by default, LightGBM selectable) of depth 3 on
-  the 28 gene indices, with hyperparameters re-tuned by cross-validation on the default train split
-  (the upstream ones remain selectable: ``accuracy_preset="upstream"``).
-- ``additive`` (device throughput/latency and training time): hardware cost is close to additive over
-  layers in *latency* space (``1000 / throughput`` or latency), so a ridge-regularised per-block
-  lookup model (one weight per block configuration) captures most of it; a small boosted model (depth 3,
-  robust pseudo-Huber loss) corrects the remaining multiplicative residual:
-  ``latency = additive(x) * exp(residual(x))``.
+- :class:`TreesModel` (accuracy): gradient-boosted trees of depth 3 on the 28 gene indices.
+- :class:`AdditiveModel` (device throughput/latency and training time): hardware cost is close to additive
+  over layers in *latency* space (:meth:`benchmark.targets.Target.to_latency_space`), so a ridge-regularised
+  per-block lookup model (one weight per block configuration) captures most of it, and a small boosted model
+  corrects the remaining multiplicative residual: ``latency = additive(x) * exp(residual(x))``.
 
-An ensemble has ``n_members`` members; member ``m`` is fitted on all training rows except fold ``m``
-(its early-stopping set), so members differ in data as well as in seed, every record is held out by
-exactly one member, and the out-of-fold predictions give an honest quality estimate and a
-calibration factor for the ensemble standard deviation.
+The boosting library is a :class:`benchmark.boosters.BoosterBackend` (XGBoost by default, LightGBM
+selectable). An ensemble has ``n_members`` members; member ``m`` is fitted on all training rows except fold
+``m`` (its early-stopping set), so members differ in data as well as in seed, every record is held out by
+exactly one member, and the out-of-fold predictions give an honest quality estimate and a calibration factor
+for the ensemble standard deviation.
 
 Depth-3 trees decide every leaf by at most 3 blocks, so each fitted ensemble is compiled *exactly* into
 block-triple tables (:mod:`benchmark.tables`): prediction becomes a handful of array gathers.
@@ -24,114 +22,28 @@ from __future__ import annotations
 
 import json
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from benchmark import space
+from benchmark._typing import BoolArray, FloatArray, IntArray
+from benchmark.boosters import ACCURACY_PRESET_NAMES, BACKENDS, BoosterBackend
+from benchmark.errors import NasoptError
 from benchmark.metrics import fit_quality
-from benchmark.tables import (
-    BLOCK_SIZES,
-    FusedTables,
-    Leaf,
-    TripleTables,
-    block_configs,
-    lightgbm_leaves,
-    xgboost_leaves,
-)
-from benchmark.targets import TARGET_NAMES, get_target
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-
-#: Upstream Accel-NASBench tuned hyperparameters of the accuracy XGBoost model
-#: (``accuracy_preset="upstream"``).
-UPSTREAM_ACCURACY_XGB: dict[str, Any] = {
-    "max_depth": 3,
-    "min_child_weight": 63,
-    "colsample_bytree": 0.9998,
-    "colsample_bylevel": 0.9158,
-    "lambda": 5.4237,
-    "alpha": 0.2300,
-    "eta": 0.09373,
-}
-#: Default accuracy hyperparameters (``accuracy_preset="tuned"``): 160 TPE trials (Optuna) of depth-2/3 models
-#: scored by 5-fold cross-validated RMSE on the default *train* split only (single model: 0.470 -> 0.438),
-#: rounded. Five-member ensemble, R² / Kendall τ: default validation split 0.9865 / 0.9248 -> 0.9864 / 0.9265;
-#: three seeded random 80/10/10 splits (test part), mean 0.9847 / 0.9234 -> 0.9854 / 0.9258. Fitting takes
-#: ~4x longer (smaller steps, ~12 s for 5 members).
-TUNED_ACCURACY_XGB: dict[str, Any] = {
-    "max_depth": 3,
-    "min_child_weight": 1.0,
-    "subsample": 0.8,
-    "colsample_bytree": 0.75,
-    "colsample_bynode": 0.85,
-    "lambda": 0.3,
-    "alpha": 0.02,
-    "eta": 0.018,
-}
-#: Residual model of the additive device targets (measured on the default split; see README). The loss is
-#: pseudo-Huber with a 1 % slope on the log residual: repeated measurements of one architecture differ by up
-#: to 5 % (VCK190, TPUv3 throughput), and a robust loss keeps such outliers from bending the fit (default
-#: split, Kendall tau: VCK190 throughput 0.958 -> 0.960, RTX 3090 0.983 -> 0.986, TPUv3 0.903 -> 0.905;
-#: R² falls where the measurements have outliers: RTX 3090 0.9959 -> 0.9927, VCK190 0.9863 -> 0.9845).
-RESIDUAL_XGB: dict[str, Any] = {
-    "objective": "reg:pseudohubererror",
-    "huber_slope": 0.01,
-    "max_depth": 3,
-    "min_child_weight": 5,
-    "subsample": 0.8,
-    "eta": 0.2,
-    "lambda": 1.0,
-}
-#: LightGBM equivalents (num_leaves 8 = depth 3).
-LIGHTGBM_UPSTREAM_ACCURACY: dict[str, Any] = {
-    "max_depth": 3,
-    "num_leaves": 8,
-    "min_data_in_leaf": 63,
-    "feature_fraction": 0.95,
-    "lambda_l2": 5.4237,
-    "lambda_l1": 0.23,
-    "learning_rate": 0.09373,
-}
-#: LightGBM translation of :data:`TUNED_ACCURACY_XGB` (default validation split: 0.9861 / 0.9248 with the
-#: upstream translation -> 0.9868 / 0.9260).
-LIGHTGBM_TUNED_ACCURACY: dict[str, Any] = {
-    "max_depth": 3,
-    "num_leaves": 8,
-    "min_data_in_leaf": 2,
-    "min_sum_hessian_in_leaf": 1.0,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "feature_fraction": 0.75,
-    "feature_fraction_bynode": 0.85,
-    "lambda_l2": 0.3,
-    "lambda_l1": 0.02,
-    "learning_rate": 0.018,
-}
-ACCURACY_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "tuned": {"xgboost": TUNED_ACCURACY_XGB, "lightgbm": LIGHTGBM_TUNED_ACCURACY},
-    "upstream": {"xgboost": UPSTREAM_ACCURACY_XGB, "lightgbm": LIGHTGBM_UPSTREAM_ACCURACY},
-}
-LIGHTGBM_RESIDUAL: dict[str, Any] = {
-    "objective": "huber",
-    "alpha": 0.02,
-    "max_depth": 3,
-    "num_leaves": 8,
-    "min_data_in_leaf": 5,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "learning_rate": 0.2,
-}
+from benchmark.tables import BLOCK_SIZES, FusedTables, Leaf, TripleTables, block_configs
+from benchmark.targets import TARGET_NAMES, TARGETS, Target, get_target
 
 MODEL_FORMAT_VERSION = 2
 
 
-class SurrogateConfigError(ValueError):
+class SurrogateConfigError(NasoptError, ValueError):
     """An invalid surrogate configuration; the message names the field and the allowed values."""
 
 
@@ -149,7 +61,8 @@ class SurrogateConfig:
         max_rounds: upper bound of boosting rounds.
         ridge: L2 penalty of the per-block lookup model (relative to the number of rows).
         accuracy_preset: hyperparameters the accuracy (and ``device_model="trees"``) boosting starts from:
-            ``"tuned"`` (default, see :data:`TUNED_ACCURACY_XGB`) or ``"upstream"`` (Accel-NASBench's).
+            ``"tuned"`` (default, re-tuned by cross-validation) or ``"upstream"`` (Accel-NASBench's); the
+            values live on each backend (:mod:`benchmark.boosters`).
         accuracy_params / residual_params: overrides merged into the defaults of the backend.
         accuracy_block_groups / residual_block_groups: how many blocks one tree path may touch (1-3);
             below 3, boosting runs with interaction constraints so the compiled tables stay small.
@@ -173,17 +86,19 @@ class SurrogateConfig:
     split: str = "all"
 
     def __post_init__(self) -> None:
-        if self.backend not in ("xgboost", "lightgbm"):
-            raise SurrogateConfigError(f"surrogate backend {self.backend!r}: choose 'xgboost' or 'lightgbm'")
+        if self.backend not in BACKENDS:
+            raise SurrogateConfigError(
+                f"surrogate backend {self.backend!r}: choose {' or '.join(map(repr, BACKENDS))}"
+            )
         if self.device_model not in ("additive", "trees"):
             raise SurrogateConfigError(f"device_model {self.device_model!r}: choose 'additive' or 'trees'")
         if self.n_members < 2:
             raise SurrogateConfigError(
                 f"n_members must be >= 2 (ensemble std needs members), got {self.n_members}"
             )
-        if self.accuracy_preset not in ACCURACY_PRESETS:
+        if self.accuracy_preset not in ACCURACY_PRESET_NAMES:
             raise SurrogateConfigError(
-                f"accuracy_preset {self.accuracy_preset!r}: choose one of {sorted(ACCURACY_PRESETS)}"
+                f"accuracy_preset {self.accuracy_preset!r}: choose one of {sorted(ACCURACY_PRESET_NAMES)}"
             )
         if self.split not in ("all", "default", "random"):
             raise SurrogateConfigError(f"split {self.split!r}: choose 'all', 'default' or 'random'")
@@ -231,41 +146,14 @@ class SurrogateConfig:
         blob = json.dumps({"format": MODEL_FORMAT_VERSION, **self.to_json()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def kind_of(self, target: str) -> str:
-        if target == "accuracy" or self.device_model == "trees":
-            return "trees"
-        return "additive"
-
 
 def interaction_groups(group_size: int) -> list[list[int]]:
     """Feature groups that confine every tree path to ``group_size`` blocks (genes of those blocks)."""
-    from itertools import combinations
-
-    return [[4 * b + j for b in blocks for j in range(4)] for blocks in combinations(range(7), group_size)]
-
-
-def _latency_space(target: str, y: FloatArray) -> FloatArray:
-    """Values in the space where cost is additive over layers: ms/1000 img for throughput, else as is."""
-    return 1000.0 / y if target.startswith("throughput") else y
-
-
-def _from_latency_space(target: str, z: FloatArray) -> FloatArray:
-    return 1000.0 / z if target.startswith("throughput") else z
-
-
-def _block_onehot(cfg: IntArray) -> FloatArray:
-    cols = [(cfg[:, b : b + 1] == np.arange(int(BLOCK_SIZES[b]))[None, :]).astype(float) for b in range(7)]
-    return np.concatenate(cols, axis=1)
-
-
-def _fit_block_additive(cfg: IntArray, z: FloatArray, ridge: float) -> tuple[list[FloatArray], float]:
-    """Ridge fit of ``z ~ bias + sum_b w_b[cfg_b]``; returns per-block weights and the bias."""
-    A = _block_onehot(cfg)
-    mu = float(z.mean())
-    lam = ridge * len(z)
-    w = np.linalg.solve(A.T @ A + lam * np.eye(A.shape[1]), A.T @ (z - mu))
-    splits = np.cumsum(BLOCK_SIZES)[:-1]
-    return [np.asarray(p) for p in np.split(w, splits)], mu
+    per_block = space.GENES_PER_BLOCK
+    return [
+        [per_block * b + j for b in blocks for j in range(per_block)]
+        for blocks in combinations(range(space.N_BLOCKS), group_size)
+    ]
 
 
 @dataclass
@@ -273,8 +161,8 @@ class FittedTarget:
     """A compiled ensemble for one target.
 
     Attributes:
-        kind: ``"trees"`` or ``"additive"``.
-        channels: ``[trees]`` or ``[additive, residual]`` table channels.
+        kind: the model kind's name (:data:`MODEL_KINDS`: ``"trees"`` or ``"additive"``).
+        channels: the model kind's table channels (``[trees]`` or ``[additive, residual]``).
         std_scale: calibration factor applied to the ensemble std (from out-of-fold errors).
         rounds: best boosting rounds per member.
         native: serialized native models per member (XGBoost UBJ bytes / LightGBM text).
@@ -287,171 +175,226 @@ class FittedTarget:
     rounds: list[int]
     native: list[bytes] = field(default_factory=list)
 
-
-def combine_channels(target: str, kind: str, ch: FloatArray) -> FloatArray:
-    """Member predictions in target units from channel sums ``(n, n_channels, M)`` -> ``(n, M)``."""
-    if kind == "trees":
-        return ch[:, 0, :]
-    return _from_latency_space(target, ch[:, 0, :] * np.exp(ch[:, 1, :]))
+    def combine(self, channel_sums: FloatArray) -> FloatArray:
+        """Member predictions ``(n, M)`` in target units from channel sums ``(n, n_channels, M)``."""
+        return MODEL_KINDS[self.kind].combine(TARGETS[self.target], channel_sums)
 
 
-def _xgb_member(
-    Xf: NDArray[np.float32],
-    y: FloatArray,
-    fit: IntArray,
-    hold: IntArray,
-    params: dict[str, Any],
-    cfg: SurrogateConfig,
-    seed: int,
-) -> tuple[list[Leaf], float, int, bytes, Callable[[IntArray], FloatArray]]:
-    import xgboost as xgb
+class EnsembleModel(ABC):
+    """One model kind: what the boosted members learn, which tables they compile to, and how the tables'
+    channels combine into a prediction. :meth:`fit` is the shared cross-fitted ensemble loop."""
 
-    dfit = xgb.DMatrix(Xf[fit], label=y[fit], nthread=1)
-    dhold = xgb.DMatrix(Xf[hold], label=y[hold], nthread=1)
-    full = {"objective": "reg:squarederror", "tree_method": "hist", "seed": seed, "nthread": 1, **params}
-    booster = xgb.train(
-        full,
-        dfit,
-        num_boost_round=cfg.max_rounds,
-        evals=[(dhold, "hold")],
-        early_stopping_rounds=cfg.early_stopping_rounds,
-        verbose_eval=False,
-    )
-    best = int(booster.best_iteration) + 1
-    booster = booster[:best]  # upstream defect fixed: predict with the best iteration only
-    raw = bytes(booster.save_raw("json"))
-    leaves, base = xgboost_leaves(json.loads(raw), 0)
+    #: name stored in the cache (``FittedTarget.kind``)
+    kind: ClassVar[str]
 
-    def predict(rows: IntArray) -> FloatArray:
-        return np.asarray(booster.predict(xgb.DMatrix(Xf[rows], nthread=1)), dtype=float)
+    def __init__(self, target: Target, cfg: SurrogateConfig) -> None:
+        self.target = target
+        self.cfg = cfg
+        self.backend: BoosterBackend = BACKENDS[cfg.backend]
 
-    return leaves, base, best, bytes(booster.save_raw("ubj")), predict
+    @property
+    @abstractmethod
+    def booster_params(self) -> dict[str, Any]:
+        """Hyperparameters of the boosted members (the backend's defaults with the configured overrides)."""
+
+    @property
+    @abstractmethod
+    def group_size(self) -> int:
+        """How many blocks one tree path of a boosted member may touch (1-3)."""
+
+    @abstractmethod
+    def _start(self, cfgs: IntArray, y: FloatArray, ok: BoolArray) -> None:
+        """Prepare a fit on block configurations ``cfgs (n, 8)`` and labels ``y (n,)`` (``ok``: finite)."""
+
+    @abstractmethod
+    def _member_label(self, m: int, y: FloatArray, fit: IntArray) -> FloatArray:
+        """Label ``(n,)`` that member ``m`` boosts on; fits on rows ``fit`` what comes before boosting."""
+
+    @abstractmethod
+    def _to_target(self, m: int, rows: IntArray, boosted: FloatArray) -> FloatArray:
+        """Member ``m``'s prediction in target units at ``rows`` from its boosted one ``(len(rows),)``."""
+
+    @abstractmethod
+    def compile(self, trees: TripleTables) -> list[TripleTables]:
+        """The fitted target's channels, given the boosted members' tables ``trees``."""
+
+    @staticmethod
+    @abstractmethod
+    def combine(target: Target, channel_sums: FloatArray) -> FloatArray:
+        """Member predictions ``(n, M)`` in target units from channel sums ``(n, n_channels, M)``."""
+
+    def fit(self, X: IntArray, y: FloatArray, folds: IntArray) -> tuple[FittedTarget, FloatArray, FloatArray]:
+        """Fit the ensemble on rows with a finite label.
+
+        Args:
+            X: ``(n, 28)`` genes; y: ``(n,)`` labels (NaN = missing, skipped); folds: ``(n,)`` fold id per row
+                in ``[0, n_members)``.
+
+        Returns:
+            the fitted target, out-of-fold predictions ``(n,)`` and the calibrated ensemble std at training
+            rows ``(n,)`` (NaN where the label is missing).
+        """
+        ok = np.isfinite(y)
+        rows = np.flatnonzero(ok)
+        params = self.booster_params
+        groups = interaction_groups(self.group_size) if self.group_size < 3 else None
+        Xf = X.astype(np.float32)
+        self._start(block_configs(X), y, ok)
+        n_members = self.cfg.n_members
+        leaves: list[Leaf] = []
+        bases = np.zeros(n_members)
+        rounds: list[int] = []
+        native: list[bytes] = []
+        oof = np.full(len(y), np.nan)
+        for m in range(n_members):
+            hold = rows[folds[rows] == m]
+            fit = rows[folds[rows] != m]
+            member = self.backend.fit_member(
+                Xf,
+                self._member_label(m, y, fit),
+                fit,
+                hold,
+                params,
+                seed=self.cfg.seed * 1000 + m,
+                max_rounds=self.cfg.max_rounds,
+                early_stopping_rounds=self.cfg.early_stopping_rounds,
+                interaction_groups=groups,
+            )
+            for leaf in member.leaves:
+                leaf.member = m
+            leaves.extend(member.leaves)
+            bases[m] = member.base_score
+            rounds.append(member.rounds)
+            native.append(member.native)
+            oof[hold] = self._to_target(m, hold, member.holdout_prediction)
+        trees = TripleTables.from_leaves(leaves, bases, group_size=self.group_size)
+        fitted = FittedTarget(self.target.name, self.kind, self.compile(trees), 1.0, rounds, native)
+        members = fitted_members(fitted, X[rows])
+        std = np.full(len(y), np.nan)
+        std[rows] = members.std(axis=1, ddof=1)
+        # calibration: scale the ensemble std so its RMS matches the out-of-fold RMS error
+        err = oof[rows] - y[rows]
+        denom = float(np.sqrt(np.mean(std[rows] ** 2)))
+        fitted.std_scale = float(np.sqrt(np.mean(err**2)) / denom) if denom > 0 else 1.0
+        return fitted, oof, std * fitted.std_scale
 
 
-def _lgb_member(
-    Xf: NDArray[np.float32],
-    y: FloatArray,
-    fit: IntArray,
-    hold: IntArray,
-    params: dict[str, Any],
-    cfg: SurrogateConfig,
-    seed: int,
-) -> tuple[list[Leaf], float, int, bytes, Callable[[IntArray], FloatArray]]:
-    import lightgbm as lgb
+class TreesModel(EnsembleModel):
+    """Boosted trees on the genes, one channel (accuracy; every target with ``device_model="trees"``)."""
 
-    full = {
-        "objective": "regression",
-        "seed": seed,
-        "verbosity": -1,
-        "num_threads": 1,
-        "deterministic": True,
-        "force_row_wise": True,
-        **params,
-    }
-    dfit = lgb.Dataset(Xf[fit], label=y[fit], categorical_feature=[], free_raw_data=False)
-    dhold = lgb.Dataset(Xf[hold], label=y[hold], reference=dfit)
-    booster = lgb.train(
-        full,
-        dfit,
-        num_boost_round=cfg.max_rounds,
-        valid_sets=[dhold],
-        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
-    )
-    best = int(booster.best_iteration) or booster.current_iteration()
-    dump = booster.dump_model(num_iteration=best)
-    leaves, base = lightgbm_leaves(dump, 0)
+    kind = "trees"
 
-    def predict(rows: IntArray) -> FloatArray:
-        return np.asarray(booster.predict(Xf[rows], num_iteration=best), dtype=float)
+    @property
+    def booster_params(self) -> dict[str, Any]:
+        return {**self.backend.accuracy_presets[self.cfg.accuracy_preset], **self.cfg.accuracy_params}
 
-    return leaves, base, best, booster.model_to_string(num_iteration=best).encode(), predict
+    @property
+    def group_size(self) -> int:
+        return self.cfg.residual_block_groups if self.target.is_cost else self.cfg.accuracy_block_groups
+
+    def _start(self, cfgs: IntArray, y: FloatArray, ok: BoolArray) -> None:
+        pass  # the members boost on the labels themselves
+
+    def _member_label(self, m: int, y: FloatArray, fit: IntArray) -> FloatArray:
+        return y
+
+    def _to_target(self, m: int, rows: IntArray, boosted: FloatArray) -> FloatArray:
+        return boosted
+
+    def compile(self, trees: TripleTables) -> list[TripleTables]:
+        return [trees]
+
+    @staticmethod
+    def combine(target: Target, channel_sums: FloatArray) -> FloatArray:
+        return channel_sums[:, 0, :]
 
 
-def fit_target(
-    target: str, X: IntArray, y: FloatArray, folds: IntArray, cfg: SurrogateConfig
-) -> tuple[FittedTarget, FloatArray, FloatArray]:
-    """Fit one target's ensemble on rows with a finite label.
+def _block_onehot(cfg: IntArray) -> FloatArray:
+    """One-hot block configurations ``(n, sum_b C_b)`` from ``cfg (n, >= 7)``."""
+    cols = [
+        (cfg[:, b : b + 1] == np.arange(int(BLOCK_SIZES[b]))[None, :]).astype(float)
+        for b in range(space.N_BLOCKS)
+    ]
+    return np.concatenate(cols, axis=1)
 
-    Args:
-        X: ``(n, 28)`` genes; y: ``(n,)`` labels (NaN = missing, skipped); folds: ``(n,)`` fold id per row
-            in ``[0, n_members)``.
 
-    Returns:
-        the fitted target, out-of-fold predictions ``(n,)`` and the ensemble std at training rows ``(n,)``
-        (NaN where the label is missing).
-    """
-    ok = np.isfinite(y)
-    rows = np.flatnonzero(ok)
-    kind = cfg.kind_of(target)
-    member_fn = _xgb_member if cfg.backend == "xgboost" else _lgb_member
-    if kind == "trees":
-        defaults = ACCURACY_PRESETS[cfg.accuracy_preset][cfg.backend]
-        params = {**defaults, **cfg.accuracy_params}
-        group_size = cfg.accuracy_block_groups if target == "accuracy" else cfg.residual_block_groups
-    else:
-        defaults = RESIDUAL_XGB if cfg.backend == "xgboost" else LIGHTGBM_RESIDUAL
-        params = {**defaults, **cfg.residual_params}
-        group_size = cfg.residual_block_groups
-    if group_size < 3:
-        groups = interaction_groups(group_size)
-        params["interaction_constraints"] = str(groups) if cfg.backend == "xgboost" else groups
-    Xf = X.astype(np.float32)
-    cfgs = block_configs(X)
-    M = cfg.n_members
-    all_leaves: list[Leaf] = []
-    bases = np.zeros(M)
-    add_w: list[list[FloatArray]] = []
-    add_b = np.zeros(M)
-    rounds: list[int] = []
-    native: list[bytes] = []
-    oof = np.full(len(y), np.nan)
-    z = _latency_space(target, np.where(ok, y, 1.0))
-    for m in range(M):
-        hold = rows[folds[rows] == m]
-        fit = rows[folds[rows] != m]
-        if kind == "trees":
-            label = y
-        else:
-            w, b = _fit_block_additive(cfgs[fit], z[fit], cfg.ridge)
-            add_w.append(w)
-            add_b[m] = b
-            lin: FloatArray = b + np.sum([w[blk][cfgs[:, blk]] for blk in range(7)], axis=0)
-            if np.any(lin[rows] <= 0):
-                raise FloatingPointError(f"{target}: additive model predicts non-positive cost; raise ridge")
-            label = np.where(ok, np.log(np.maximum(z, 1e-12) / np.maximum(lin, 1e-12)), np.nan)
-        leaves, base, best, raw, predict = member_fn(Xf, label, fit, hold, params, cfg, cfg.seed * 1000 + m)
-        for leaf in leaves:
-            leaf.member = m
-        all_leaves.extend(leaves)
-        bases[m] = base
-        rounds.append(best)
-        native.append(raw)
-        pred_hold = predict(hold)
-        if kind == "trees":
-            oof[hold] = pred_hold
-        else:
-            oof[hold] = _from_latency_space(target, lin[hold] * np.exp(pred_hold))
-    channels = []
-    if kind == "additive":
-        weights = [np.stack([add_w[m][b] for m in range(M)], axis=1) for b in range(7)]
-        channels.append(TripleTables.from_block_additive(weights, add_b))
-    channels.append(TripleTables.from_leaves(all_leaves, bases, group_size=group_size))
-    fitted = FittedTarget(target, kind, channels, 1.0, rounds, native)
-    members = fitted_members(fitted, X[rows])
-    std = np.full(len(y), np.nan)
-    std[rows] = members.std(axis=1, ddof=1)
-    # calibration: scale the ensemble std so its RMS matches the out-of-fold RMS error
-    err = oof[rows] - y[rows]
-    denom = float(np.sqrt(np.mean(std[rows] ** 2)))
-    fitted.std_scale = float(np.sqrt(np.mean(err**2)) / denom) if denom > 0 else 1.0
-    return fitted, oof, std * fitted.std_scale
+def _fit_block_additive(cfg: IntArray, z: FloatArray, ridge: float) -> tuple[list[FloatArray], float]:
+    """Ridge fit of ``z ~ bias + sum_b w_b[cfg_b]``; returns per-block weights ``(C_b,)`` and the bias."""
+    A = _block_onehot(cfg)
+    mu = float(z.mean())
+    lam = ridge * len(z)
+    w = np.linalg.solve(A.T @ A + lam * np.eye(A.shape[1]), A.T @ (z - mu))
+    splits = np.cumsum(BLOCK_SIZES)[:-1]
+    return [np.asarray(p) for p in np.split(w, splits)], mu
+
+
+class AdditiveModel(EnsembleModel):
+    """Per-block additive cost in latency space times a boosted multiplicative residual, two channels."""
+
+    kind = "additive"
+
+    @property
+    def booster_params(self) -> dict[str, Any]:
+        return {**self.backend.residual_params, **self.cfg.residual_params}
+
+    @property
+    def group_size(self) -> int:
+        return self.cfg.residual_block_groups
+
+    def _start(self, cfgs: IntArray, y: FloatArray, ok: BoolArray) -> None:
+        self._cfgs = cfgs
+        self._ok = ok
+        self._z = self.target.to_latency_space(np.where(ok, y, 1.0))
+        # per member: per-block weights (C_b,), bias, and the additive prediction (n,) in latency space
+        self.block_weights: list[list[FloatArray]] = []
+        self.block_bias: list[float] = []
+        self._additive: list[FloatArray] = []
+
+    def _member_label(self, m: int, y: FloatArray, fit: IntArray) -> FloatArray:
+        cfgs, z = self._cfgs, self._z
+        w, b = _fit_block_additive(cfgs[fit], z[fit], self.cfg.ridge)
+        additive: FloatArray = b + np.sum([w[blk][cfgs[:, blk]] for blk in range(space.N_BLOCKS)], axis=0)
+        if np.any(additive[self._ok] <= 0):
+            raise FloatingPointError(
+                f"{self.target.name}: additive model predicts non-positive cost; raise ridge"
+            )
+        self.block_weights.append(w)
+        self.block_bias.append(b)
+        self._additive.append(additive)
+        return np.where(self._ok, np.log(np.maximum(z, 1e-12) / np.maximum(additive, 1e-12)), np.nan)
+
+    def _to_target(self, m: int, rows: IntArray, boosted: FloatArray) -> FloatArray:
+        return self.target.from_latency_space(self._additive[m][rows] * np.exp(boosted))
+
+    def compile(self, trees: TripleTables) -> list[TripleTables]:
+        members = range(len(self.block_weights))
+        weights = [
+            np.stack([self.block_weights[m][b] for m in members], axis=1) for b in range(space.N_BLOCKS)
+        ]
+        return [TripleTables.from_block_additive(weights, np.array(self.block_bias)), trees]
+
+    @staticmethod
+    def combine(target: Target, channel_sums: FloatArray) -> FloatArray:
+        return target.from_latency_space(channel_sums[:, 0, :] * np.exp(channel_sums[:, 1, :]))
+
+
+#: model kinds by ``FittedTarget.kind``
+MODEL_KINDS: dict[str, type[EnsembleModel]] = {k.kind: k for k in (TreesModel, AdditiveModel)}
+
+
+def model_for(target: str, cfg: SurrogateConfig) -> EnsembleModel:
+    """The model kind that fits ``target`` under ``cfg``: additive for costs (unless
+    ``device_model="trees"``), boosted trees otherwise."""
+    t = get_target(target)
+    kind = AdditiveModel if t.is_cost and cfg.device_model == "additive" else TreesModel
+    return kind(t, cfg)
 
 
 def fitted_members(fitted: FittedTarget, X: IntArray) -> FloatArray:
     """Member predictions ``(n, M)`` of one fitted target (reference path, not the fused hot path)."""
     cfgs = block_configs(X)
     ch = np.stack([c.predict_members(cfgs) for c in fitted.channels], axis=1)
-    return combine_channels(fitted.target, fitted.kind, ch)
+    return fitted.combine(ch)
 
 
 def assign_folds(n: int, n_members: int, rng: np.random.Generator) -> IntArray:
@@ -495,7 +438,7 @@ class SurrogateModel:
         out = {}
         for n, start, count in layout:
             ft = self.targets[n]
-            members = combine_channels(n, ft.kind, ch[:, start : start + count, :])
+            members = ft.combine(ch[:, start : start + count, :])
             out[n] = (members.mean(axis=1), members.std(axis=1, ddof=1) * ft.std_scale)
         return out
 
@@ -506,7 +449,7 @@ class SurrogateModel:
         (directory / "models").mkdir(exist_ok=True)
         arrays: dict[str, NDArray[Any]] = {}
         targets_meta = {}
-        ext = "ubj" if self.config.backend == "xgboost" else "txt"
+        ext = BACKENDS[self.config.backend].model_suffix
         for name, ft in self.targets.items():
             for ci, ch in enumerate(ft.channels):
                 arrays.update(ch.to_arrays(f"{name}/c{ci}/"))
@@ -541,11 +484,14 @@ class SurrogateModel:
         targets = {}
         with np.load(directory / "tables.npz", allow_pickle=False) as arrays:
             for name, tm in meta["targets"].items():
+                kind = tm["kind"]
+                if kind not in MODEL_KINDS:
+                    raise ValueError(f"{name}: unknown model kind {kind!r} (known: {sorted(MODEL_KINDS)})")
                 channels = [
                     TripleTables.from_arrays(arrays, f"{name}/c{ci}/") for ci in range(tm["n_channels"])
                 ]
                 targets[name] = FittedTarget(
-                    name, tm["kind"], channels, float(tm["std_scale"]), list(tm["rounds"])
+                    name, kind, channels, float(tm["std_scale"]), list(tm["rounds"])
                 )
         rest = {k: v for k, v in meta.items() if k not in ("config", "targets", "format_version")}
         return cls(config, targets, rest)
@@ -574,7 +520,7 @@ def fit_surrogate(
     timings: dict[str, float] = {}
     for name in cfg.targets:
         t0 = time.perf_counter()
-        ft, oof, std = fit_target(name, X, labels[name], folds, cfg)
+        ft, oof, std = model_for(name, cfg).fit(X, labels[name], folds)
         timings[name] = time.perf_counter() - t0
         fitted[name] = ft
         oof_quality[name] = fit_quality(labels[name], oof, std)

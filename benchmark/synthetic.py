@@ -11,7 +11,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from benchmark import space
-from benchmark.api import FloatArray, TargetPrediction
+from benchmark._typing import FloatArray
+from benchmark.api import TargetPrediction
 from benchmark.targets import DEVICES, check_targets
 
 #: rough best throughput per device in the real data (img/s)

@@ -13,7 +13,6 @@ block 5. Tables hold all ensemble members on their last axis, so one gather yiel
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benchmark import space
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
+from benchmark._typing import BoolArray, FloatArray, IntArray
 
 #: number of configurations of each block, shape (7,)
 BLOCK_SIZES: IntArray = np.array(
@@ -72,55 +69,14 @@ class Leaf:
 
     value: float
     member: int
-    allowed: dict[int, NDArray[np.bool_]]
+    allowed: dict[int, BoolArray]
 
 
-def _allowed_below(gene: int, threshold: float, inclusive: bool) -> NDArray[np.bool_]:
+def allowed_below(gene: int, threshold: float, inclusive: bool) -> BoolArray:
+    """Mask ``(cardinality,)`` of the gene indices of ``gene`` below a split ``threshold`` (or at it, if
+    ``inclusive``): the values a tree's left branch allows."""
     vals = np.arange(int(space.CARDINALITIES[gene]))
     return vals <= threshold if inclusive else vals < threshold
-
-
-def xgboost_leaves(model_json: dict[str, Any], member: int) -> tuple[list[Leaf], float]:
-    """Leaves of an XGBoost JSON model (features = the 28 gene indices) and its base score."""
-    learner = model_json["learner"]
-    base_raw = learner["learner_model_param"]["base_score"]
-    base = float(json.loads(base_raw)[0]) if base_raw.startswith("[") else float(base_raw)
-    leaves: list[Leaf] = []
-    for tree in learner["gradient_booster"]["model"]["trees"]:
-        left, right = tree["left_children"], tree["right_children"]
-        feat, cond = tree["split_indices"], tree["split_conditions"]
-        stack: list[tuple[int, dict[int, NDArray[np.bool_]]]] = [(0, {})]
-        while stack:
-            node, allowed = stack.pop()
-            if left[node] == -1:
-                leaves.append(Leaf(float(cond[node]), member, allowed))
-                continue
-            g = int(feat[node])
-            below = _allowed_below(g, float(cond[node]), inclusive=False)
-            prev = allowed.get(g, np.ones_like(below))
-            stack.append((left[node], {**allowed, g: prev & below}))
-            stack.append((right[node], {**allowed, g: prev & ~below}))
-    return leaves, base
-
-
-def lightgbm_leaves(model_dump: dict[str, Any], member: int) -> tuple[list[Leaf], float]:
-    """Leaves of a LightGBM ``dump_model()`` dict (features = the 28 gene indices); base score is 0."""
-    leaves: list[Leaf] = []
-    for info in model_dump["tree_info"]:
-        stack: list[tuple[dict[str, Any], dict[int, NDArray[np.bool_]]]] = [(info["tree_structure"], {})]
-        while stack:
-            node, allowed = stack.pop()
-            if "leaf_value" in node:
-                leaves.append(Leaf(float(node["leaf_value"]), member, allowed))
-                continue
-            if node.get("decision_type", "<=") != "<=":
-                raise ValueError(f"unsupported LightGBM split type {node.get('decision_type')!r}")
-            g = int(node["split_feature"])
-            below = _allowed_below(g, float(node["threshold"]), inclusive=True)
-            prev = allowed.get(g, np.ones_like(below))
-            stack.append((node["left_child"], {**allowed, g: prev & below}))
-            stack.append((node["right_child"], {**allowed, g: prev & ~below}))
-    return leaves, 0.0
 
 
 @dataclass

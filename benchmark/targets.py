@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmark._typing import FloatArray
+from benchmark.errors import NasoptError
+
 
 @dataclass(frozen=True)
 class Target:
@@ -15,8 +18,21 @@ class Target:
     #: ("metrics", "val_top1") or ("platform_perf", "throughput_a100", "throughput_mean")
     record_path: tuple[str, ...]
     description: str
-    #: devices: hardware cost, additive over layers in latency space
+    #: measured on a hardware device (throughput or latency)
     is_device: bool = False
+    #: a cost (hardware or training time): positive, and close to additive over layers in latency space
+    is_cost: bool = False
+    #: a rate (img/s): its latency-space value is ``1000 / value`` (ms per 1000 images)
+    is_rate: bool = False
+
+    def to_latency_space(self, values: FloatArray) -> FloatArray:
+        """Values ``(n,)`` in the space where a cost is additive over layers: ``1000 / value`` for a rate,
+        else as they are."""
+        return 1000.0 / values if self.is_rate else values
+
+    def from_latency_space(self, values: FloatArray) -> FloatArray:
+        """Inverse of :meth:`to_latency_space` (the same map: ``1000 / z`` is its own inverse)."""
+        return self.to_latency_space(values)
 
 
 DEVICES = ("a100", "3090", "tpuv2", "tpuv3", "zcu102", "vck190")
@@ -32,6 +48,8 @@ _TARGETS += [
         ("platform_perf", f"throughput_{d}", "throughput_mean"),
         f"inference throughput on {d.upper()}",
         is_device=True,
+        is_cost=True,
+        is_rate=True,
     )
     for d in DEVICES
 ]
@@ -43,18 +61,26 @@ _TARGETS += [
         ("platform_perf", f"latency_{d}", "latency_mean"),
         f"inference latency on {d.upper()}",
         is_device=True,
+        is_cost=True,
     )
     for d in ("zcu102", "vck190")
 ]
 _TARGETS.append(
-    Target("train_time", "s", False, ("metrics", "train_time"), "training time of the proxified scheme")
+    Target(
+        "train_time",
+        "s",
+        False,
+        ("metrics", "train_time"),
+        "training time of the proxified scheme",
+        is_cost=True,
+    )
 )
 
 TARGETS: dict[str, Target] = {t.name: t for t in _TARGETS}
 TARGET_NAMES: tuple[str, ...] = tuple(TARGETS)
 
 
-class UnknownTargetError(KeyError):
+class UnknownTargetError(NasoptError, KeyError):
     """A target name that the benchmark does not know."""
 
     def __str__(self) -> str:

@@ -128,3 +128,22 @@ def test_fit_table_reads_quality_against_the_noise_cap(
     assert main(["fit", *_args(dirs)]) == 0
     out = capsys.readouterr().out
     assert "tau cap" in out and "20 architectures measured twice or more" in out
+
+
+def test_every_benchmark_error_is_a_nasopt_error_and_keeps_its_builtin_base() -> None:
+    from benchmark.dataset import DatasetError
+    from benchmark.errors import NasoptError
+    from benchmark.sources import ChecksumMismatchError, DatasetNotFoundError, DataSourceError, DownloadError
+    from benchmark.surrogate import SurrogateConfigError
+    from benchmark.targets import UnknownTargetError
+
+    for cls, builtin in (
+        (SurrogateConfigError, ValueError),
+        (DatasetError, ValueError),
+        (UnknownTargetError, KeyError),
+        (DatasetNotFoundError, FileNotFoundError),
+        (DataSourceError, Exception),
+        (DownloadError, Exception),
+        (ChecksumMismatchError, Exception),
+    ):
+        assert issubclass(cls, NasoptError) and issubclass(cls, builtin), cls

@@ -14,14 +14,17 @@ import pytest
 from benchmark import space
 from benchmark.oracle import Benchmark, load_benchmark
 from benchmark.surrogate import (
+    AdditiveModel,
     SurrogateConfig,
     SurrogateConfigError,
     SurrogateModel,
+    TreesModel,
     fit_surrogate,
     fitted_members,
+    model_for,
 )
 from benchmark.synthetic import SyntheticBenchmark
-from benchmark.targets import DEVICES, UnknownTargetError
+from benchmark.targets import DEVICES, TARGET_NAMES, UnknownTargetError, get_target
 
 TARGETS = ("accuracy", "throughput_a100", "latency_zcu102", "train_time")
 # few, large boosting steps keep the fits fast (the default step of 0.018 needs ~1000 rounds)
@@ -245,3 +248,39 @@ def test_constructor_has_no_side_effects(bench: Benchmark) -> None:
     state = np.random.get_state()[1].copy()  # type: ignore[index]
     Benchmark(bench.model, bench.dataset_sha256)
     assert np.array_equal(np.random.get_state()[1], state)  # type: ignore[index]
+
+
+def test_each_target_gets_its_model_kind_and_every_backend_its_presets() -> None:
+    from benchmark.boosters import ACCURACY_PRESET_NAMES, BACKENDS
+
+    for backend in BACKENDS.values():
+        assert set(backend.accuracy_presets) == set(ACCURACY_PRESET_NAMES)
+    default = SurrogateConfig()
+    assert isinstance(model_for("accuracy", default), TreesModel)
+    assert all(isinstance(model_for(t, default), AdditiveModel) for t in TARGET_NAMES if t != "accuracy")
+    trees = SurrogateConfig(device_model="trees")
+    assert all(isinstance(model_for(t, trees), TreesModel) for t in TARGET_NAMES)
+
+
+def test_latency_space_is_a_property_of_the_target() -> None:
+    y = np.array([500.0, 2000.0])
+    rate = get_target("throughput_a100")
+    np.testing.assert_array_equal(rate.to_latency_space(y), 1000.0 / y)
+    np.testing.assert_array_equal(rate.from_latency_space(rate.to_latency_space(y)), y)
+    for name in ("latency_zcu102", "train_time", "accuracy"):
+        assert get_target(name).to_latency_space(y) is y
+    assert [t for t in TARGET_NAMES if not get_target(t).is_cost] == ["accuracy"]
+
+
+def test_unknown_model_kind_in_the_cache_is_refitted_with_a_message(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = {**FAST, "targets": ("accuracy",)}
+    first = load_benchmark(data_dir, cache_dir=tmp_path, verbose=False, **cfg)
+    assert first.cache_path is not None
+    meta = json.loads((first.cache_path / "meta.json").read_text())
+    meta["targets"]["accuracy"]["kind"] = "forest"
+    (first.cache_path / "meta.json").write_text(json.dumps(meta))
+    again = load_benchmark(data_dir, cache_dir=tmp_path, verbose=True, **cfg)
+    assert "unknown model kind 'forest'" in capsys.readouterr().err
+    assert again.model.targets["accuracy"].kind == "trees"
