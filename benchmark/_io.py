@@ -57,15 +57,21 @@ def atomic_copy(src: str | Path, dst: str | Path, fsync: bool | None = None) -> 
 
 
 @functools.cache
-def package_versions(packages: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[str, str]:
-    """``{"python": "3.11.7", "numpy": "2.1.0", ...}`` for the installed ones of ``packages``."""
+def _installed_versions(packages: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     from importlib import metadata
 
-    out = {"python": platform.python_version()}
+    out = [("python", platform.python_version())]
     for pkg in packages:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[pkg] = metadata.version(pkg)
-    return out
+        for dist in (pkg, f"{pkg}-cpu"):  # e.g. xgboost is installed as the xgboost-cpu distribution
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                out.append((pkg, metadata.version(dist)))
+                break
+    return tuple(out)
+
+
+def package_versions(packages: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[str, str]:
+    """``{"python": "3.11.7", "numpy": "2.1.0", ...}`` for the installed ones of ``packages`` (a new dict)."""
+    return dict(_installed_versions(packages))
 
 
 __all__ = [

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 from scipy.stats import kendalltau, spearmanr
 
-FloatArray = NDArray[np.float64]
+from benchmark._typing import FloatArray
 
 METRIC_NAMES = ("r2", "kendall_tau", "spearman", "mae", "rmse", "within_1std", "n")
 

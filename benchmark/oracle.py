@@ -11,7 +11,6 @@ tables, ``meta.json``). A stale or incompatible cache is refitted with a message
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -26,21 +25,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from benchmark import space
+from benchmark._io import package_versions
 from benchmark._typing import FloatArray
 from benchmark.api import TargetPrediction
 from benchmark.macs import macs_params
 from benchmark.noise import noise_summary
 from benchmark.surrogate import MODEL_FORMAT_VERSION, SurrogateConfig, SurrogateModel, fit_surrogate
 from benchmark.targets import TARGET_NAMES, TARGETS, check_targets
-
-
-def _versions() -> dict[str, str]:
-    # kept until benchmark._io.package_versions finds xgboost, whose distribution is "xgboost-cpu"
-    out = {"python": sys.version.split()[0], "numpy": np.__version__}
-    for mod in ("xgboost", "lightgbm"):
-        with contextlib.suppress(ImportError):
-            out[mod] = __import__(mod).__version__
-    return out
 
 
 class Benchmark:
@@ -229,7 +220,7 @@ def load_benchmark(
             "dataset_source": data.source,
             "n_records": len(data),
             "feature_order": [space.gene_name(j) for j in range(space.N_GENES)],
-            "versions": _versions(),
+            "versions": package_versions(),
             "fit_total_seconds": elapsed,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
