@@ -13,24 +13,17 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from experiments.config_schema import register_configs
-from experiments.search_app import (
-    CONFIG_MODULE,
-    config_container,
-    main,
-    make_benchmark,
-    run_from_config,
-    validate_config,
-)
+from benchmark import make_benchmark
+from experiments.config_schema import CONFIG_MODULE, group_options, register_configs
+from experiments.run_spec import build_run_spec, config_container
+from experiments.search_app import main, run_from_config
 from nasopt.problems import PROBLEMS, problem_from_config
 from nasopt.results import load_run
-from nasopt.runner import ConfigurationError
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    register_configs()
+    return group_options(group)
 
 
 @pytest.fixture()
@@ -90,12 +83,37 @@ def test_optimizer_configs_compose_and_instantiate(hydra_ctx: None, name: str) -
     assert c["optimizer"]["name"] == name
     if not _implemented(name):
         pytest.skip(f"optimizer {name} is not implemented yet")
-    validate_config(c)  # parameters exist in the constructor
+    build_run_spec(c)  # parameters exist in the constructor
     from optimizers import make_optimizer
 
     info = PROBLEMS["acc_a100"].info
     opt = make_optimizer(name, info, np.random.default_rng(0), **c["optimizer"]["params"])
     assert opt.name == name
+
+
+def test_run_spec_fills_the_constructor_defaults(hydra_ctx: None) -> None:
+    import inspect
+
+    from optimizers import optimizer_class
+
+    spec = build_run_spec(_compose("optimizer=nsga2", "optimizer.params.population_size=30"))
+    defaults = {
+        k: p.default
+        for k, p in list(inspect.signature(optimizer_class("nsga2")).parameters.items())[2:]
+        if p.default is not p.empty
+    }
+    assert spec.optimizer_params == {**defaults, "population_size": 30}
+    assert spec.config["optimizer"]["params"] == spec.optimizer_params
+    assert spec.batch_size is None and spec.benchmark == "surrogate" and spec.problem == PROBLEMS["acc_a100"]
+
+
+def test_generated_groups_follow_the_registries() -> None:
+    from benchmark import BENCHMARKS
+    from optimizers import OPTIMIZERS
+
+    assert set(_options("optimizer")) == set(OPTIMIZERS)
+    assert set(_options("benchmark")) == set(BENCHMARKS)
+    assert set(_options("problem")) == set(PROBLEMS)
 
 
 @pytest.mark.parametrize("name", _options("budget"))
@@ -109,15 +127,11 @@ def test_budget_configs_compose(hydra_ctx: None, name: str) -> None:
 def test_benchmark_configs_compose_and_instantiate(hydra_ctx: None) -> None:
     from benchmark.synthetic import SyntheticBenchmark
 
-    bench = make_benchmark(_compose("benchmark=synthetic")["benchmark"])
+    b = _compose("benchmark=synthetic")["benchmark"]
+    bench = make_benchmark(b["name"], **b["params"])
     assert isinstance(bench, SyntheticBenchmark)
     c = _compose("benchmark=surrogate")
     assert c["benchmark"]["name"] == "surrogate"
-    import benchmark
-
-    if not hasattr(benchmark, "load_benchmark"):
-        with pytest.raises(ConfigurationError, match="benchmark=synthetic"):
-            make_benchmark(c["benchmark"])
 
 
 @pytest.mark.parametrize("name", _options("experiment"))
@@ -179,7 +193,7 @@ def test_single_run_writes_the_run_dir_and_prints_the_pareto_set(
 
 
 def test_cli_dispatches_to_the_app(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from nasopt.cli import main as cli_main
+    from experiments.cli import main as cli_main
 
     run_dir = tmp_path / "cli"
     args = ["search", "experiment=smoke", "optimizer=rs" if _implemented("rs") else "optimizer=re"]
@@ -228,6 +242,11 @@ def test_run_from_config_equals_python_api(hydra_ctx: None, tmp_path: Path) -> N
         (["problem.eval_mode=nosy"], "expected one of [mean, noisy]"),
         (["budget.max_evals=0"], "budget.max_evals must be a positive integer"),
         (["+optimizer.params.pop=3"], "no parameter(s) 'pop'"),
+        (["optimizer.params.popsize=3"], "no parameter(s) 'popsize'; its parameters: population_size"),
+        (["problem=acc_a101"], "unknown problem 'acc_a101'"),
+        (["budget.max_evls=5"], "max_evls"),
+        (["benchmark.name=foo"], "unknown benchmark 'foo'; available: surrogate, synthetic"),
+        (["benchmark=synthetic", "+benchmark.params.noise=1"], "no parameter(s) 'noise'"),
     ],
 )
 def test_bad_overrides_give_one_line_errors(
