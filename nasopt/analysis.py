@@ -1,21 +1,15 @@
-"""Reading run directories and turning trial tables into indicator traces.
+"""Turning trial tables into indicator traces: anytime hypervolume, HV ratio, IGD+, front size, best accuracy.
 
-A run directory (written by the runner) holds ``trials.parquet`` (one row per evaluation), ``config.yaml``
-and ``summary.json``; see the runner for the exact contract. This module finds such directories
-(single runs or Hydra multirun sweeps), loads them, and computes per-run anytime indicators in the
-problem's fixed normalised space (0 = ideal, 1 = nadir, fixed reference point), independent of the data.
-
-Problem constants come from :func:`get_problem_info`, which uses ``nasopt.problems.get_problem(name).info``;
-tests and callers with their own problems pass ``ProblemInfo`` objects explicitly instead.
+Runs are read by :mod:`nasopt.rundir` (``read_runs(paths, analysis_columns, ...)``). Indicators are computed
+in the problem's fixed normalised space (0 = ideal, 1 = nadir, fixed reference point; see
+:class:`optimizers.base.ProblemInfo`), independent of the data, through :mod:`optimizers.indicators`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,71 +17,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from benchmark._typing import BoolArray, FloatArray, IntArray
 from benchmark.targets import TARGETS
+from nasopt.incumbents import ACCURACY, Incumbents
+from nasopt.rundir import Run, RunFormatError, mean_column
 from optimizers import indicators
 from optimizers.base import ProblemInfo
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
-IntArray = NDArray[np.int64]
-
-TRIALS_FILE = "trials.parquet"
-CONFIG_FILE = "config.yaml"
-SUMMARY_FILE = "summary.json"
-#: Columns of the trial table this module needs besides the objective columns.
-BASE_COLUMNS = ("eval_index", "feasible", "duplicate", "sim_time_s", "wall_time_s", "optimizer_time_s")
-
-
-class RunFormatError(ValueError):
-    """A run directory does not follow the run-directory contract; the message names the file and field."""
-
-
-# --------------------------------------------------------------------------------------------------
-# problems
-# --------------------------------------------------------------------------------------------------
-def get_problem_info(
-    name: str,
-    problems: Mapping[str, ProblemInfo] | None = None,
-    config: Mapping[str, Any] | None = None,
-) -> ProblemInfo:
-    """Fixed constants of a problem: ``problems[name]`` if given; else the run config's ``problem`` section
-    (custom problems) or the named problem, both through ``nasopt.problems``."""
-    if problems is not None and name in problems:
-        return problems[name]
-    from nasopt.problems import ProblemError, get_problem, problem_from_config
-
-    pcfg = None if config is None else config.get("problem")
-    if isinstance(pcfg, Mapping) and str(pcfg.get("name", name)) == name:
-        try:
-            return problem_from_config(pcfg).info
-        except ProblemError:
-            pass
-    try:
-        return get_problem(name).info
-    except KeyError as exc:  # UnknownProblemError
-        raise LookupError(
-            f"problem {name!r} is neither a named problem nor defined in the run's config.yaml; "
-            "pass its ProblemInfo explicitly (problems={...})"
-        ) from exc
-
-
-def maximize_signs(info: ProblemInfo) -> FloatArray:
-    """``-1`` for maximised objectives, ``+1`` for minimised ones, shape ``(m,)``."""
-    return np.where(np.asarray(info.maximize, dtype=bool), -1.0, 1.0)
-
-
-def normalize_natural(info: ProblemInfo, values: FloatArray) -> FloatArray:
-    """Natural-unit objective values ``(n, m)`` to the problem's normalised minimisation space ``(n, m)``."""
-    v = np.asarray(values, dtype=np.float64)
-    return info.normalize(v * maximize_signs(info)[None, :])
-
-
-def denormalize(info: ProblemInfo, F: FloatArray) -> FloatArray:
-    """Normalised minimisation values ``(n, m)`` back to natural units ``(n, m)``."""
-    ideal = np.asarray(info.ideal, dtype=float)
-    nadir = np.asarray(info.nadir, dtype=float)
-    internal = np.asarray(F, dtype=float) * (nadir - ideal) + ideal
-    return info.to_natural(internal)
 
 
 def target_label(name: str) -> str:
@@ -97,190 +32,11 @@ def target_label(name: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# run directories
-# --------------------------------------------------------------------------------------------------
-def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
-    """Every directory at or below ``paths`` holding ``trials.parquet`` plus ``config.yaml`` or
-    ``summary.json`` (single runs and Hydra multirun sweeps alike), sorted, without duplicates."""
-    found: set[Path] = set()
-    for p in paths:
-        root = Path(p)
-        if not root.exists():
-            raise FileNotFoundError(f"run directory {str(root)!r} does not exist")
-        if root.is_dir():
-            candidates = list(root.rglob(TRIALS_FILE))
-        else:
-            candidates = [root] if root.name == TRIALS_FILE else []
-        for trials in candidates:
-            d = trials.parent
-            if trials.is_file() and ((d / CONFIG_FILE).is_file() or (d / SUMMARY_FILE).is_file()):
-                found.add(d.resolve())
-    return sorted(found)
-
-
-def _load_config(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    import yaml  # PyYAML (what OmegaConf reads and writes with); much faster than OmegaConf.load
-
-    try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RunFormatError(f"{path}: not valid YAML ({exc})") from exc
-    if cfg is None:
-        return {}
-    if not isinstance(cfg, dict):
-        raise RunFormatError(f"{path}: expected a mapping at the top level, got {type(cfg).__name__}")
-    return {str(k): v for k, v in cfg.items()}
-
-
-def config_get(config: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
-    """``config["a"]["b"]`` for ``"a.b"`` (``default`` if any level is missing)."""
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
-@dataclass
-class Run:
-    """One loaded run directory.
-
-    Attributes:
-        path: the directory.
-        problem, optimizer, seed: from ``summary.json`` (else ``config.yaml``).
-        label: how the run is grouped in reports (the optimizer name unless ``label_keys`` were given).
-        trials: the trial table (only the columns needed for analysis).
-        summary: parsed ``summary.json`` (empty if the run has none yet).
-        config: parsed ``config.yaml`` (empty if absent).
-        info: the problem's fixed constants.
-    """
-
-    path: Path
-    problem: str
-    optimizer: str
-    seed: int
-    label: str
-    trials: pd.DataFrame
-    info: ProblemInfo
-    summary: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_evals(self) -> int:
-        return len(self.trials)
-
-    @property
-    def finished(self) -> bool:
-        return bool(self.summary.get("finished", False))
-
-    @property
-    def benchmark_digest(self) -> str | None:
-        d = self.summary.get("benchmark_digest")
-        return None if d is None else str(d)
-
-
-def _meta(summary: Mapping[str, Any], config: Mapping[str, Any], key: str, path: Path) -> Any:
-    if key in summary and summary[key] is not None:
-        return summary[key]
-    value = config_get(config, f"{key}.name") if key in ("problem", "optimizer") else config_get(config, key)
-    if value is None and key in config and not isinstance(config[key], Mapping):
-        value = config[key]
-    if value is None:
-        raise RunFormatError(
-            f"run {path}: cannot tell its {key}: neither summary.json '{key}' nor config.yaml "
-            f"'{key}.name' / '{key}' is set"
-        )
-    return value
-
-
-def load_run(
-    path: str | Path,
-    *,
-    problems: Mapping[str, ProblemInfo] | None = None,
-    label_keys: Sequence[str] = (),
-    extra_columns: Sequence[str] = (),
-) -> Run:
-    """Load one run directory (only the trial-table columns analysis needs, plus ``extra_columns``).
-
-    ``label_keys`` are dotted config keys (e.g. ``("optimizer.name", "optimizer.pop_size")``) joined into
-    the run's label; by default the label is the optimizer name.
-    """
-    d = Path(path)
-    summary: dict[str, Any] = {}
-    if (d / SUMMARY_FILE).is_file():
-        try:
-            summary = json.loads((d / SUMMARY_FILE).read_text())
-        except json.JSONDecodeError as exc:
-            raise RunFormatError(f"{d / SUMMARY_FILE}: not valid JSON ({exc})") from exc
-    config = _load_config(d / CONFIG_FILE)
-    if not config:
-        config = _load_config(d / ".hydra" / CONFIG_FILE)
-    problem = str(_meta(summary, config, "problem", d))
-    optimizer = str(_meta(summary, config, "optimizer", d))
-    seed = int(_meta(summary, config, "seed", d))
-    info = get_problem_info(problem, problems, config)
-    wanted = [*BASE_COLUMNS, *(f"mean_{t}" for t in info.objectives)]
-    if "accuracy" not in info.objectives:
-        wanted.append("mean_accuracy")
-    wanted += [c for c in extra_columns if c not in wanted]
-    import pyarrow.parquet as pq
-
-    trials_path = d / TRIALS_FILE
-    available = set(pq.read_schema(trials_path).names)
-    missing = [f"mean_{t}" for t in info.objectives if f"mean_{t}" not in available]
-    missing += [c for c in ("eval_index", "feasible", "sim_time_s") if c not in available]
-    if missing:
-        raise RunFormatError(
-            f"{trials_path}: missing column(s) {missing} needed for problem {problem!r}; "
-            "was it written by a different nasopt version?"
-        )
-    df = pd.read_parquet(trials_path, columns=[c for c in wanted if c in available])
-    if len(df) and not np.all(np.diff(df["eval_index"].to_numpy()) > 0):
-        df = df.sort_values("eval_index", kind="stable").reset_index(drop=True)
-    if label_keys:
-        parts = [str(config_get(config, k, summary.get(k.split(".")[0], "?"))) for k in label_keys]
-        label = "/".join(parts)
-    else:
-        label = optimizer
-    return Run(d, problem, optimizer, seed, label, df, info, summary, config)
-
-
-def load_runs(
-    paths: Iterable[str | Path],
-    *,
-    problems: Mapping[str, ProblemInfo] | None = None,
-    label_keys: Sequence[str] = (),
-) -> list[Run]:
-    """Find and load every run below ``paths`` (see :func:`find_run_dirs`)."""
-    dirs = find_run_dirs(paths)
-    if not dirs:
-        raise FileNotFoundError(
-            "no run directories (trials.parquet + config.yaml/summary.json) found below "
-            f"{[str(p) for p in paths]}"
-        )
-    runs = [load_run(d, problems=problems, label_keys=label_keys) for d in dirs]
-    seen: dict[tuple[str, str, int], Path] = {}
-    for r in runs:
-        key = (r.problem, r.label, r.seed)
-        if key in seen:
-            warnings.warn(
-                f"two runs of problem {r.problem!r}, {r.label!r}, seed {r.seed}: {seen[key]} and {r.path}; "
-                "both are counted (pass only one of them if one is a copy)",
-                stacklevel=2,
-            )
-        seen[key] = r.path
-    return runs
-
-
-# --------------------------------------------------------------------------------------------------
 # per-run indicators
 # --------------------------------------------------------------------------------------------------
 def objective_values(trials: pd.DataFrame, info: ProblemInfo) -> FloatArray:
     """Ensemble-mean objective values in natural units ``(n, m)`` from the ``mean_<target>`` columns."""
-    cols = [f"mean_{t}" for t in info.objectives]
+    cols = [mean_column(t) for t in info.objectives]
     missing = [c for c in cols if c not in trials.columns]
     if missing:
         raise RunFormatError(f"trial table lacks column(s) {missing} for problem {info.name!r}")
@@ -296,15 +52,16 @@ def feasible_mask(trials: pd.DataFrame) -> BoolArray:
 
 def normalized_objectives(trials: pd.DataFrame, info: ProblemInfo) -> FloatArray:
     """Normalised minimisation objectives ``(n, m)``; infeasible or failed rows are NaN."""
-    F = normalize_natural(info, objective_values(trials, info))
+    F = info.normalize_natural(objective_values(trials, info))
     ok = feasible_mask(trials) & np.all(np.isfinite(F), axis=1)
     F[~ok] = np.nan
     return F
 
 
 def final_hypervolume(trials: pd.DataFrame, info: ProblemInfo) -> float:
-    """pymoo HV of the whole run's feasible set (what ``summary.json`` calls ``hypervolume``)."""
-    return indicators.hypervolume(normalized_objectives(trials, info), np.asarray(info.ref_point))
+    """HV of the whole run's feasible set: what the runner writes as ``summary.json``'s ``hypervolume``
+    (the same :class:`~nasopt.incumbents.Incumbents`)."""
+    return Incumbents.from_table(trials, info).hypervolume
 
 
 def _last(trials: pd.DataFrame, col: str) -> float:
@@ -324,7 +81,7 @@ class RunTrace:
     problem: str
     label: str
     seed: int
-    path: Path
+    path: Path | None
     n_evals: int
     counts: IntArray
     hv: FloatArray
@@ -392,7 +149,7 @@ def analyze_run(
         hv = ratio = igd = np.zeros(0)
         size = np.zeros(0, dtype=np.int64)
         front = np.zeros((0, info.n_obj))
-    acc_col = "mean_accuracy"
+    acc_col = mean_column(ACCURACY)
     if acc_col in t.columns:
         acc = t[acc_col].to_numpy(dtype=np.float64).copy()
         acc[~feasible_mask(t)] = np.nan
@@ -422,7 +179,7 @@ def analyze_run(
         sim_hours=sim,
         wall_s=wall,
         front_norm=front,
-        front_natural=denormalize(info, front),
+        front_natural=info.denormalize(front),
         wall_time_s=_last(t, "wall_time_s"),
         optimizer_time_s=_last(t, "optimizer_time_s"),
         sim_time_s=_last(t, "sim_time_s"),
@@ -442,21 +199,11 @@ def step_values(x: FloatArray, y: FloatArray, x_new: FloatArray, before: float =
 
 
 __all__ = [
-    "Run",
-    "RunFormatError",
     "RunTrace",
     "analyze_run",
-    "config_get",
-    "denormalize",
     "eval_grid",
     "feasible_mask",
     "final_hypervolume",
-    "find_run_dirs",
-    "get_problem_info",
-    "load_run",
-    "load_runs",
-    "maximize_signs",
-    "normalize_natural",
     "normalized_objectives",
     "objective_values",
     "step_values",

@@ -20,8 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import ArrayLike
 
-class BudgetError(ValueError):
+from benchmark.errors import NasoptError
+
+
+class BudgetError(NasoptError, ValueError):
     """An invalid budget specification."""
 
 
@@ -74,14 +79,19 @@ class Budget:
         """Evaluations left after ``n_evals`` (None = unlimited)."""
         return None if self.max_evals is None else max(self.max_evals - n_evals, 0)
 
-    def exhausted_by(self, n_evals: int, sim_time_s: float, sim_blocked: bool = False) -> str | None:
-        """``"evals"`` / ``"sim_time"`` when that limit ended the run, else None.
+    def evals_within_sim_time(self, cum_sim_time_s: ArrayLike) -> int:
+        """How many evaluations of a batch fit, given the cumulative simulated seconds after each ``(n,)``."""
+        cum = np.asarray(cum_sim_time_s, dtype=np.float64).reshape(-1)
+        if self.max_sim_time_s is None:
+            return int(cum.size)
+        return int(np.searchsorted(cum, self.max_sim_time_s, side="right"))
 
-        ``sim_blocked`` says that the next evaluation did not fit into the remaining simulated time.
-        """
+    def exhausted_by(self, n_evals: int, sim_time_s: float) -> str | None:
+        """``"evals"`` / ``"sim_time"`` when that limit is reached, else None (the runner also ends a run by
+        ``"sim_time"`` when the next evaluation would not fit into the remaining simulated time)."""
         if self.max_evals is not None and n_evals >= self.max_evals:
             return "evals"
-        if self.max_sim_time_s is not None and (sim_blocked or sim_time_s >= self.max_sim_time_s):
+        if self.max_sim_time_s is not None and sim_time_s >= self.max_sim_time_s:
             return "sim_time"
         return None
 

@@ -27,15 +27,15 @@ import numpy as np
 import pandas as pd
 
 from benchmark._io import fsync_file
+from benchmark.errors import NasoptError
 
 ARRAY_MARK = "__ndarray__"
 STATE_FILE = "state.json"
 ARRAYS_FILE = "arrays.npz"
 TRIALS_FILE = "trials_checkpoint.parquet"
-#: default for the ``fsync`` argument of the writers below
 
 
-class CheckpointError(ValueError):
+class CheckpointError(NasoptError, ValueError):
     """A state tree cannot be stored, or a checkpoint on disk is unreadable."""
 
 

@@ -23,80 +23,65 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from benchmark import space
+from benchmark._io import atomic_write_text, package_versions
+from benchmark._typing import BoolArray, FloatArray, IntArray
 from benchmark.api import Oracle
-from nasopt.analysis import maximize_signs, normalize_natural
+from benchmark.errors import NasoptError
+from nasopt.evaluation import Evaluator
+from nasopt.problems import Constraint, Problem
 from optimizers import indicators
 from optimizers.base import ProblemInfo
 
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
-IntArray = NDArray[np.int64]
-
 #: ``X (n, 28) -> (natural objective values (n, m), feasible (n,))``, deterministic (ensemble means).
-Evaluator = Callable[[IntArray], tuple[FloatArray, BoolArray]]
+FrontEvaluate = Callable[[IntArray], tuple[FloatArray, BoolArray]]
 
 FORMAT_VERSION = 1
 FRONTS_SUBDIR = "fronts"
 
 
-class FrontCacheError(ValueError):
+class FrontCacheError(NasoptError, ValueError):
     """A cached front file is unreadable or does not match the problem; the message names file and fix."""
 
 
 # --------------------------------------------------------------------------------------------------
 # evaluation
 # --------------------------------------------------------------------------------------------------
-class ConstraintLike(Protocol):
-    """A bound on one target, like ``nasopt.problems.Constraint``: ``target`` and
-    ``satisfied(values (n,)) -> (n,) bool``."""
-
-    @property
-    def target(self) -> str: ...
-
-    def satisfied(self, values: FloatArray) -> BoolArray: ...
-
-
-def oracle_evaluator(
-    oracle: Oracle, info: ProblemInfo, constraints: Sequence[ConstraintLike] = ()
-) -> Evaluator:
-    """An :data:`Evaluator` querying ``oracle`` for the objectives and constraint targets of a problem
-    (feasibility judged on ensemble means)."""
-    if len(constraints) != info.n_constraints:
-        raise ValueError(
-            f"problem {info.name!r} declares {info.n_constraints} constraint(s) but "
-            f"{len(constraints)} were given"
-        )
-    targets = list(dict.fromkeys([*info.objectives, *(c.target for c in constraints)]))
+def problem_evaluator(problem: Problem, oracle: Oracle) -> FrontEvaluate:
+    """A :data:`FrontEvaluate` on ``oracle`` through :class:`nasopt.evaluation.Evaluator` (ensemble means;
+    feasibility judged on them)."""
+    evaluator = Evaluator(problem.with_eval_mode("mean"), oracle)
 
     def evaluate(X: IntArray) -> tuple[FloatArray, BoolArray]:
         batch = space.as_batch(X)
         if batch.shape[0] == 0:
-            return np.zeros((0, info.n_obj)), np.zeros(0, dtype=bool)
-        pred = oracle.query(batch, targets)
-        values = np.column_stack([np.asarray(pred[t].mean, dtype=float) for t in info.objectives])
-        feasible = np.all(np.isfinite(values), axis=1)
-        for c in constraints:
-            feasible &= c.satisfied(pred[c.target].mean)
-        return values, feasible
+            return np.zeros((0, problem.n_obj)), np.zeros(0, dtype=bool)
+        ev = evaluator(batch)
+        return ev.mean, ev.feasible
 
     return evaluate
 
 
-def problem_evaluator(problem: Any, oracle: Oracle) -> Evaluator:
-    """:func:`oracle_evaluator` for a ``nasopt.problems.Problem`` (its ``info`` and ``constraints``)."""
-    return oracle_evaluator(oracle, problem.info, tuple(problem.constraints))
+def oracle_evaluator(
+    oracle: Oracle, info: ProblemInfo, constraints: Sequence[Constraint | str] | None = None
+) -> FrontEvaluate:
+    """:func:`problem_evaluator` for a bare :class:`ProblemInfo`: its objectives with ``constraints``
+    (default: ``info.constraints``), whose number must match ``info.n_constraints``."""
+    cons = tuple(info.constraints if constraints is None else constraints)
+    if len(cons) != info.n_constraints:
+        raise ValueError(
+            f"problem {info.name!r} declares {info.n_constraints} constraint(s) but {len(cons)} were given"
+        )
+    problem = Problem(info.name, tuple(info.objectives), tuple(Constraint.parse(c) for c in cons))
+    return problem_evaluator(problem, oracle)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -139,7 +124,7 @@ class ReferenceFront:
                 f"front of {self.problem!r} has objectives {self.objectives}, problem {info.name!r} has "
                 f"{info.objectives}; recompute it with: nasopt fronts --problems {info.name}"
             )
-        return normalize_natural(info, self.values)
+        return info.normalize_natural(self.values)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -185,13 +170,7 @@ class ReferenceFront:
 
 def _pareto_layers(F: FloatArray, layers: int) -> BoolArray:
     """Rows in the first ``layers`` non-dominated layers of ``F (n, m)`` (NaN rows excluded)."""
-    import moocore
-
-    keep = np.zeros(F.shape[0], dtype=bool)
-    ok = np.flatnonzero(np.all(np.isfinite(F), axis=1))
-    if ok.size:
-        keep[ok] = np.asarray(moocore.pareto_rank(F[ok]), dtype=np.int64) < layers
-    return keep
+    return indicators.valid_rows(F) & (indicators.pareto_rank(F) < layers)
 
 
 def _top_k(F: FloatArray, k: int) -> BoolArray:
@@ -219,7 +198,7 @@ class FrontSearchResult:
 
 
 def compute_reference_front(
-    evaluate: Evaluator,
+    evaluate: FrontEvaluate,
     info: ProblemInfo,
     rng: np.random.Generator,
     *,
@@ -244,7 +223,6 @@ def compute_reference_front(
         batch_size: architectures per ``evaluate`` call.
     """
     m = info.n_obj
-    signs = maximize_signs(info)
     seen: set[int] = set()
     archive_X = np.zeros((0, space.N_GENES), dtype=np.int64)
     archive_F = np.zeros((0, m))  # normalised minimisation, NaN rows never kept
@@ -272,7 +250,7 @@ def compute_reference_front(
             vals = np.asarray(vals, dtype=float).reshape(chunk.shape[0], m)
             feas = np.asarray(feas, dtype=bool) & np.all(np.isfinite(vals), axis=1)
             n_eval += chunk.shape[0]
-            F = info.normalize(vals * signs[None, :])
+            F = info.normalize_natural(vals)
             F[~feas] = np.nan
             cX = np.vstack([archive_X, chunk[feas]])
             cF = np.vstack([archive_F, F[feas]])
@@ -304,9 +282,7 @@ def compute_reference_front(
         absorb(space.neighbours_batch(archive_X[todo]))
     final = indicators.nondominated_mask(archive_F) if archive_F.shape[0] else np.zeros(0, dtype=bool)
     X, vals = archive_X[final], archive_vals[final]
-    order = (
-        np.lexsort(info.normalize(vals * signs[None, :]).T[::-1]) if X.shape[0] else np.zeros(0, dtype=int)
-    )
+    order = np.lexsort(info.normalize_natural(vals).T[::-1]) if X.shape[0] else np.zeros(0, dtype=int)
     return FrontSearchResult(X[order], vals[order], n_eval, rounds, exhausted)
 
 
@@ -331,26 +307,14 @@ def front_path(problem: str, benchmark_digest: str, cache: str | Path | None = N
     return root / FRONTS_SUBDIR / f"{_safe(problem)}__{_safe(benchmark_digest)}.json"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is the user's ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_reference_front(front: ReferenceFront, cache: str | Path | None = None) -> Path:
     """Write ``front`` as JSON (and a CSV copy) atomically into the cache; returns the JSON path."""
     digest = front.benchmark_digest
     if not digest:
         raise ValueError(f"front of {front.problem!r} has no provenance['benchmark_digest']; cannot cache it")
     path = front_path(front.problem, digest, cache)
-    _atomic_write(path, json.dumps(front.to_json(), indent=1, sort_keys=False) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(front.to_json(), indent=1, sort_keys=False) + "\n")
     import io
 
     buf = io.StringIO()
@@ -358,7 +322,7 @@ def save_reference_front(front: ReferenceFront, cache: str | Path | None = None)
     w.writerow(["arch", *front.objectives])
     for a, row in zip(front.archs, front.values.tolist(), strict=True):
         w.writerow([a, *(repr(float(v)) for v in row)])
-    _atomic_write(path.with_suffix(".csv"), buf.getvalue())
+    atomic_write_text(path.with_suffix(".csv"), buf.getvalue())
     return path
 
 
@@ -388,21 +352,9 @@ def load_reference_front(
     return front
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str] = {}
-    for pkg in ("nasopt", "numpy", "pymoo"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
-
-
 def build_reference_front(
     info: ProblemInfo,
-    evaluate: Evaluator,
+    evaluate: FrontEvaluate,
     *,
     benchmark_digest: str,
     dataset_digest: str | None,
@@ -442,7 +394,7 @@ def build_reference_front(
         "nadir": list(info.nadir),
         "ref_point": list(info.ref_point),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(),
+        "versions": dict(package_versions()),
         "command": "nasopt fronts --problems " + info.name,
     }
     context: dict[str, list[float]] = {}
@@ -460,7 +412,7 @@ def build_reference_front(
 
 def ensure_reference_front(
     info: ProblemInfo,
-    evaluate: Evaluator,
+    evaluate: FrontEvaluate,
     *,
     benchmark_digest: str,
     dataset_digest: str | None = None,
@@ -489,9 +441,8 @@ def front_hypervolume(front: ReferenceFront, info: ProblemInfo) -> float:
 
 
 __all__ = [
-    "ConstraintLike",
-    "Evaluator",
     "FrontCacheError",
+    "FrontEvaluate",
     "FrontSearchResult",
     "ReferenceFront",
     "build_reference_front",

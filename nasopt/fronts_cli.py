@@ -23,11 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from benchmark import space
-
-IntArray = NDArray[np.int64]
+from benchmark._typing import IntArray
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,16 +63,6 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _load_oracle(kind: str) -> Any:
-    if kind == "synthetic":
-        from benchmark.synthetic import SyntheticBenchmark
-
-        return SyntheticBenchmark()
-    from nasopt.runner import load_default_benchmark
-
-    return load_default_benchmark()
-
-
 def _dataset_digest(oracle: Any) -> str | None:
     for attr in ("dataset_digest", "dataset_sha256"):
         value = getattr(oracle, attr, None)
@@ -91,16 +79,13 @@ def _pareto_archs(summary: dict[str, Any]) -> IntArray:
 
 
 def _runs_seeds(dirs: Sequence[Path], problem: str, digest: str) -> tuple[list[IntArray], int]:
-    from nasopt.analysis import find_run_dirs
+    from nasopt.rundir import find_runs, read_summary
 
     out: list[IntArray] = []
     if not dirs:
         return out, 0
-    for d in find_run_dirs(dirs):
-        path = d / "summary.json"
-        if not path.is_file():
-            continue
-        summary = json.loads(path.read_text(encoding="utf-8"))
+    for d in find_runs(dirs):
+        summary = read_summary(d)
         if summary.get("problem") == problem and summary.get("benchmark_digest") == digest:
             out.append(_pareto_archs(summary))
     return out, len(out)
@@ -151,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"nasopt fronts: --{flag.replace('_', '-')} must be >= 0", file=sys.stderr)
             return 2
     try:
-        oracle = _load_oracle(args.benchmark)
+        from benchmark import make_benchmark
+
+        oracle = make_benchmark(args.benchmark)
     except Exception as exc:  # the surrogate may be missing: say how to get it
         print(
             f"nasopt fronts: cannot load the {args.benchmark} benchmark: {exc}\n"

@@ -10,11 +10,12 @@ A :class:`Problem` names what a search optimises on the benchmark:
   reports use the mean.
 
 Internally everything is minimised: ``F[:, i] = -value`` for a maximised target and ``+value`` for a
-minimised one (natural units); the sign flip lives only in :meth:`Problem.to_internal` /
-:meth:`Problem.to_natural`. The normalised space used for hypervolume maps each objective's fixed
-``(ideal, nadir)`` pair (:data:`NORMALIZATION`, natural units) to ``(0, 1)``; the reference point is 1.0 in
-every normalised objective, so points beyond the nadir contribute no hypervolume. These constants are
-published here and never inferred from a run, so hypervolumes of different runs are comparable.
+minimised one (natural units); the sign flip and the normalisation live only on
+:class:`optimizers.base.ProblemInfo` (``problem.info``). The normalised space used for hypervolume maps
+each objective's fixed ``(ideal, nadir)`` pair (:data:`NORMALIZATION`, natural units) to ``(0, 1)``; the
+reference point is 1.0 in every normalised objective, so points beyond the nadir contribute no hypervolume.
+These constants are published here and never inferred from a run, so hypervolumes of different runs are
+comparable.
 
 Named problems (:data:`PROBLEMS`) are mirrored by ``conf/problem/<name>.yaml``.
 """
@@ -27,13 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from benchmark._typing import BoolArray, FloatArray, IntArray
+from benchmark.errors import NasoptError
 from benchmark.targets import TARGET_NAMES, UnknownTargetError, get_target
+from optimizers import indicators
 from optimizers.base import ProblemInfo
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 
 #: Fixed normalisation box per target, natural units: ``(ideal, nadir)`` (0 and 1 in normalised space).
 NORMALIZATION: dict[str, tuple[float, float]] = {
@@ -57,7 +58,7 @@ _HARD_UPPER: dict[str, float] = {"accuracy": 100.0}
 EVAL_MODES = ("mean", "noisy")
 
 
-class ProblemError(ValueError):
+class ProblemError(NasoptError, ValueError):
     """A problem definition is invalid; the message names the bad part and how to fix it."""
 
 
@@ -234,21 +235,17 @@ class Problem:
         return np.asarray(self.info.ref_point, dtype=np.float64)
 
     # -- conversions -----------------------------------------------------------------------------------
-    def _signs(self) -> FloatArray:
-        return np.where(np.asarray(self.maximize, dtype=bool), -1.0, 1.0)
-
     def to_internal(self, values: ArrayLike) -> FloatArray:
-        """Natural values ``(n, m)`` to internal minimisation values ``(n, m)`` (negate maximised targets)."""
-        v = np.asarray(values, dtype=np.float64)
-        return v * self._signs()[None, :] if v.ndim == 2 else v * self._signs()
+        """Natural values ``(n, m)`` to internal minimisation values ``(n, m)`` (:class:`ProblemInfo`)."""
+        return self.info.to_internal(values)
 
     def to_natural(self, F: ArrayLike) -> FloatArray:
-        """Internal minimisation values ``(n, m)`` back to natural units."""
-        return self.to_internal(F)
+        """Internal minimisation values ``(n, m)`` back to natural units (:class:`ProblemInfo`)."""
+        return self.info.to_natural(F)
 
     def normalize_natural(self, values: ArrayLike) -> FloatArray:
-        """Natural values ``(n, m)`` to the fixed normalised minimisation box (0 = ideal, 1 = nadir)."""
-        return self.info.normalize(self.to_internal(values))
+        """Natural values ``(n, m)`` to the fixed normalised minimisation box (:class:`ProblemInfo`)."""
+        return self.info.normalize_natural(values)
 
     # -- constraints -----------------------------------------------------------------------------------
     def feasible(self, means: Mapping[str, ArrayLike], n: int | None = None) -> BoolArray:
@@ -281,48 +278,22 @@ class Problem:
 # ------------------------------------------------------------------------------------------------------
 # indicators in the problem's fixed space
 # ------------------------------------------------------------------------------------------------------
-def nondominated(F: ArrayLike) -> NDArray[np.int64]:
-    """Indices of the non-dominated rows of minimisation values ``F (n, m)`` (pymoo; ties all kept)."""
-    from pymoo.util.nds.non_dominated_sorting import find_non_dominated
-
-    arr = np.asarray(F, dtype=np.float64)
-    if arr.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.sort(np.asarray(find_non_dominated(arr), dtype=np.int64))
-
-
-def hypervolume_normalized(F_norm: ArrayLike, ref_point: ArrayLike) -> float:
-    """pymoo hypervolume of normalised points ``(n, m)``; rows with NaN or not below ``ref_point`` count 0."""
-    from pymoo.indicators.hv import HV
-
-    ref = np.asarray(ref_point, dtype=np.float64)
-    arr = np.asarray(F_norm, dtype=np.float64).reshape(-1, ref.size)
-    keep = np.all(np.isfinite(arr), axis=1) & np.all(arr < ref[None, :], axis=1)
-    if not keep.any():
-        return 0.0
-    return float(HV(ref_point=ref)(arr[keep]))
-
-
 def hypervolume(problem: Problem, values: ArrayLike, feasible: ArrayLike | None = None) -> float:
-    """Hypervolume of the feasible points among natural ``values (n, m)`` in the problem's fixed space."""
+    """Hypervolume of the feasible points among natural ``values (n, m)`` in the problem's fixed space
+    (:func:`optimizers.indicators.hypervolume`)."""
     norm = problem.normalize_natural(np.asarray(values, dtype=np.float64).reshape(-1, problem.n_obj))
     if feasible is not None:
         norm = norm[np.asarray(feasible, dtype=bool)]
-    return hypervolume_normalized(norm, problem.ref_point)
+    return indicators.hypervolume(norm, problem.ref_point)
 
 
-def pareto_indices(
-    problem: Problem, values: ArrayLike, feasible: ArrayLike | None = None
-) -> NDArray[np.int64]:
+def pareto_indices(problem: Problem, values: ArrayLike, feasible: ArrayLike | None = None) -> IntArray:
     """Row indices ``(k,)`` (ascending) of the feasible, finite, non-dominated rows of natural ``values``."""
     v = np.asarray(values, dtype=np.float64).reshape(-1, problem.n_obj)
-    ok = np.all(np.isfinite(v), axis=1)
+    F = problem.to_internal(v)
     if feasible is not None:
-        ok &= np.asarray(feasible, dtype=bool)
-    rows = np.flatnonzero(ok)
-    if rows.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    return rows[nondominated(problem.to_internal(v[rows]))]
+        F[~np.asarray(feasible, dtype=bool)] = np.nan
+    return np.flatnonzero(indicators.nondominated_mask(F)).astype(np.int64)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -419,7 +390,9 @@ def problem_from_config(cfg: Mapping[str, Any]) -> Problem:
 
 def _mode(value: Any) -> str:
     # Hydra structured configs hand over an Enum member
-    return str(getattr(value, "value", value))
+    from enum import Enum
+
+    return str(value.value if isinstance(value, Enum) else value)
 
 
 __all__ = [
@@ -434,9 +407,7 @@ __all__ = [
     "UnknownProblemError",
     "get_problem",
     "hypervolume",
-    "hypervolume_normalized",
     "make_problem",
-    "nondominated",
     "pareto_indices",
     "problem_from_config",
     "sanity_range",

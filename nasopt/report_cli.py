@@ -8,7 +8,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from nasopt.report import DEFAULT_CHECKPOINTS, ContextSource
+from benchmark.errors import NasoptError
+from nasopt.report import DEFAULT_CHECKPOINTS, ContextSource, build_report, dataset_context
 
 
 def _int_list(text: str) -> list[int]:
@@ -67,14 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _dataset_context(path: str) -> ContextSource | None:
-    try:
-        from benchmark.dataset import load_dataset
-    except ImportError as exc:
-        print(
-            f"nasopt report: --dataset ignored: the dataset loader is not available ({exc})", file=sys.stderr
-        )
-        return None
-    from nasopt.report import dataset_context
+    from benchmark.dataset import load_dataset
 
     try:
         ds = load_dataset(path or None, download=False)
@@ -93,9 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0.0 < args.alpha < 1.0:
         print(f"nasopt report: --alpha must be in (0, 1), got {args.alpha}", file=sys.stderr)
         return 2
-    from nasopt.analysis import RunFormatError
-    from nasopt.report import build_report
-
     context = _dataset_context(args.dataset) if args.dataset is not None else None
     label_keys = [k for k in args.label_keys.replace(" ", "").split(",") if k]
     try:
@@ -116,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"nasopt report: {exc}", file=sys.stderr)
         return 2
-    except (RunFormatError, LookupError, ValueError) as exc:
+    except (NasoptError, LookupError, ValueError) as exc:
         print(f"nasopt report: {exc}", file=sys.stderr)
         return 1
     for note in res.notes:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from scipy import stats as sps
 
-FloatArray = NDArray[np.float64]
+from benchmark._typing import FloatArray
 
 
 def _finite(x: ArrayLike) -> FloatArray:

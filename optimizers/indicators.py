@@ -19,13 +19,11 @@ from dataclasses import dataclass
 
 import moocore
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from pymoo.indicators.hv import HV
 from pymoo.indicators.igd_plus import IGDPlus
 
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
-IntArray = NDArray[np.int64]
+from benchmark._typing import BoolArray, FloatArray, IntArray
 
 
 def _as_points(F: ArrayLike, name: str = "F") -> FloatArray:
@@ -70,6 +68,18 @@ def nondominated_mask(F: ArrayLike) -> BoolArray:
         return out
     # moocore (the C library behind pymoo's hypervolume): O(n log n) for 2-3 objectives
     out[ok] = np.asarray(moocore.is_nondominated(P, keep_weakly=True), dtype=bool)
+    return out
+
+
+def pareto_rank(F: ArrayLike) -> IntArray:
+    """Non-dominated layer of each row of ``F (n, m)`` (0 = the front, 1 = the front without layer 0, ...),
+    shape ``(n,)``; rows with NaN/inf get ``n`` (in no layer). Uses ``moocore.pareto_rank``."""
+    arr = _as_points(F)
+    n = arr.shape[0]
+    out = np.full(n, n, dtype=np.int64)
+    ok = np.flatnonzero(np.all(np.isfinite(arr), axis=1))
+    if ok.size:
+        out[ok] = np.asarray(moocore.pareto_rank(arr[ok]), dtype=np.int64)
     return out
 
 
@@ -383,6 +393,7 @@ __all__ = [
     "igd_plus",
     "nondominated_mask",
     "pareto_front",
+    "pareto_rank",
     "staircase",
     "valid_rows",
 ]

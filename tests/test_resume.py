@@ -24,7 +24,7 @@ import pytest
 from benchmark.synthetic import SyntheticBenchmark
 from nasopt.checkpoint import checkpoint_path, load_checkpoint
 from nasopt.problems import get_problem
-from nasopt.results import load_run
+from nasopt.rundir import read_run
 from nasopt.runner import Runner
 
 TESTS = Path(__file__).resolve().parent
@@ -116,7 +116,7 @@ def _resume_and_compare(run_dir: Path, opt: str) -> None:
     result = make_runner(run_dir, opt).run()
     assert result.finished and len(result.trials) == BUDGET
     pd.testing.assert_frame_equal(result.comparable_trials(), reference(opt))
-    on_disk = load_run(run_dir)
+    on_disk = read_run(run_dir)
     pd.testing.assert_frame_equal(on_disk.comparable_trials(), reference(opt))
     assert on_disk.summary["finished"] and on_disk.summary["n_evals"] == BUDGET
 

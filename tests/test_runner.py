@@ -17,12 +17,14 @@ from numpy.typing import ArrayLike
 import nasopt
 from benchmark import space
 from benchmark.api import TargetPrediction
+from benchmark.errors import ConfigurationError
 from benchmark.synthetic import SyntheticBenchmark
 from nasopt.budget import Budget, BudgetError
 from nasopt.checkpoint import join_tree, load_checkpoint, save_checkpoint, split_tree
 from nasopt.problems import get_problem, hypervolume, make_problem
-from nasopt.results import format_summary, load_run
-from nasopt.runner import ConfigurationError, RunDirError, Runner
+from nasopt.run_summary import format_summary
+from nasopt.rundir import RunDirError, read_run
+from nasopt.runner import Runner
 from optimizers.base import Optimizer, ProblemInfo, StateTree
 
 
@@ -351,9 +353,9 @@ def test_trial_table_matches_the_run_format(tmp_path: Path) -> None:
     assert summary["problem"] == "mine" and summary["optimizer"] == "toy" and summary["seed"] == 3
     assert summary["n_evals"] == 40 and summary["finished"] is True
     assert summary["benchmark_digest"] == "synthetic-v1"
-    loaded = load_run(tmp_path / "run")
+    loaded = read_run(tmp_path / "run")
     assert loaded.config["problem"]["name"] == "mine" and loaded.config["seed"] == 3
-    assert loaded.problem == prob
+    assert loaded.problem == prob.name and loaded.info == prob.info
     pd.testing.assert_frame_equal(loaded.trials, res.trials)
     text = format_summary(summary)
     assert "Pareto set" in text and summary["pareto_set"][0]["arch"] in text
@@ -449,7 +451,7 @@ def test_search_convenience(tmp_path: Path) -> None:
     noisy = nasopt.search(
         "acc", ToyEvolution, budget=10, seed=2, bench=SyntheticBenchmark(), eval_mode="noisy"
     )
-    assert noisy.summary["eval_mode"] == "noisy" and noisy.run_dir is None
+    assert noisy.summary["eval_mode"] == "noisy" and noisy.path is None
 
 
 def test_bad_runner_arguments_are_clear() -> None:

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from benchmark import space
-from nasopt.analysis import denormalize
 from optimizers import indicators
 from optimizers.base import ProblemInfo
 
@@ -79,7 +78,7 @@ def write_synthetic_run(
         _, first = np.unique(ids, return_index=True)
         dup[:] = True
         dup[first] = False
-    natural = denormalize(info, F)
+    natural = info.denormalize(F)
     # feasibility is a property of the architecture: derive it from its id (duplicates agree)
     feasible = (space.arch_id(X) % 1000) / 1000.0 >= infeasible_frac
     cost = rng.uniform(1500.0, 4000.0, n_evals)
