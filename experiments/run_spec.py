@@ -20,6 +20,7 @@ from benchmark import check_benchmark_params, make_benchmark
 from benchmark.errors import ConfigurationError, check_keywords
 from nasopt.budget import Budget
 from nasopt.problems import Problem, problem_from_config
+from nasopt.rundir import Run
 from nasopt.runner import Runner
 
 
@@ -142,10 +143,10 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
     )
 
 
-def run_spec(spec: RunSpec, run_dir: str | Path | None, **runner_kwargs: Any) -> Any:
+def run_spec(spec: RunSpec, run_dir: str | Path | None, **runner_kwargs: Any) -> Run:
     """Build the oracle and the runner of ``spec`` and run it in ``run_dir`` (None: in memory).
 
-    ``runner_kwargs`` go to :class:`nasopt.runner.Runner` (e.g. ``on_batch``). Returns the runner's result.
+    ``runner_kwargs`` go to :class:`nasopt.runner.Runner` (e.g. ``on_batch``).
     """
     runner = Runner(
         spec.problem,

@@ -43,7 +43,7 @@ from benchmark._io import atomic_write_text
 from benchmark.errors import ConfigurationError, NasoptError
 from experiments.config_schema import CONFIG_MODULE, CONFIG_NAME, GROUPS, group_options, register_configs
 from experiments.run_spec import build_run_spec, run_spec
-from nasopt.results import ERROR_FILE
+from nasopt.rundir import ERROR_FILE, Run
 
 #: exit status of a job or a command: a bad config (a NasoptError), a failed sweep job, a stop by signal
 EXIT_BAD_CONFIG = 2
@@ -76,8 +76,8 @@ def one_line(exc: BaseException) -> str:
 
 def run_from_config(
     cfg: DictConfig | Mapping[str, Any], run_dir: str | Path | None, **runner_kwargs: Any
-) -> Any:
-    """Validate a composed config and run it in ``run_dir`` (None: in memory); returns the runner's result."""
+) -> Run:
+    """Validate a composed config and run it in ``run_dir`` (None: in memory)."""
     return run_spec(build_run_spec(cfg), run_dir, **runner_kwargs)
 
 

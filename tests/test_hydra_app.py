@@ -18,7 +18,7 @@ from experiments.config_schema import CONFIG_MODULE, group_options, register_con
 from experiments.run_spec import build_run_spec, config_container
 from experiments.search_app import main, run_from_config
 from nasopt.problems import PROBLEMS, problem_from_config
-from nasopt.results import load_run
+from nasopt.rundir import read_run
 
 
 def _options(group: str) -> list[str]:
@@ -176,7 +176,7 @@ def test_single_run_writes_the_run_dir_and_prints_the_pareto_set(
     assert main(_smoke_args(run_dir, "seed=4")) == 0
     out = capsys.readouterr().out
     assert "Pareto set" in out and "accuracy [%]" in out and "latency_zcu102 [ms]" in out
-    run = load_run(run_dir)
+    run = read_run(run_dir)
     assert run.finished and run.n_evals == 60
     cfg = OmegaConf.load(run_dir / "config.yaml")
     assert cfg.problem.name == "acc_zcu102_latency" and cfg.optimizer.name == "re" and cfg.seed == 4
@@ -200,7 +200,7 @@ def test_cli_dispatches_to_the_app(tmp_path: Path, capsys: pytest.CaptureFixture
     if not (_implemented("rs") or _implemented("re")):
         pytest.skip("no optimizer implemented yet")
     assert cli_main([*args, "budget.max_evals=20", f"hydra.run.dir={run_dir}"]) == 0
-    assert load_run(run_dir).n_evals == 20
+    assert read_run(run_dir).n_evals == 20
 
 
 def test_run_from_config_equals_python_api(hydra_ctx: None, tmp_path: Path) -> None:
@@ -314,8 +314,8 @@ def test_multirun_isolates_failures_skips_finished_and_resumes(
         if d != bad.parent
     ]
     for d in done:
-        assert load_run(d).finished, d
-    pd.testing.assert_frame_equal(load_run(half).comparable_trials(), reference)
+        assert read_run(d).finished, d
+    pd.testing.assert_frame_equal(read_run(half).comparable_trials(), reference)
 
     # the same sweep again, with the broken run removed: finished runs are skipped, the broken one runs
     import shutil
@@ -324,5 +324,5 @@ def test_multirun_isolates_failures_skips_finished_and_resumes(
     mtimes = {d: (d / "trials.parquet").stat().st_mtime_ns for d in done}
     assert main(args) == 0
     assert {d: (d / "trials.parquet").stat().st_mtime_ns for d in done} == mtimes
-    assert load_run(bad.parent).finished
+    assert read_run(bad.parent).finished
     assert not (bad.parent / "error.txt").exists()
