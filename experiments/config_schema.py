@@ -1,16 +1,24 @@
-"""Structured-config schemas of ``nasopt search`` (registered in Hydra's ConfigStore).
+"""Structured-config schemas of ``nasopt search`` and the config groups generated from the Python registries.
 
-The YAML files under ``conf/`` (package ``nasopt.conf``) are merged into these typed nodes, so a misspelt
-key (``budget.max_evalz=5``), a wrong type (``seed=abc``) or an unknown evaluation mode fails at once with
-Hydra's message naming the key. Optimizer and benchmark parameters are free-form mappings checked when the
-optimizer / benchmark is built (unknown optimizer parameters are named together with the valid ones).
+Defaults live in one place. The ``problem``, ``optimizer`` and ``benchmark`` groups are not YAML mirrors of
+Python definitions: :func:`register_configs` stores one ConfigStore entry per named problem
+(:data:`nasopt.problems.PROBLEMS`), per registered optimizer (:data:`optimizers.OPTIMIZERS`; ``params: {}``
+and ``batch_size: null``, so the constructor's defaults and :attr:`Optimizer.preferred_batch_size` apply) and
+per registered benchmark (:data:`benchmark.BENCHMARKS`; ``params: {}``). A YAML file
+``conf/<group>/<name>.yaml`` (package ``nasopt.conf``) may still add a preset that holds only what differs;
+a file of the same name as a generated entry takes its place. ``budget`` and ``experiment`` are YAML.
+
+The YAML files and entries are merged into these typed nodes, so a misspelt key (``budget.max_evalz=5``), a
+wrong type (``seed=abc``) or an unknown evaluation mode fails at once with Hydra's message naming the key.
+Optimizer and benchmark parameters are free-form mappings checked by
+:func:`experiments.run_spec.build_run_spec` (unknown parameters are named together with the valid ones).
 
 Layout of the composed config::
 
-    benchmark:  {name: surrogate|synthetic, params: {...}}          # conf/benchmark/*.yaml
-    problem:    {name, objectives, constraints, eval_mode, description}  # conf/problem/*.yaml
-    optimizer:  {name, batch_size, params: {...}}                   # conf/optimizer/*.yaml
-    budget:     {max_evals, max_sim_time_s}                         # conf/budget/*.yaml
+    benchmark:  {name: surrogate|synthetic, params: {...}}                     # benchmark.BENCHMARKS
+    problem:    {name, objectives, constraints, eval_mode, description}       # nasopt.problems.PROBLEMS
+    optimizer:  {name, batch_size, params: {...}}                              # optimizers.OPTIMIZERS
+    budget:     {max_evals, max_sim_time_s}                                    # conf/budget/*.yaml
     seed: 0
     checkpoint: {every_evals, every_s}
     progress: null          # tqdm bar: null = only on a terminal
@@ -19,18 +27,19 @@ Layout of the composed config::
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
-
-class BenchmarkName(Enum):
-    """Which oracle answers queries."""
-
-    surrogate = "surrogate"  # the Accel-NASBench XGBoost surrogate: benchmark.load_benchmark(**params)
-    synthetic = "synthetic"  # benchmark.synthetic.SyntheticBenchmark(**params), for tests and smoke runs
+#: the package that holds ``search.yaml`` and the YAML groups (installed from ``conf/``)
+CONFIG_MODULE = "nasopt.conf"
+#: the primary config
+CONFIG_NAME = "search"
+#: config groups whose options a user picks with ``group=option``
+GROUPS = ("benchmark", "problem", "optimizer", "budget", "experiment")
 
 
 class EvalMode(Enum):
@@ -42,7 +51,8 @@ class EvalMode(Enum):
 
 @dataclass
 class BenchmarkConfig:
-    name: BenchmarkName = BenchmarkName.surrogate
+    #: a name of :data:`benchmark.BENCHMARKS` (``surrogate``: the Accel-NASBench surrogate; ``synthetic``)
+    name: str = "surrogate"
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,8 +68,9 @@ class ProblemConfig:
 @dataclass
 class OptimizerConfig:
     name: str = MISSING
-    #: architectures per ask/query/tell; null = the optimizer's natural batch (see nasopt.runner)
+    #: architectures per ask/query/tell; null = the optimizer's ``preferred_batch_size`` (None = 1)
     batch_size: int | None = None
+    #: constructor keyword arguments that differ from its defaults
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -93,8 +104,54 @@ SCHEMA_NAME = "search_schema"
 
 
 def register_configs() -> None:
-    """Store the schemas in Hydra's ConfigStore (idempotent); ``conf/search.yaml`` starts from them."""
+    """Store the schema and the generated group entries in Hydra's ConfigStore (idempotent).
+
+    ``conf/search.yaml`` starts from the schema; ``problem=<name>``, ``optimizer=<name>`` and
+    ``benchmark=<name>`` select the generated entries.
+    """
     from hydra.core.config_store import ConfigStore
+
+    from benchmark import BENCHMARKS
+    from nasopt.problems import PROBLEMS
+    from optimizers import OPTIMIZERS
 
     cs = ConfigStore.instance()
     cs.store(name=SCHEMA_NAME, node=SearchConfig)
+    for name, problem in PROBLEMS.items():
+        cs.store(
+            group="problem",
+            name=name,
+            node=ProblemConfig(
+                name=problem.name,
+                objectives=list(problem.objectives),
+                constraints=[str(c) for c in problem.constraints],
+                eval_mode=EvalMode(problem.eval_mode),
+                description=problem.description,
+            ),
+        )
+    for name in OPTIMIZERS:
+        node = OmegaConf.structured(OptimizerConfig(name=name))
+        # any constructor keyword may be set without a leading '+' (optimizer.params.population_size=50);
+        # build_run_spec names a misspelt one together with the valid ones
+        OmegaConf.set_struct(node.params, False)
+        cs.store(group="optimizer", name=name, node=node)
+    for name in BENCHMARKS:
+        cs.store(group="benchmark", name=name, node=BenchmarkConfig(name=name))
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: its generated entries and its YAML files, sorted.
+
+    Needs :func:`register_configs` first; reads nothing but the ConfigStore and the ``nasopt.conf`` package.
+    """
+    from importlib import resources
+
+    from hydra.core.config_store import ConfigStore
+
+    names: set[str] = set()
+    with contextlib.suppress(OSError):  # OSError: no generated entries in this group
+        names.update(n.removesuffix(".yaml") for n in ConfigStore.instance().list(group))
+    root = resources.files(CONFIG_MODULE).joinpath(group)
+    if root.is_dir():
+        names.update(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+    return sorted(names)

@@ -9,12 +9,14 @@
     nasopt search -m optimizer=rs,re,nsga2,reinforce problem=acc_a100,acc_zcu102 seed='range(5)'
     nasopt search <same overrides> hydra.run.dir=<run dir>   # resume (or just report) that run
 
-Config groups (``conf/``, package ``nasopt.conf``): ``benchmark`` (surrogate, synthetic), ``problem`` (named
-problems of :mod:`nasopt.problems`), ``optimizer`` (rs, re, nsga2, reinforce, bo), ``budget`` (default,
-smoke, sim_time), ``experiment`` (paper_biobjective, smoke); schema in :mod:`experiments.config_schema`.
+Config groups: ``benchmark`` (surrogate, synthetic), ``problem`` (the named problems of
+:mod:`nasopt.problems`) and ``optimizer`` (rs, re, nsga2, reinforce, bo) are generated from the registries;
+``budget`` (default, smoke, sim_time) and ``experiment`` (paper_biobjective, smoke) are YAML under ``conf/``
+(package ``nasopt.conf``); see :mod:`experiments.config_schema`. A config is validated by
+:func:`experiments.run_spec.build_run_spec`.
 
 Each run writes its own directory (Hydra's output dir; in a sweep ``<sweep
-dir>/<problem>/<optimizer>/seed<k>``) in the run-directory format of :mod:`nasopt.runner`. Sweeps run in
+dir>/<problem>/<optimizer>/seed<k>``) in nasopt's run-directory format. Sweeps run in
 parallel through Hydra's joblib launcher (``hydra.launcher.n_jobs``, default 2). A failing job writes
 ``error.txt`` into its directory and does not stop the others; the sweep then exits with status 1 and lists
 the failures. Re-running a sweep with the same ``hydra.sweep.dir`` skips finished runs and resumes
@@ -24,46 +26,29 @@ misspelt key, wrong type) are reported in one line with exit status 2 before any
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 from benchmark._io import atomic_write_text
-from experiments.config_schema import register_configs
-from nasopt.budget import Budget, BudgetError
-from nasopt.checkpoint import CheckpointError
-from nasopt.problems import ProblemError, problem_from_config
-from nasopt.results import ERROR_FILE, RunResult
-from nasopt.runner import ConfigurationError, RunDirError, Runner, check_optimizer_params
+from benchmark.errors import ConfigurationError, NasoptError
+from experiments.config_schema import CONFIG_MODULE, CONFIG_NAME, GROUPS, group_options, register_configs
+from experiments.run_spec import build_run_spec, run_spec
+from nasopt.rundir import ERROR_FILE, Run
 
-CONFIG_MODULE = "nasopt.conf"
-CONFIG_NAME = "search"
-#: groups whose options are YAML files under conf/<group>/
-GROUPS = ("benchmark", "problem", "optimizer", "budget", "experiment")
-#: exit status of the last main() call's jobs (set by the task function / the sweep callback)
-_STATUS: dict[str, int] = {"code": 0}
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from benchmark.targets import UnknownTargetError
-    from optimizers import UnknownOptimizerError
-
-    return (
-        ProblemError,
-        BudgetError,
-        ConfigurationError,
-        RunDirError,
-        CheckpointError,
-        UnknownOptimizerError,
-        UnknownTargetError,
-        ImportError,
-    )
+#: exit status of a job or a command: a bad config (a NasoptError), a failed sweep job, a stop by signal
+EXIT_BAD_CONFIG = 2
+EXIT_FAILED = 1
+EXIT_STOPPED = 130
 
 
 def one_line(exc: BaseException) -> str:
@@ -89,112 +74,15 @@ def one_line(exc: BaseException) -> str:
     return msg
 
 
-# ------------------------------------------------------------------------------------------------------
-# building a run from a composed config
-# ------------------------------------------------------------------------------------------------------
-def config_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """The composed config as plain, resolved Python (Enums as their names, no ``hydra`` node)."""
-    if isinstance(cfg, DictConfig):
-        out = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    else:
-        out = dict(cfg)
-    assert isinstance(out, dict)
-    out.pop("hydra", None)
-    return {str(k): v for k, v in out.items()}
-
-
-def make_benchmark(bcfg: Mapping[str, Any]) -> Any:
-    """The oracle named by a ``benchmark`` config: ``synthetic`` or ``surrogate`` (``load_benchmark``)."""
-    name = str(bcfg.get("name"))
-    params = dict(bcfg.get("params") or {})
-    if name == "synthetic":
-        from benchmark.synthetic import SyntheticBenchmark
-
-        check_optimizer_params("synthetic benchmark", _as_factory(SyntheticBenchmark), params)
-        return SyntheticBenchmark(**params)
-    if name == "surrogate":
-        from nasopt.runner import load_default_benchmark
-
-        return load_default_benchmark(**params)
-    raise ConfigurationError(f"unknown benchmark {name!r}; available: surrogate, synthetic")
-
-
-def _as_factory(cls: Callable[..., Any]) -> Callable[..., Any]:
-    # check_optimizer_params skips the first two parameters (problem, rng): add two placeholders
-    def factory(_a: Any, _b: Any, **kw: Any) -> Any:
-        return cls(**kw)
-
-    import inspect
-
-    sig = inspect.signature(cls)
-    params = [
-        inspect.Parameter("_a", inspect.Parameter.POSITIONAL_ONLY),
-        inspect.Parameter("_b", inspect.Parameter.POSITIONAL_ONLY),
-        *sig.parameters.values(),
-    ]
-    factory.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-    return factory
-
-
-def validate_config(c: Mapping[str, Any]) -> None:
-    """Check a composed config without running anything (problem, budget, optimizer parameters, batch)."""
-    problem_from_config(c["problem"])
-    Budget.parse(c["budget"])
-    ocfg = c["optimizer"]
-    from optimizers import optimizer_class
-
-    check_optimizer_params(
-        str(ocfg["name"]), optimizer_class(str(ocfg["name"])), dict(ocfg.get("params") or {})
-    )
-    bs = ocfg.get("batch_size")
-    if bs is not None and (not isinstance(bs, int) or bs < 1):
-        raise ConfigurationError(f"optimizer.batch_size must be a positive integer or null, got {bs!r}")
-    bname = str(c["benchmark"]["name"])
-    if bname not in ("surrogate", "synthetic"):
-        raise ConfigurationError(f"unknown benchmark {bname!r}; available: surrogate, synthetic")
-    if bname == "surrogate":
-        import benchmark
-
-        if not hasattr(benchmark, "load_benchmark"):
-            from nasopt.runner import load_default_benchmark
-
-            load_default_benchmark()  # raises the explanatory ConfigurationError
-    if bname == "synthetic":
-        from benchmark.synthetic import SyntheticBenchmark
-
-        bparams = dict(c["benchmark"].get("params") or {})
-        check_optimizer_params("synthetic benchmark", _as_factory(SyntheticBenchmark), bparams)
-
-
 def run_from_config(
     cfg: DictConfig | Mapping[str, Any], run_dir: str | Path | None, **runner_kwargs: Any
-) -> RunResult:
-    """Build the problem, benchmark and runner from a composed config and run it in ``run_dir``."""
-    c = config_container(cfg)
-    validate_config(c)
-    problem = problem_from_config(c["problem"])
-    ckpt = c.get("checkpoint") or {}
-    runner = Runner(
-        problem,
-        str(c["optimizer"]["name"]),
-        make_benchmark(c["benchmark"]),
-        Budget.parse(c["budget"]),
-        run_dir,
-        seed=int(c["seed"]),
-        batch_size=c["optimizer"].get("batch_size"),
-        optimizer_params=dict(c["optimizer"].get("params") or {}),
-        checkpoint_every=ckpt.get("every_evals", 500),
-        checkpoint_every_s=ckpt.get("every_s", 60.0),
-        progress=c.get("progress"),
-        print_summary=bool(c.get("print_summary", True)),
-        config=c,
-        **runner_kwargs,
-    )
-    return runner.run()
+) -> Run:
+    """Validate a composed config and run it in ``run_dir`` (None: in memory)."""
+    return run_spec(build_run_spec(cfg), run_dir, **runner_kwargs)
 
 
 # ------------------------------------------------------------------------------------------------------
-# Hydra task and sweep callback
+# Hydra task and the exit-status callback
 # ------------------------------------------------------------------------------------------------------
 def _write_error(run_dir: Path, text: str) -> None:
     try:
@@ -204,37 +92,42 @@ def _write_error(run_dir: Path, text: str) -> None:
         pass
 
 
-def _limit_torch_threads(optimizer: str) -> None:
-    """One torch thread for REINFORCE: its tiny ops only wait on each other's threads on small machines
-    (measured: 1,500 evaluations in 12 s with one thread, 95-120 s with two under load). The app owns the
-    process, so it may set this; library code never does."""
-    if optimizer == "reinforce":
-        try:
-            import torch
-        except ImportError:
-            return
-        torch.set_num_threads(1)
+def _limit_torch_threads(threads: int | None) -> None:
+    """Apply an optimizer's ``torch_threads`` declaration (REINFORCE: 1; its tiny ops only wait on each
+    other's threads on small machines). The app owns the process, so it may set this; library code never
+    does. torch stays optional: without it there is nothing to set."""
+    if threads is None:
+        return
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
 
 
 def task(cfg: DictConfig) -> int:
-    """One Hydra job: run (or resume, or report) the search in the job's output directory."""
+    """One Hydra job: run (or resume, or report) the search in the job's output directory.
+
+    Returns the job's exit status: 0 done, 2 bad config or run directory (a one-line
+    :class:`~benchmark.errors.NasoptError`), 1 failed (sweeps only; a single run re-raises), 130 stopped.
+    """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    _limit_torch_threads(str(cfg.optimizer.name))
     multirun = hc.mode == RunMode.MULTIRUN
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
     try:
-        result = run_from_config(cfg, run_dir)
-    except _user_errors() as exc:
+        spec = build_run_spec(cfg)
+        _limit_torch_threads(spec.torch_threads)
+        result = run_spec(spec, run_dir)
+    except NasoptError as exc:
         msg = one_line(exc)
         _write_error(run_dir, msg + "\n")
         where = f" [{run_dir}]" if multirun else ""
         print(f"nasopt search: error{where}: {msg}", file=sys.stderr, flush=True)
-        _STATUS["code"] = 2
-        return 2
+        return EXIT_BAD_CONFIG
     except Exception as exc:
         _write_error(run_dir, traceback.format_exc())
         if not multirun:
@@ -244,8 +137,7 @@ def task(cfg: DictConfig) -> int:
             file=sys.stderr,
             flush=True,
         )
-        _STATUS["code"] = 1
-        return 1
+        return EXIT_FAILED
     if result.interrupted:
         print(
             f"nasopt search: stopped by {result.interrupted}; resume with: nasopt search <same overrides> "
@@ -253,22 +145,29 @@ def task(cfg: DictConfig) -> int:
             file=sys.stderr,
             flush=True,
         )
-        _STATUS["code"] = 130
-        return 130
+        return EXIT_STOPPED
     return 0
 
 
-try:
-    from hydra.experimental.callback import Callback as _HydraCallback
-except ImportError:  # pragma: no cover
-    _HydraCallback = object  # type: ignore[misc,assignment]
+class ExitStatus(Callback):
+    """Hydra callback that ends the command with the run's exit status.
 
-
-class SweepReport(_HydraCallback):
-    """Hydra callback: after a sweep, list failed jobs (their ``error.txt``) and set exit status 1."""
+    A single run exits with its task's return value. After a sweep it lists the failed jobs (their
+    ``error.txt``, written since the sweep started) and exits with status 1 if there are any. Hydra drops task
+    return values, so the status leaves as ``SystemExit``, which :func:`main` turns into its return value.
+    """
 
     def __init__(self) -> None:
         self._t0 = time.time()
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.utils import JobStatus
+
+        job_return = kwargs.get("job_return")
+        if job_return is not None and job_return.status == JobStatus.COMPLETED:
+            code = job_return.return_value
+            if isinstance(code, int) and code != 0:
+                raise SystemExit(code)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._t0 = time.time()
@@ -278,26 +177,19 @@ class SweepReport(_HydraCallback):
         failed = sorted(
             p for p in sweep_dir.rglob(ERROR_FILE) if p.is_file() and p.stat().st_mtime >= self._t0 - 1.0
         )
-        if failed:
-            print(f"nasopt search: {len(failed)} job(s) of the sweep failed:", file=sys.stderr)
-            for p in failed:
-                first = p.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-                print(f"  {p.parent}: {first[-1] if first else '?'}", file=sys.stderr)
-            _STATUS["code"] = max(_STATUS["code"], 1)
-        else:
+        if not failed:
             print(f"nasopt search: sweep done, results in {sweep_dir}", file=sys.stderr)
+            return
+        print(f"nasopt search: {len(failed)} job(s) of the sweep failed:", file=sys.stderr)
+        for p in failed:
+            first = p.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            print(f"  {p.parent}: {first[-1] if first else '?'}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED)
 
 
 # ------------------------------------------------------------------------------------------------------
 # pre-flight validation of overrides (one-line errors before Hydra launches anything)
 # ------------------------------------------------------------------------------------------------------
-def _group_options(group: str) -> list[str]:
-    from importlib import resources
-
-    root = resources.files(CONFIG_MODULE).joinpath(group)
-    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
-
-
 def _expand(overrides: Sequence[str]) -> list[list[str]]:
     """Override lists to validate: the first value of every sweep, then each other sweep value in turn."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -339,7 +231,7 @@ def _check_choices(overrides: Sequence[str]) -> None:
             )
         except Exception:
             continue
-        options = _group_options(group)
+        options = group_options(group)
         for v in values:
             if v not in options and not (group == "experiment" and v in ("null", "None")):
                 raise ConfigurationError(f"unknown {group} {v!r}; available: {', '.join(options)}")
@@ -349,55 +241,91 @@ def preflight(overrides: Sequence[str]) -> None:
     """Compose and validate the config(s) of ``overrides``; raise with a one-line message if one is bad."""
     from hydra import compose, initialize_config_module
 
-    _check_choices(overrides)
     register_configs()
+    _check_choices(overrides)
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         for ovs in itertools.islice(_expand(overrides), 200):
-            cfg = compose(config_name=CONFIG_NAME, overrides=list(ovs))
-            validate_config(config_container(cfg))
+            build_run_spec(compose(config_name=CONFIG_NAME, overrides=list(ovs)))
 
 
 # ------------------------------------------------------------------------------------------------------
 # entry point
 # ------------------------------------------------------------------------------------------------------
-def _hydra_entry() -> None:
-    import hydra
+def _hydra_flags() -> argparse.ArgumentParser:
+    """The flags of Hydra's command line that decide whether to pre-flight (the rest go to Hydra as given)."""
+    p = argparse.ArgumentParser(prog="nasopt search", add_help=False, allow_abbrev=False, exit_on_error=False)
+    p.add_argument("overrides", nargs="*")
+    for flags in (("-h", "--help"), ("--hydra-help",), ("--version",), ("--resolve",), ("-r", "--run")):
+        p.add_argument(*flags, action="store_true")
+    p.add_argument("-m", "--multirun", action="store_true")
+    p.add_argument("-sc", "--shell-completion", action="store_true")
+    for flags in (("-c", "--cfg"), ("-p", "--package"), ("--experimental-rerun",)):
+        p.add_argument(*flags)
+    for flags in (("-cp", "--config-path"), ("-cn", "--config-name"), ("-cd", "--config-dir")):
+        p.add_argument(*flags)
+    p.add_argument("-i", "--info", nargs="?", const="all")
+    return p
 
-    wrapped = hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(
-        task
+
+def _overrides_to_check(args: Sequence[str]) -> list[str] | None:
+    """The overrides to pre-flight, or None when the command only shows information (``--help``, ``--cfg``,
+    ``--info``, ...), uses another config (``--config-name`` ...) or has flags that Hydra itself reports."""
+    try:
+        parsed, unknown = _hydra_flags().parse_known_intermixed_args(list(args))
+    except argparse.ArgumentError:
+        return None
+    informational = (
+        parsed.help
+        or parsed.hydra_help
+        or parsed.version
+        or parsed.cfg
+        or parsed.info
+        or parsed.shell_completion
+        or parsed.experimental_rerun
     )
-    wrapped()
+    custom = parsed.config_name or parsed.config_dir or parsed.config_path
+    if informational or custom or unknown:
+        return None
+    return list(parsed.overrides)
+
+
+@contextmanager
+def _argv(args: Sequence[str]) -> Iterator[None]:
+    """``sys.argv`` for the duration: ``hydra.main`` reads its command line only from there."""
+    saved = sys.argv
+    sys.argv = ["nasopt search", *args]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    return exc.code if isinstance(exc.code, int) else EXIT_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``nasopt search [overrides]``; exit status: 0 ok, 1 failed job(s), 2 bad config, 130 stopped."""
+    import hydra
+
     args = list(sys.argv[1:] if argv is None else argv)
     register_configs()
-    _STATUS["code"] = 0
-    from hydra._internal.utils import get_args_parser
-
-    try:
-        parsed = get_args_parser().parse_args(args)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
-    informational = parsed.help or parsed.hydra_help or parsed.cfg or parsed.info or parsed.shell_completion
-    custom = parsed.config_name or parsed.config_dir or parsed.config_path
-    if not informational and not custom:
+    overrides = _overrides_to_check(args)
+    if overrides is not None:
         try:
-            preflight(parsed.overrides)
-        except Exception as exc:
+            preflight(overrides)
+        except Exception as exc:  # nothing has run: any failure to compose or validate is the config's
             print(f"nasopt search: error: {one_line(exc)}", file=sys.stderr, flush=True)
-            return 2
-    saved = sys.argv
-    sys.argv = ["nasopt search", *args]
-    try:
-        _hydra_entry()
-        code = _STATUS["code"]
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        sys.argv = saved
-    return code
+            return EXIT_BAD_CONFIG
+    app = hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(task)
+    with _argv(args):
+        try:
+            app()
+        except SystemExit as exc:
+            return _exit_code(exc)
+    return 0
 
 
 if __name__ == "__main__":

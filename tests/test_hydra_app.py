@@ -13,24 +13,17 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from experiments.config_schema import register_configs
-from experiments.search_app import (
-    CONFIG_MODULE,
-    config_container,
-    main,
-    make_benchmark,
-    run_from_config,
-    validate_config,
-)
+from benchmark import make_benchmark
+from experiments.config_schema import CONFIG_MODULE, group_options, register_configs
+from experiments.run_spec import build_run_spec, config_container
+from experiments.search_app import main, run_from_config
 from nasopt.problems import PROBLEMS, problem_from_config
-from nasopt.results import load_run
-from nasopt.runner import ConfigurationError
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from nasopt.rundir import read_run
 
 
 def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    register_configs()
+    return group_options(group)
 
 
 @pytest.fixture()
@@ -90,12 +83,37 @@ def test_optimizer_configs_compose_and_instantiate(hydra_ctx: None, name: str) -
     assert c["optimizer"]["name"] == name
     if not _implemented(name):
         pytest.skip(f"optimizer {name} is not implemented yet")
-    validate_config(c)  # parameters exist in the constructor
+    build_run_spec(c)  # parameters exist in the constructor
     from optimizers import make_optimizer
 
     info = PROBLEMS["acc_a100"].info
     opt = make_optimizer(name, info, np.random.default_rng(0), **c["optimizer"]["params"])
     assert opt.name == name
+
+
+def test_run_spec_fills_the_constructor_defaults(hydra_ctx: None) -> None:
+    import inspect
+
+    from optimizers import optimizer_class
+
+    spec = build_run_spec(_compose("optimizer=nsga2", "optimizer.params.population_size=30"))
+    defaults = {
+        k: p.default
+        for k, p in list(inspect.signature(optimizer_class("nsga2")).parameters.items())[2:]
+        if p.default is not p.empty
+    }
+    assert spec.optimizer_params == {**defaults, "population_size": 30}
+    assert spec.config["optimizer"]["params"] == spec.optimizer_params
+    assert spec.batch_size is None and spec.benchmark == "surrogate" and spec.problem == PROBLEMS["acc_a100"]
+
+
+def test_generated_groups_follow_the_registries() -> None:
+    from benchmark import BENCHMARKS
+    from optimizers import OPTIMIZERS
+
+    assert set(_options("optimizer")) == set(OPTIMIZERS)
+    assert set(_options("benchmark")) == set(BENCHMARKS)
+    assert set(_options("problem")) == set(PROBLEMS)
 
 
 @pytest.mark.parametrize("name", _options("budget"))
@@ -109,15 +127,11 @@ def test_budget_configs_compose(hydra_ctx: None, name: str) -> None:
 def test_benchmark_configs_compose_and_instantiate(hydra_ctx: None) -> None:
     from benchmark.synthetic import SyntheticBenchmark
 
-    bench = make_benchmark(_compose("benchmark=synthetic")["benchmark"])
+    b = _compose("benchmark=synthetic")["benchmark"]
+    bench = make_benchmark(b["name"], **b["params"])
     assert isinstance(bench, SyntheticBenchmark)
     c = _compose("benchmark=surrogate")
     assert c["benchmark"]["name"] == "surrogate"
-    import benchmark
-
-    if not hasattr(benchmark, "load_benchmark"):
-        with pytest.raises(ConfigurationError, match="benchmark=synthetic"):
-            make_benchmark(c["benchmark"])
 
 
 @pytest.mark.parametrize("name", _options("experiment"))
@@ -162,7 +176,7 @@ def test_single_run_writes_the_run_dir_and_prints_the_pareto_set(
     assert main(_smoke_args(run_dir, "seed=4")) == 0
     out = capsys.readouterr().out
     assert "Pareto set" in out and "accuracy [%]" in out and "latency_zcu102 [ms]" in out
-    run = load_run(run_dir)
+    run = read_run(run_dir)
     assert run.finished and run.n_evals == 60
     cfg = OmegaConf.load(run_dir / "config.yaml")
     assert cfg.problem.name == "acc_zcu102_latency" and cfg.optimizer.name == "re" and cfg.seed == 4
@@ -179,14 +193,14 @@ def test_single_run_writes_the_run_dir_and_prints_the_pareto_set(
 
 
 def test_cli_dispatches_to_the_app(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from nasopt.cli import main as cli_main
+    from experiments.cli import main as cli_main
 
     run_dir = tmp_path / "cli"
     args = ["search", "experiment=smoke", "optimizer=rs" if _implemented("rs") else "optimizer=re"]
     if not (_implemented("rs") or _implemented("re")):
         pytest.skip("no optimizer implemented yet")
     assert cli_main([*args, "budget.max_evals=20", f"hydra.run.dir={run_dir}"]) == 0
-    assert load_run(run_dir).n_evals == 20
+    assert read_run(run_dir).n_evals == 20
 
 
 def test_run_from_config_equals_python_api(hydra_ctx: None, tmp_path: Path) -> None:
@@ -228,6 +242,11 @@ def test_run_from_config_equals_python_api(hydra_ctx: None, tmp_path: Path) -> N
         (["problem.eval_mode=nosy"], "expected one of [mean, noisy]"),
         (["budget.max_evals=0"], "budget.max_evals must be a positive integer"),
         (["+optimizer.params.pop=3"], "no parameter(s) 'pop'"),
+        (["optimizer.params.popsize=3"], "no parameter(s) 'popsize'; its parameters: population_size"),
+        (["problem=acc_a101"], "unknown problem 'acc_a101'"),
+        (["budget.max_evls=5"], "max_evls"),
+        (["benchmark.name=foo"], "unknown benchmark 'foo'; available: surrogate, synthetic"),
+        (["benchmark=synthetic", "+benchmark.params.noise=1"], "no parameter(s) 'noise'"),
     ],
 )
 def test_bad_overrides_give_one_line_errors(
@@ -295,8 +314,8 @@ def test_multirun_isolates_failures_skips_finished_and_resumes(
         if d != bad.parent
     ]
     for d in done:
-        assert load_run(d).finished, d
-    pd.testing.assert_frame_equal(load_run(half).comparable_trials(), reference)
+        assert read_run(d).finished, d
+    pd.testing.assert_frame_equal(read_run(half).comparable_trials(), reference)
 
     # the same sweep again, with the broken run removed: finished runs are skipped, the broken one runs
     import shutil
@@ -305,5 +324,5 @@ def test_multirun_isolates_failures_skips_finished_and_resumes(
     mtimes = {d: (d / "trials.parquet").stat().st_mtime_ns for d in done}
     assert main(args) == 0
     assert {d: (d / "trials.parquet").stat().st_mtime_ns for d in done} == mtimes
-    assert load_run(bad.parent).finished
+    assert read_run(bad.parent).finished
     assert not (bad.parent / "error.txt").exists()

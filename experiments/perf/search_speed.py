@@ -1,11 +1,11 @@
 """End-to-end search speed: runner + optimizer + benchmark, deterministic mode, acc_a100.
 
 Prints wall seconds for 10,000 evaluations of rs, re and nsga2 (target <= 10 s each) and 1,500 of reinforce
-(target <= 60 s) with the optimizers' ``conf/optimizer/*.yaml`` settings (batch sizes included), writing
+(target <= 60 s) with the optimizers' ``nasopt search`` config (batch sizes included), writing
 checkpoints into a temporary run directory as a real run does. Also prints the runner's own share: the same
 loop with a trivial optimizer and the synthetic oracle.
 
-    python experiments/perf/search_speed.py                    # surrogate if available, else synthetic
+    python experiments/perf/search_speed.py                    # the surrogate (auto)
     python experiments/perf/search_speed.py --bench synthetic --evals 2000
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 def _optimizer_config(name: str) -> dict[str, Any]:
     from hydra import compose, initialize_config_module
 
-    from experiments.config_schema import register_configs
-    from experiments.search_app import CONFIG_MODULE, config_container
+    from experiments.config_schema import CONFIG_MODULE, register_configs
+    from experiments.run_spec import config_container
 
     register_configs()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
@@ -33,17 +33,10 @@ def _optimizer_config(name: str) -> dict[str, Any]:
 
 
 def _bench(kind: str) -> tuple[Any, str]:
-    import benchmark
+    from benchmark import make_benchmark
 
-    if kind == "auto":
-        kind = "surrogate" if hasattr(benchmark, "load_benchmark") else "synthetic"
-    if kind == "surrogate":
-        from nasopt.runner import load_default_benchmark
-
-        return load_default_benchmark(), "surrogate"
-    from benchmark.synthetic import SyntheticBenchmark
-
-    return SyntheticBenchmark(), "synthetic"
+    name = "surrogate" if kind == "auto" else kind
+    return make_benchmark(name), name
 
 
 def _time_run(

@@ -1,4 +1,9 @@
-"""``nasopt`` command line: ``nasopt bench ...``, ``nasopt search ...``, ``nasopt report ...``."""
+"""The ``nasopt`` console command: ``nasopt bench|search|report|fronts ...``, dispatched to each command.
+
+It lives in the top layer (``experiments``) because it reaches every layer below it: ``benchmark.cli``,
+``experiments.search_app``, ``nasopt.report_cli`` and ``nasopt.fronts_cli``. ``python -m experiments.cli``
+runs it too.
+"""
 
 from __future__ import annotations
 

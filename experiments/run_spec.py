@@ -1,0 +1,170 @@
+"""What one ``nasopt search`` job runs: :func:`build_run_spec` turns a composed config into a RunSpec.
+
+It is the one place a config is validated (problem, budget, optimizer and its parameters, batch size,
+benchmark and its parameters, seed), and it builds nothing heavy: the pre-flight calls it on every
+configuration of a command before anything runs, and each job calls it on its own config before running.
+Every error it raises is a one-line :class:`benchmark.errors.NasoptError` that names the fix.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark import check_benchmark_params, make_benchmark
+from benchmark.errors import ConfigurationError, check_keywords
+from nasopt.budget import Budget
+from nasopt.problems import Problem, problem_from_config
+from nasopt.rundir import Run
+from nasopt.runner import Runner
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One validated search run, in the terms of the runner.
+
+    Attributes:
+        problem: the problem (objectives, constraints, evaluation mode).
+        budget: evaluations and/or simulated training time.
+        optimizer: registry name of the optimizer (:data:`optimizers.OPTIMIZERS`).
+        optimizer_params: its constructor keywords, resolved: the signature's defaults with the config's
+            ``optimizer.params`` over them (so the run directory records every setting that ran).
+        batch_size: architectures per ask/query/tell; None = the optimizer's ``preferred_batch_size``.
+        torch_threads: the optimizer's ``torch_threads`` declaration (None = no preference).
+        benchmark: registry name of the oracle (:data:`benchmark.BENCHMARKS`).
+        benchmark_params: keywords of the oracle's factory.
+        seed: the run's only seed.
+        checkpoint_every, checkpoint_every_s: checkpoint cadence (evaluations, wall seconds).
+        progress: tqdm bar (None = only on a terminal).
+        print_summary: print the readable summary at the end.
+        config: the config the run stores as ``config.yaml`` (composed, with the resolved optimizer params).
+    """
+
+    problem: Problem
+    budget: Budget
+    optimizer: str
+    optimizer_params: dict[str, Any]
+    batch_size: int | None
+    torch_threads: int | None
+    benchmark: str
+    benchmark_params: dict[str, Any]
+    seed: int
+    checkpoint_every: int | None
+    checkpoint_every_s: float | None
+    progress: bool | None
+    print_summary: bool
+    config: dict[str, Any]
+
+
+def config_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The composed config as plain, resolved Python (Enums as their names, no ``hydra`` node)."""
+    if isinstance(cfg, DictConfig):
+        out = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    else:
+        out = dict(cfg)
+    assert isinstance(out, dict)
+    out.pop("hydra", None)
+    return {str(k): v for k, v in out.items()}
+
+
+def keyword_defaults(fn: Callable[..., Any], skip: int = 0) -> dict[str, Any]:
+    """The keyword parameters of ``fn`` that have a default, with it (after ``skip`` leading parameters)."""
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    return {
+        p.name: p.default
+        for p in params
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty
+    }
+
+
+def _optimizer_class(name: str) -> type:
+    from optimizers import optimizer_class
+
+    try:
+        return optimizer_class(name)
+    except ImportError as exc:  # an optional dependency (torch, botorch) is missing: a setup fix
+        raise ConfigurationError(str(exc)) from exc
+
+
+def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
+    """Validate a composed ``nasopt search`` config and describe the run; builds no optimizer or oracle.
+
+    Raises:
+        benchmark.errors.NasoptError: a one-line message naming the bad setting and its fix.
+    """
+    c = config_container(cfg)
+    problem = problem_from_config(c["problem"])
+    budget = Budget.parse(c["budget"])
+
+    ocfg = c["optimizer"]
+    name = str(ocfg["name"])
+    cls = _optimizer_class(name)
+    given = dict(ocfg.get("params") or {})
+    check_keywords(f"optimizer {name!r}", cls, given, skip=2)
+    params = {**keyword_defaults(cls, skip=2), **given}
+    batch_size = ocfg.get("batch_size")
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ConfigurationError(
+            f"optimizer.batch_size must be a positive integer or null, got {batch_size!r}"
+        )
+
+    bcfg = c["benchmark"]
+    bname = str(bcfg["name"])
+    bparams = dict(bcfg.get("params") or {})
+    check_benchmark_params(bname, bparams)
+
+    seed = c["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigurationError(f"seed must be a non-negative integer, got {seed!r}")
+    ckpt = c.get("checkpoint") or {}
+    config = {**c, "optimizer": {**ocfg, "params": params}}
+    return RunSpec(
+        problem=problem,
+        budget=budget,
+        optimizer=name,
+        optimizer_params=params,
+        batch_size=batch_size,
+        torch_threads=getattr(cls, "torch_threads", None),
+        benchmark=bname,
+        benchmark_params=bparams,
+        seed=seed,
+        checkpoint_every=ckpt.get("every_evals", 500),
+        checkpoint_every_s=ckpt.get("every_s", 60.0),
+        progress=c.get("progress"),
+        print_summary=bool(c.get("print_summary", True)),
+        config=config,
+    )
+
+
+def run_spec(spec: RunSpec, run_dir: str | Path | None, **runner_kwargs: Any) -> Run:
+    """Build the oracle and the runner of ``spec`` and run it in ``run_dir`` (None: in memory).
+
+    ``runner_kwargs`` go to :class:`nasopt.runner.Runner` (e.g. ``on_batch``).
+    """
+    runner = Runner(
+        spec.problem,
+        spec.optimizer,
+        make_benchmark(spec.benchmark, **spec.benchmark_params),
+        spec.budget,
+        run_dir,
+        seed=spec.seed,
+        batch_size=spec.batch_size,
+        optimizer_params=spec.optimizer_params,
+        checkpoint_every=spec.checkpoint_every,
+        checkpoint_every_s=spec.checkpoint_every_s,
+        progress=spec.progress,
+        print_summary=spec.print_summary,
+        config=spec.config,
+        **runner_kwargs,
+    )
+    return runner.run()
+
+
+__all__ = ["RunSpec", "build_run_spec", "config_container", "keyword_defaults", "run_spec"]
