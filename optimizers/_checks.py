@@ -1,4 +1,4 @@
-"""Argument, ``tell`` and saved-state checks shared by the optimizers; each error names the setting and the fix.
+"""Argument, ``tell`` and saved-state checks shared by the optimizers; each error names the setting and fix.
 
 Hyperparameter and state checks raise :class:`benchmark.errors.ConfigurationError` (a ``ValueError``);
 malformed ``ask``/``tell`` arguments, a mistake of the calling loop rather than of a setting, raise a plain
@@ -42,7 +42,7 @@ def check_float(
     open_low: bool = False,
     open_high: bool = False,
 ) -> float:
-    """``value`` as a float in ``[low, high]`` (``open_low``/``open_high`` exclude that end; NaN never passes)."""
+    """``value`` as a float in ``[low, high]`` (``open_low``/``open_high``: without that end; never NaN)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ConfigurationError(f"{owner}: hyperparameter {name} must be a number, got {value!r}")
     v = float(value)

@@ -165,7 +165,7 @@ class Optimizer(ABC):
         own = self._state()
         clash = sorted(set(own) & set(self._STATE_HEADER))
         if clash:
-            raise RuntimeError(f"{type(self).__name__}._state() uses the reserved key(s) {clash}; rename them")
+            raise RuntimeError(f"{type(self).__name__}._state() uses reserved key(s) {clash}; rename them")
         return {
             "format": self.STATE_FORMAT,
             "kind": self.name,
@@ -198,7 +198,7 @@ class Optimizer(ABC):
         """Hook: the optimizer's own state (keys other than :attr:`_STATE_HEADER`); default none."""
         return {}
 
-    def _load_state(self, state: StateTree) -> None:
+    def _load_state(self, state: StateTree) -> None:  # noqa: B027 (optional hook, default: nothing to restore)
         """Hook: restore what :meth:`_state` saved (``state`` is the whole snapshot); default nothing."""
 
     # helpers shared by implementations -------------------------------------------------------------

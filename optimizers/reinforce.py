@@ -33,7 +33,8 @@ Speed: ``ask(n)`` samples the whole batch in one 28-step pass; ``tell`` runs the
 An ``ask(1)`` + ``tell`` step costs ~5 ms of CPU. The tensors are tiny, so on a shared machine torch's
 default of one thread per core is many times slower (each op waits for a descheduled OpenMP thread):
 :attr:`Reinforce.torch_threads` is 1, and the process owner (CLI, tests) applies it with
-``torch.set_num_threads``; this module never changes global torch settings. See ``experiments/perf/reinforce_speed.py``.
+``torch.set_num_threads``; this module never changes global torch settings. See
+``experiments/perf/reinforce_speed.py``.
 """
 
 from __future__ import annotations
@@ -247,10 +248,14 @@ class Reinforce(Optimizer):
                 )
             values = {n: float(v) for n, v in zip(names, given, strict=True)}
         else:
-            raise ConfigurationError(f"{_OWNER}: reward_target must be a number, list or mapping, got {given!r}")
+            raise ConfigurationError(
+                f"{_OWNER}: reward_target must be a number, list or mapping, got {given!r}"
+            )
         for n, v in values.items():
             if not (math.isfinite(v) and v > 0):
-                raise ConfigurationError(f"{_OWNER}: reward target for {n!r} must be a positive number, got {v}")
+                raise ConfigurationError(
+                    f"{_OWNER}: reward target for {n!r} must be a positive number, got {v}"
+                )
         return values
 
     # reward ----------------------------------------------------------------------------------------

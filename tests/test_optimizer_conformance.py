@@ -4,6 +4,7 @@ subclass each, with small settings so the suite stays fast."""
 from __future__ import annotations
 
 import sys
+from typing import Any, ClassVar
 
 from nasopt.testing import OptimizerConformance
 from optimizers import OPTIMIZERS
@@ -16,12 +17,12 @@ class TestRandomSearch(OptimizerConformance):
 
 class TestRegularizedEvolution(OptimizerConformance):
     optimizer = "re"
-    params = {"population_size": 20, "sample_size": 10}
+    params: ClassVar[dict[str, Any]] = {"population_size": 20, "sample_size": 10}
 
 
 class TestNSGA2(OptimizerConformance):
     optimizer = "nsga2"
-    params = {"population_size": 12}
+    params: ClassVar[dict[str, Any]] = {"population_size": 12}
 
 
 class TestReinforce(OptimizerConformance):
@@ -31,7 +32,7 @@ class TestReinforce(OptimizerConformance):
 class TestBayesianOptimization(OptimizerConformance):
     optimizer = "bo"
     # tiny candidate pools, few MC samples, capped fits and history (see tests/test_bo.py for BO's own tests)
-    params = {
+    params: ClassVar[dict[str, Any]] = {
         "n_init": 6,
         "n_random": 20,
         "n_mutants": 1,

@@ -15,15 +15,15 @@ from benchmark import space
 from benchmark.synthetic import SyntheticBenchmark
 from nasopt.testing import evaluate, load_state_tree, make_problem, run_loop, save_state_tree
 from optimizers import evolution, make_optimizer, random_search
+from optimizers.evolution import RegularizedEvolution
+from optimizers.nsga2 import NSGA2, ArchitectureProblem, CategoricalMutation
+from optimizers.random_search import RandomSearch
 from optimizers.tournament import (
     multi_objective_winners,
     multi_objective_winners_reference,
     single_objective_winners,
     tournament_winners,
 )
-from optimizers.evolution import RegularizedEvolution
-from optimizers.nsga2 import NSGA2, ArchitectureProblem, CategoricalMutation
-from optimizers.random_search import RandomSearch
 
 BENCH = SyntheticBenchmark()
 ACC = make_problem("acc")
@@ -420,3 +420,30 @@ def test_re_checkpoint_between_ask_and_tell(tmp_path: Path) -> None:
     a, _, _ = run_loop(orig, BENCH, ACC_A100, 50, [4, 9])
     b, _, _ = run_loop(twin, BENCH, ACC_A100, 50, [4, 9])
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("told", [20, 27])  # at a generation boundary, and inside a generation
+def test_nsga2_restore_rebuilds_pymoos_state_through_public_attributes(told: int, tmp_path: Path) -> None:
+    """Pins what the restore relies on in pymoo (no private call): a fresh algorithm given ``pop`` (with
+    rank/crowding), ``is_initialized``, ``n_iter`` and ``evaluator.n_eval`` continues the run exactly."""
+    orig = NSGA2(ACC_A100, rng(4), population_size=10)
+    run_loop(orig, BENCH, ACC_A100, told, [7, 3])
+    asked = orig.ask(1)  # hands a complete generation to pymoo (or grows the current one)
+    save_state_tree(orig.state(), tmp_path)
+    twin = NSGA2(ACC_A100, rng(99), population_size=10)
+    twin.load_state(load_state_tree(tmp_path))
+    for opt in (orig, twin):
+        opt.tell(asked, evaluate(BENCH, ACC_A100, asked))
+    a, b = orig._algorithm(), twin._algorithm()
+    assert b.is_initialized == a.is_initialized and b.n_iter == a.n_iter
+    assert b.evaluator.n_eval == a.evaluator.n_eval
+    for key in ("X", "F", "G", "rank", "crowding"):
+        np.testing.assert_array_equal(np.asarray(b.pop.get(key)), np.asarray(a.pop.get(key)))
+    assert b.random_state is twin.rng  # pymoo draws from the optimizer's own generator
+    Xo, _, _ = run_loop(orig, BENCH, ACC_A100, 40, [5, 10])
+    Xt, _, _ = run_loop(twin, BENCH, ACC_A100, 40, [5, 10])
+    np.testing.assert_array_equal(Xo, Xt)
+    run_loop(orig, BENCH, ACC_A100, 30, 10)
+    run_loop(twin, BENCH, ACC_A100, 30, 10)  # whole generations: pymoo's tell recomputes its incumbent
+    assert b.opt is not None
+    np.testing.assert_array_equal(np.asarray(b.opt.get("X")), np.asarray(a.opt.get("X")))

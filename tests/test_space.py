@@ -33,8 +33,6 @@ def test_duplicated_accepts_architectures() -> None:
     X = space.sample(6, np.random.default_rng(0))
     X[4] = X[1]
     known = X[[2]]
-    np.testing.assert_array_equal(
-        space.duplicated(X, known), [False, False, True, False, True, False]
-    )
+    np.testing.assert_array_equal(space.duplicated(X, known), [False, False, True, False, True, False])
     np.testing.assert_array_equal(space.duplicated(X), [False, False, False, False, True, False])
     assert space.duplicated(np.zeros((0, space.N_GENES), dtype=np.int64), known).shape == (0,)
