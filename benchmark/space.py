@@ -200,6 +200,10 @@ def _as_ids(archs: ArrayLike) -> IntArray:
     return np.asarray(arr, dtype=np.int64).reshape(-1)
 
 
+#: below this many rows :func:`duplicated` probes a Python set (numpy's per-call cost dominates there)
+_DUPLICATED_LOOP_BELOW = 256
+
+
 def duplicated(archs: ArrayLike, known: ArrayLike | Set[int] = ()) -> BoolArray:
     """Which rows repeat an architecture: one in ``known`` or an earlier row of ``archs``, shape ``(n,)``.
 
@@ -212,17 +216,22 @@ def duplicated(archs: ArrayLike, known: ArrayLike | Set[int] = ()) -> BoolArray:
     """
     ids = _as_ids(archs)
     n = ids.size
+    if isinstance(known, Set) or n < _DUPLICATED_LOOP_BELOW:
+        seen = known if isinstance(known, Set) else set(_as_ids(known).tolist())
+        out = np.zeros(n, dtype=bool)
+        batch: set[int] = set()
+        for i, a in enumerate(ids.tolist()):
+            if a in seen or a in batch:
+                out[i] = True
+            else:
+                batch.add(a)
+        return out
     out = np.ones(n, dtype=bool)
-    if n:
-        _, first = np.unique(ids, return_index=True)
-        out[first] = False
-    if isinstance(known, Set):
-        if known:
-            out |= np.fromiter((a in known for a in ids.tolist()), dtype=bool, count=n)
-    else:
-        known_ids = _as_ids(known)
-        if known_ids.size:
-            out |= np.isin(ids, known_ids)
+    _, first = np.unique(ids, return_index=True)
+    out[first] = False
+    known_ids = _as_ids(known)
+    if known_ids.size:
+        out |= np.isin(ids, known_ids)
     return out
 
 

@@ -180,7 +180,7 @@ class Optimizer(ABC):
 
         Refuses (:class:`benchmark.errors.ConfigurationError`, naming the first difference) a snapshot of
         another format, kind, number of objectives or hyperparameters; then calls :meth:`_load_state` and
-        restores the generator last, so the hook may not consume randomness from it.
+        restores the generator last (whatever randomness the hook consumes is undone).
         """
         owner = type(self).__name__
         if isinstance(state, dict) and state.get("format") != self.STATE_FORMAT:

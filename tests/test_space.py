@@ -19,8 +19,9 @@ def _expected(ids: np.ndarray, known: set[int]) -> list[bool]:
     return out
 
 
-@given(hnp.arrays(np.int64, st.integers(0, 30), elements=st.integers(0, 6)), st.sets(st.integers(0, 6)))
+@given(hnp.arrays(np.int64, st.integers(0, 400), elements=st.integers(0, 300)), st.sets(st.integers(0, 300)))
 def test_duplicated_marks_known_and_repeated_ids(ids: np.ndarray, known: set[int]) -> None:
+    # sizes on both sides of the loop / vectorised switch
     want = _expected(ids, known)
     as_array = space.duplicated(ids, np.array(sorted(known), dtype=np.int64))
     as_set = space.duplicated(ids, known)
@@ -36,3 +37,12 @@ def test_duplicated_accepts_architectures() -> None:
     np.testing.assert_array_equal(space.duplicated(X, known), [False, False, True, False, True, False])
     np.testing.assert_array_equal(space.duplicated(X), [False, False, False, False, True, False])
     assert space.duplicated(np.zeros((0, space.N_GENES), dtype=np.int64), known).shape == (0,)
+
+
+def test_duplicated_large_batches_agree_with_the_definition() -> None:
+    g = np.random.default_rng(1)
+    ids = g.integers(0, 800, 1000)
+    known = g.integers(0, 800, 50)
+    want = _expected(ids, set(known.tolist()))
+    assert space.duplicated(ids, known).tolist() == want
+    assert space.duplicated(ids, set(known.tolist())).tolist() == want
