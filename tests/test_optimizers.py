@@ -447,3 +447,27 @@ def test_nsga2_restore_rebuilds_pymoos_state_through_public_attributes(told: int
     run_loop(twin, BENCH, ACC_A100, 30, 10)  # whole generations: pymoo's tell recomputes its incumbent
     assert b.opt is not None
     np.testing.assert_array_equal(np.asarray(b.opt.get("X")), np.asarray(a.opt.get("X")))
+
+
+# --- registry ----------------------------------------------------------------------------------------------
+def test_unknown_optimizer_is_a_configuration_and_key_error() -> None:
+    from benchmark.errors import ConfigurationError
+    from optimizers import UnknownOptimizerError, optimizer_class
+
+    with pytest.raises(UnknownOptimizerError, match="unknown optimizer 'nope'; available: rs, re") as info:
+        optimizer_class("nope")
+    assert isinstance(info.value, ConfigurationError) and isinstance(info.value, KeyError)
+
+
+def test_check_optimizer_params_by_name_class_or_factory() -> None:
+    from benchmark.errors import ConfigurationError
+    from optimizers import check_optimizer_params
+
+    check_optimizer_params("re", {"population_size": 10})
+    with pytest.raises(ConfigurationError, match=r"optimizer 're' has no parameter\(s\) 'bogus'; its param"):
+        check_optimizer_params("re", {"bogus": 1})
+    with pytest.raises(ConfigurationError, match=r"optimizer 'rs' .*: deduplicate, max_resample$"):
+        check_optimizer_params(RandomSearch, {"bogus": 1})
+    with pytest.raises(ConfigurationError, match="optimizer 'mine' has no parameter"):
+        factory = lambda problem, rng, *, k=1: RandomSearch(problem, rng)  # noqa: E731
+        check_optimizer_params(factory, {"j": 2}, label="mine")
