@@ -15,11 +15,13 @@ Gene values, per block ``i``:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
+
+from benchmark._typing import BoolArray, IntArray
 
 N_BLOCKS = 7
 GENES_PER_BLOCK = 4
@@ -30,8 +32,6 @@ KERNELS = (3, 5)
 LAYERS = (1, 2, 3)
 LAYERS_BLOCK5 = (1, 2, 3, 4)
 SE_VALUES = (False, True)
-
-IntArray = NDArray[np.int64]
 
 
 def _block_values(block: int) -> tuple[tuple[int, ...], ...]:
@@ -108,7 +108,7 @@ def validate(X: IntArray) -> None:
         )
 
 
-def is_valid(X: ArrayLike) -> NDArray[np.bool_]:
+def is_valid(X: ArrayLike) -> BoolArray:
     """Boolean mask ``(n,)`` of rows that lie in the space (shape must already be ``(n, 28)``)."""
     arr = np.asarray(X)
     return np.all((arr >= 0) & (arr < CARDINALITIES[None, :]), axis=1)
@@ -191,6 +191,48 @@ def unique(X: ArrayLike) -> tuple[IntArray, IntArray]:
     _, first = np.unique(arch_id(batch), return_index=True)
     first = np.sort(first)
     return batch[first], first
+
+
+def _as_ids(archs: ArrayLike) -> IntArray:
+    arr = np.asarray(archs)
+    if arr.ndim == 2:
+        return arch_id(arr)
+    return np.asarray(arr, dtype=np.int64).reshape(-1)
+
+
+#: below this many rows :func:`duplicated` probes a Python set (numpy's per-call cost dominates there)
+_DUPLICATED_LOOP_BELOW = 256
+
+
+def duplicated(archs: ArrayLike, known: ArrayLike | Set[int] = ()) -> BoolArray:
+    """Which rows repeat an architecture: one in ``known`` or an earlier row of ``archs``, shape ``(n,)``.
+
+    The first occurrence of an architecture that is not in ``known`` is not a duplicate; every later one is.
+
+    Args:
+        archs: architectures ``(n, 28)``, or their :func:`arch_id` keys ``(n,)`` (a 1-D array is keys).
+        known: architectures already seen: keys ``(k,)``, architectures ``(k, 28)``, or a set of keys
+            (a set is probed row by row, so a large growing set costs nothing to pass).
+    """
+    ids = _as_ids(archs)
+    n = ids.size
+    if isinstance(known, Set) or n < _DUPLICATED_LOOP_BELOW:
+        seen = known if isinstance(known, Set) else set(_as_ids(known).tolist())
+        out = np.zeros(n, dtype=bool)
+        batch: set[int] = set()
+        for i, a in enumerate(ids.tolist()):
+            if a in seen or a in batch:
+                out[i] = True
+            else:
+                batch.add(a)
+        return out
+    out = np.ones(n, dtype=bool)
+    _, first = np.unique(ids, return_index=True)
+    out[first] = False
+    known_ids = _as_ids(known)
+    if known_ids.size:
+        out |= np.isin(ids, known_ids)
+    return out
 
 
 def decode(X: ArrayLike) -> dict[str, IntArray]:

@@ -1,12 +1,19 @@
-"""Ask/tell NAS optimizers. Use :func:`make_optimizer` to build one by its registry name."""
+"""Ask/tell NAS optimizers. Use :func:`make_optimizer` to build one by its registry name.
+
+Adding an optimizer: subclass :class:`optimizers.base.Optimizer` and add one line ``"name": "module:Class"``
+to :data:`OPTIMIZERS` (optionally a ``conf/optimizer/<name>.yaml`` of overrides); check it with the shipped
+suite :mod:`nasopt.testing.optimizers`.
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from benchmark.errors import ConfigurationError, check_keywords
 from optimizers.base import Optimizer, ProblemInfo
 
 #: registry name -> "module:Class" (imported lazily so optional dependencies stay optional)
@@ -19,7 +26,7 @@ OPTIMIZERS: dict[str, str] = {
 }
 
 
-class UnknownOptimizerError(KeyError):
+class UnknownOptimizerError(ConfigurationError, KeyError):
     """An optimizer name that is not registered."""
 
     def __str__(self) -> str:
@@ -42,6 +49,25 @@ def optimizer_class(name: str) -> type[Optimizer]:
     return out
 
 
+def check_optimizer_params(
+    optimizer: str | Callable[..., Optimizer], params: Mapping[str, Any], *, label: str | None = None
+) -> None:
+    """Raise :class:`ConfigurationError` if ``params`` holds a keyword the optimizer's constructor lacks.
+
+    Args:
+        optimizer: a registry name, or an optimizer class / factory called as ``f(problem, rng, **params)``.
+        params: the keyword arguments to check.
+        label: the name in the message (default: the registry name, else the class's ``name``).
+    """
+    if isinstance(optimizer, str):
+        cls: Callable[..., Optimizer] = optimizer_class(optimizer)
+        label = label or optimizer
+    else:
+        cls = optimizer
+        label = label or str(getattr(optimizer, "name", getattr(optimizer, "__name__", optimizer)))
+    check_keywords(f"optimizer {label!r}", cls, params, skip=2)
+
+
 def make_optimizer(name: str, problem: ProblemInfo, rng: np.random.Generator, **params: Any) -> Optimizer:
     """Build a registered optimizer for ``problem`` seeded only by ``rng``."""
     return optimizer_class(name)(problem, rng, **params)
@@ -52,6 +78,7 @@ __all__ = [
     "Optimizer",
     "ProblemInfo",
     "UnknownOptimizerError",
+    "check_optimizer_params",
     "make_optimizer",
     "optimizer_class",
 ]

@@ -19,20 +19,23 @@ Conventions:
 - Randomness comes only from the ``numpy.random.Generator`` passed at construction (an optimizer that needs
   torch derives a ``torch.Generator`` from it); never from global state.
 - ``state()`` returns a tree of dicts/lists/JSON scalars whose leaves may also be numpy arrays; the
-  checkpoint writer stores arrays in ``.npz`` and the rest as JSON. It must include the generator state
-  (``rng.bit_generator.state``) so a restored optimizer continues the same random stream.
+  checkpoint writer stores arrays in ``.npz`` and the rest as JSON. The base class writes the header (format,
+  kind, ``hyperparameters()``, the generator state) and checks it on ``load_state``; a subclass adds its own
+  data through the hooks ``_state()`` / ``_load_state()``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from benchmark._typing import BoolArray, FloatArray, IntArray
+from benchmark.errors import ConfigurationError
+from optimizers._checks import check_state, check_tell_shapes
 
 StateTree = dict[str, Any]
 
@@ -105,12 +108,25 @@ class ProblemInfo:
 
 
 class Optimizer(ABC):
-    """Base class of ask/tell optimizers. Constructors must not do work with side effects."""
+    """Base class of ask/tell optimizers. Constructors must not do work with side effects.
+
+    A subclass implements :meth:`ask`, :meth:`tell` and :meth:`hyperparameters`, and, when it keeps state
+    beyond its generator, the hooks :meth:`_state` / :meth:`_load_state`; the base class owns the snapshot
+    format around them (see :meth:`state`). Constructors take ``(problem, rng, *, <hyperparameters>)`` with
+    every hyperparameter keyword-only, validated with the helpers of :mod:`optimizers._checks`.
+    """
 
     #: short registry name, e.g. "rs", "re", "nsga2", "reinforce", "bo"
     name: str = "optimizer"
     #: True if the optimizer handles more than one objective natively
     multi_objective: bool = True
+    #: torch intra-op threads the process should use while this optimizer runs (the process owner sets
+    #: them, e.g. ``torch.set_num_threads``; library code never does); None = no preference / no torch
+    torch_threads: ClassVar[int | None] = None
+    #: version of the snapshot layout written by :meth:`state`
+    STATE_FORMAT: ClassVar[int] = 1
+    #: keys :meth:`state` writes itself; :meth:`_state` must not use them
+    _STATE_HEADER: ClassVar[tuple[str, ...]] = ("format", "kind", "n_obj", "hyperparameters", "rng")
 
     def __init__(self, problem: ProblemInfo, rng: np.random.Generator) -> None:
         if not isinstance(rng, np.random.Generator):
@@ -132,13 +148,58 @@ class Optimizer(ABC):
     def tell(self, X: IntArray, F: FloatArray, feasible: BoolArray | None = None) -> None:
         """Report results of evaluated architectures: ``X (n, 28)``, ``F (n, m)``, ``feasible (n,)``."""
 
-    @abstractmethod
-    def state(self) -> StateTree:
-        """Everything needed to continue exactly (including ``self.rng.bit_generator.state``)."""
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor settings as resolved (defaults filled in), JSON scalars/lists/dicts only.
 
-    @abstractmethod
+        Stored in every snapshot and compared on :meth:`load_state`; a run's fingerprint may use them.
+        """
+        return {}
+
+    # --- snapshots: one template around two hooks -------------------------------------------------------
+    def state(self) -> StateTree:
+        """Everything needed to continue exactly: JSON scalars/lists/dicts and numpy arrays, no pickle.
+
+        ``{"format", "kind" (the registry name), "n_obj", "hyperparameters", "rng" (the generator state)}``
+        plus the keys of :meth:`_state`.
+        """
+        own = self._state()
+        clash = sorted(set(own) & set(self._STATE_HEADER))
+        if clash:
+            raise RuntimeError(f"{type(self).__name__}._state() uses reserved key(s) {clash}; rename them")
+        return {
+            "format": self.STATE_FORMAT,
+            "kind": self.name,
+            "n_obj": self.problem.n_obj,
+            "hyperparameters": self.hyperparameters(),
+            "rng": self._rng_state(),
+            **own,
+        }
+
     def load_state(self, state: StateTree) -> None:
-        """Restore from :meth:`state`; afterwards proposals equal those the original would make."""
+        """Restore from :meth:`state`; afterwards proposals equal those the original would make.
+
+        Refuses (:class:`benchmark.errors.ConfigurationError`, naming the first difference) a snapshot of
+        another format, kind, number of objectives or hyperparameters; then calls :meth:`_load_state` and
+        restores the generator last (whatever randomness the hook consumes is undone).
+        """
+        owner = type(self).__name__
+        if isinstance(state, dict) and state.get("format") != self.STATE_FORMAT:
+            raise ConfigurationError(
+                f"{owner}.load_state(): the state has format {state.get('format')!r} but this version reads "
+                f"format {self.STATE_FORMAT}; it was saved by another nasopt version, so start a new run"
+            )
+        check_state(owner, state, {"kind": self.name, "n_obj": self.problem.n_obj})
+        saved = state.get("hyperparameters")
+        check_state(owner, {} if saved is None else saved, self.hyperparameters())
+        self._load_state(state)
+        self._set_rng_state(dict(state["rng"]))
+
+    def _state(self) -> StateTree:
+        """Hook: the optimizer's own state (keys other than :attr:`_STATE_HEADER`); default none."""
+        return {}
+
+    def _load_state(self, state: StateTree) -> None:  # noqa: B027 (optional hook, default: nothing to restore)
+        """Hook: restore what :meth:`_state` saved (``state`` is the whole snapshot); default nothing."""
 
     # helpers shared by implementations -------------------------------------------------------------
     def _rng_state(self) -> dict[str, Any]:
@@ -151,16 +212,5 @@ class Optimizer(ABC):
     def _check_tell(
         X: IntArray, F: FloatArray, feasible: BoolArray | None, n_obj: int
     ) -> tuple[IntArray, FloatArray, BoolArray]:
-        X = np.asarray(X, dtype=np.int64)
-        F = np.asarray(F, dtype=np.float64)
-        if F.ndim == 1:
-            F = F[:, None]
-        if X.ndim != 2 or X.shape[1] != 28:
-            raise ValueError(f"tell(): X must have shape (n, 28), got {X.shape}")
-        if F.shape != (X.shape[0], n_obj):
-            raise ValueError(f"tell(): F must have shape ({X.shape[0]}, {n_obj}), got {F.shape}")
-        fe = np.ones(X.shape[0], dtype=bool) if feasible is None else np.asarray(feasible, dtype=bool)
-        if fe.shape != (X.shape[0],):
-            raise ValueError(f"tell(): feasible must have shape ({X.shape[0]},), got {fe.shape}")
-        failed = np.isnan(F).any(axis=1)
-        return X, F, fe & ~failed
+        """Shapes of a ``tell`` (see :func:`optimizers._checks.check_tell_shapes`)."""
+        return check_tell_shapes(X, F, feasible, n_obj)

@@ -2,26 +2,23 @@
 
 The population is the ``population_size`` most recently told, non-failed architectures (the oldest dies).
 Until it is full, proposals are uniform random. Afterwards each proposal is one tournament: ``sample_size``
-members drawn uniformly without replacement, the best one (see :mod:`optimizers._pareto`: feasible first,
+members drawn uniformly without replacement, the best one (see :mod:`optimizers.tournament`: feasible first,
 then lowest objective, or non-dominated rank then crowding distance) is copied and ``mutation_genes``
 genes are changed to a different value.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from benchmark import space
-from optimizers._pareto import (
-    check_ask,
-    check_bool,
-    check_int,
-    check_state,
-    check_tell,
-    duplicated_rows,
-    tournament_winners,
-)
-from optimizers.base import BoolArray, FloatArray, IntArray, Optimizer, ProblemInfo, StateTree
+from benchmark._typing import BoolArray, FloatArray, IntArray
+from benchmark.errors import ConfigurationError
+from optimizers._checks import check_ask, check_bool, check_int, check_tell
+from optimizers.base import Optimizer, ProblemInfo, StateTree
+from optimizers.tournament import tournament_winners
 
 _OWNER = "RegularizedEvolution"
 
@@ -61,7 +58,7 @@ class RegularizedEvolution(Optimizer):
         self.population_size = check_int(_OWNER, "population_size", population_size, 2)
         self.sample_size = check_int(_OWNER, "sample_size", sample_size, 1)
         if self.sample_size > self.population_size:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{_OWNER}: sample_size={self.sample_size} must be <= "
                 f"population_size={self.population_size}; lower sample_size or raise population_size"
             )
@@ -102,7 +99,7 @@ class RegularizedEvolution(Optimizer):
         known = space.arch_id(self._X)
         ids = space.arch_id(X)
         for _ in range(self.max_retries):
-            dup = duplicated_rows(ids, known)
+            dup = space.duplicated(ids, known)
             if not dup.any():
                 return
             if parents is None:
@@ -120,10 +117,8 @@ class RegularizedEvolution(Optimizer):
         self._feasible = np.concatenate([self._feasible, fe[keep]])[-self.population_size :]
         self.n_told += X.shape[0]
 
-    def _params(self) -> dict[str, object]:
+    def hyperparameters(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "n_obj": self.problem.n_obj,
             "population_size": self.population_size,
             "sample_size": self.sample_size,
             "mutation_genes": self.mutation_genes,
@@ -131,19 +126,16 @@ class RegularizedEvolution(Optimizer):
             "deduplicate": self.deduplicate,
         }
 
-    def state(self) -> StateTree:
-        """Settings, rng state, population ``pop_X (p, 28)``, ``pop_F (p, m)``, ``pop_feasible (p,)``."""
+    def _state(self) -> StateTree:
+        """Population ``pop_X (p, 28)``, ``pop_F (p, m)``, ``pop_feasible (p,)`` and the told count."""
         return {
-            **self._params(),
-            "rng": self._rng_state(),
             "pop_X": self._X.copy(),
             "pop_F": self._F.copy(),
             "pop_feasible": self._feasible.copy(),
             "n_told": self.n_told,
         }
 
-    def load_state(self, state: StateTree) -> None:
-        check_state(_OWNER, state, self._params())
+    def _load_state(self, state: StateTree) -> None:
         m = self.problem.n_obj
         self._X = np.asarray(state["pop_X"], dtype=np.int64).reshape(-1, space.N_GENES)
         self._F = np.asarray(state["pop_F"], dtype=np.float64).reshape(-1, m)
@@ -151,4 +143,3 @@ class RegularizedEvolution(Optimizer):
         if not self._X.shape[0] == self._F.shape[0] == self._feasible.shape[0]:
             raise ValueError(f"{_OWNER}.load_state(): pop_X, pop_F and pop_feasible have different lengths")
         self.n_told = int(state["n_told"])
-        self._set_rng_state(dict(state["rng"]))

@@ -28,8 +28,9 @@ from pymoo.operators.crossover.ux import UX
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
 from benchmark import space
-from optimizers._pareto import check_ask, check_float, check_int, check_state, check_tell
-from optimizers.base import BoolArray, FloatArray, IntArray, Optimizer, ProblemInfo, StateTree
+from benchmark._typing import BoolArray, FloatArray, IntArray
+from optimizers._checks import check_ask, check_float, check_int, check_tell
+from optimizers.base import Optimizer, ProblemInfo, StateTree
 
 _OWNER = "NSGA2"
 _G_FEASIBLE, _G_INFEASIBLE, _G_FAILED = 0.0, 1.0, 2.0
@@ -248,18 +249,16 @@ class NSGA2(Optimizer):
             self._append_generation(X[unasked], F[unasked], G[unasked], told=True)
 
     # --- state ------------------------------------------------------------------------------------------
-    def _params(self) -> dict[str, object]:
+    def hyperparameters(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "n_obj": self.problem.n_obj,
             "population_size": self.population_size,
             "n_offsprings": self.n_offsprings,
             "crossover_prob": self.crossover_prob,
             "mutation_prob": self.mutation_prob,
         }
 
-    def state(self) -> StateTree:
-        """Settings, rng state, pymoo's parents (X/F/G/rank/crowding), pending and current-generation rows."""
+    def _state(self) -> StateTree:
+        """pymoo's parents (X/F/G/rank/crowding) and counters, the pending and current-generation rows."""
         algo = self._algorithm()
         m = self.problem.n_obj
         initialized = bool(algo.is_initialized)
@@ -281,8 +280,6 @@ class NSGA2(Optimizer):
             rank = np.zeros(0, dtype=np.int64)
             crowding = np.zeros(0, dtype=np.float64)
         return {
-            **self._params(),
-            "rng": self._rng_state(),
             "initialized": initialized,
             "n_iter": None if algo.n_iter is None else int(algo.n_iter),
             "n_eval": int(algo.evaluator.n_eval),
@@ -299,12 +296,18 @@ class NSGA2(Optimizer):
             "gen_told": self._gen_told.copy(),
         }
 
-    def load_state(self, state: StateTree) -> None:
-        check_state(_OWNER, state, self._params())
+    def _load_state(self, state: StateTree) -> None:
+        """A fresh pymoo algorithm given the saved parents through its public attributes.
+
+        pymoo has no public call that installs a population with its rank and crowding (its own checkpoints
+        pickle the whole algorithm, and ``advance(infills=pop)`` would re-run survival and change them), so
+        the parents go into ``pop`` with ``is_initialized``, ``n_iter`` and ``evaluator.n_eval`` set as
+        pymoo's first ``advance`` leaves them. pymoo's incumbent ``opt``, which neither mating nor this
+        adapter reads, stays unset until pymoo recomputes it at the next ``tell``.
+        """
         m = self.problem.n_obj
         self._algo = None
         algo = self._algorithm()
-        algo._initialize()  # what pymoo's first ask() does before sampling; uses no randomness
         if state["initialized"]:
             pop_X = np.asarray(state["pop_X"], dtype=np.int64).reshape(-1, space.N_GENES)
             pop_F = np.asarray(state["pop_F"], dtype=np.float64).reshape(-1, m)
@@ -320,7 +323,6 @@ class NSGA2(Optimizer):
                     ind.set("crowding", np.float64(crowding[i]))
             algo.pop = pop
             algo.is_initialized = True
-            algo._set_optimum()
         if state["n_iter"] is not None:
             algo.n_iter = int(state["n_iter"])
         algo.evaluator.n_eval = int(state["n_eval"])
@@ -334,4 +336,3 @@ class NSGA2(Optimizer):
         for j, a in enumerate(space.arch_id(gen_X).tolist()):
             if not self._gen_told[j]:
                 self._untold.setdefault(a, []).append(j)
-        self._set_rng_state(dict(state["rng"]))

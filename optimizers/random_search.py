@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from benchmark import space
-from optimizers._pareto import check_ask, check_bool, check_int, check_state, check_tell
-from optimizers.base import BoolArray, FloatArray, IntArray, Optimizer, ProblemInfo, StateTree
+from benchmark._typing import BoolArray, FloatArray, IntArray
+from optimizers._checks import check_ask, check_bool, check_int, check_tell
+from optimizers.base import Optimizer, ProblemInfo, StateTree
+
+_OWNER = "RandomSearch"
 
 
 class RandomSearch(Optimizer):
@@ -33,35 +38,28 @@ class RandomSearch(Optimizer):
         max_resample: int = 100,
     ) -> None:
         super().__init__(problem, rng)
-        self.deduplicate = check_bool("RandomSearch", "deduplicate", deduplicate)
-        self.max_resample = check_int("RandomSearch", "max_resample", max_resample, 0)
+        self.deduplicate = check_bool(_OWNER, "deduplicate", deduplicate)
+        self.max_resample = check_int(_OWNER, "max_resample", max_resample, 0)
         self._seen: set[int] = set()
         self.n_told = 0
 
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"deduplicate": self.deduplicate, "max_resample": self.max_resample}
+
     def ask(self, n: int) -> IntArray:
         """``n`` uniform architectures, ``(n, 28)``; with deduplication none seen before or repeated."""
-        n = check_ask("RandomSearch", n)
+        n = check_ask(_OWNER, n)
         X = space.sample(n, self.rng)
         if self.deduplicate and n:
             ids = space.arch_id(X)
             for _ in range(self.max_resample):
-                dup = self._duplicates(ids)
+                dup = space.duplicated(ids, self._seen)
                 if not dup.any():
                     break
                 X[dup] = space.sample(int(dup.sum()), self.rng)
                 ids[dup] = space.arch_id(X[dup])
             self._seen.update(ids.tolist())
         return X
-
-    def _duplicates(self, ids: IntArray) -> BoolArray:
-        seen = self._seen
-        out = np.zeros(ids.size, dtype=bool)
-        batch: set[int] = set()
-        for i, a in enumerate(ids.tolist()):
-            if a in seen or a in batch:
-                out[i] = True
-            batch.add(a)
-        return out
 
     def tell(self, X: IntArray, F: FloatArray, feasible: BoolArray | None = None) -> None:
         """Check shapes; told architectures are never proposed again (with deduplication)."""
@@ -70,20 +68,10 @@ class RandomSearch(Optimizer):
             self._seen.update(space.arch_id(X).tolist())
         self.n_told += X.shape[0]
 
-    def _params(self) -> dict[str, object]:
-        return {"name": self.name, "n_obj": self.problem.n_obj, "deduplicate": self.deduplicate}
+    def _state(self) -> StateTree:
+        """Proposed/told ids ``seen_ids (k,)`` (sorted) and the count of told evaluations."""
+        return {"seen_ids": np.array(sorted(self._seen), dtype=np.int64), "n_told": self.n_told}
 
-    def state(self) -> StateTree:
-        """Generator state, proposed/told ids ``(k,)`` (sorted) and the count of told evaluations."""
-        return {
-            **self._params(),
-            "rng": self._rng_state(),
-            "seen_ids": np.array(sorted(self._seen), dtype=np.int64),
-            "n_told": self.n_told,
-        }
-
-    def load_state(self, state: StateTree) -> None:
-        check_state("RandomSearch", state, self._params())
-        self._set_rng_state(dict(state["rng"]))
+    def _load_state(self, state: StateTree) -> None:
         self._seen = set(np.asarray(state["seen_ids"], dtype=np.int64).tolist())
         self.n_told = int(state["n_told"])

@@ -32,8 +32,9 @@ one draw at construction seeds a private ``torch.Generator`` used for weight ini
 Speed: ``ask(n)`` samples the whole batch in one 28-step pass; ``tell`` runs the LSTM as one fused call.
 An ``ask(1)`` + ``tell`` step costs ~5 ms of CPU. The tensors are tiny, so on a shared machine torch's
 default of one thread per core is many times slower (each op waits for a descheduled OpenMP thread):
-the process owner (runner, CLI, tests) should call ``torch.set_num_threads(1)``; this module never
-changes global torch settings. See ``experiments/perf/reinforce_speed.py``.
+:attr:`Reinforce.torch_threads` is 1, and the process owner (CLI, tests) applies it with
+``torch.set_num_threads``; this module never changes global torch settings. See
+``experiments/perf/reinforce_speed.py``.
 """
 
 from __future__ import annotations
@@ -47,10 +48,14 @@ import torch
 from torch import nn
 
 from benchmark import space
-from optimizers.base import BoolArray, FloatArray, IntArray, Optimizer, ProblemInfo, StateTree
+from benchmark._typing import BoolArray, FloatArray, IntArray
+from benchmark.errors import ConfigurationError
+from optimizers._checks import check_ask, check_float, check_int, check_non_negative, check_tell
+from optimizers.base import Optimizer, ProblemInfo, StateTree
 
 __all__ = ["Reinforce"]
 
+_OWNER = "Reinforce"
 _N_GENES = space.N_GENES
 _CARD = space.CARDINALITIES  # (28,)
 
@@ -132,6 +137,8 @@ class Reinforce(Optimizer):
     name = "reinforce"
     #: False: several objectives are scalarised into one reward (one trade-off), no Pareto front is sought
     multi_objective = False
+    #: the tensors are tiny: extra intra-op threads only wait on each other (see the module docstring)
+    torch_threads = 1
 
     @property
     def preferred_batch_size(self) -> int | None:
@@ -154,16 +161,15 @@ class Reinforce(Optimizer):
     ) -> None:
         super().__init__(problem, rng)
         self.hp: dict[str, Any] = {
-            "lr": float(lr),
-            "hidden_size": int(hidden_size),
-            "embedding_size": int(embedding_size),
-            "entropy_weight": float(entropy_weight),
-            "baseline_decay": float(baseline_decay),
-            "reward_exponent": float(reward_exponent),
-            "infeasible_penalty": float(infeasible_penalty),
-            "init_range": float(init_range),
+            "lr": check_float(_OWNER, "lr", lr, 0.0, math.inf, open_low=True, open_high=True),
+            "hidden_size": check_int(_OWNER, "hidden_size", hidden_size, 1),
+            "embedding_size": check_int(_OWNER, "embedding_size", embedding_size, 1),
+            "entropy_weight": check_non_negative(_OWNER, "entropy_weight", entropy_weight),
+            "baseline_decay": check_float(_OWNER, "baseline_decay", baseline_decay, 0.0, 1.0, open_high=True),
+            "reward_exponent": check_non_negative(_OWNER, "reward_exponent", reward_exponent),
+            "infeasible_penalty": check_non_negative(_OWNER, "infeasible_penalty", infeasible_penalty),
+            "init_range": check_non_negative(_OWNER, "init_range", init_range),
         }
-        self._check_hp()
         self._acc_col: int | None = (
             problem.objectives.index("accuracy") if "accuracy" in problem.objectives else None
         )
@@ -192,26 +198,13 @@ class Reinforce(Optimizer):
         self._logit_mask = torch.from_numpy(_LOGIT_MASK)
 
     # configuration ---------------------------------------------------------------------------------
-    def _check_hp(self) -> None:
-        hp = self.hp
-        if not hp["lr"] > 0:
-            raise ValueError(f"reinforce: lr must be > 0, got {hp['lr']}")
-        for key in ("hidden_size", "embedding_size"):
-            if hp[key] < 1:
-                raise ValueError(f"reinforce: {key} must be >= 1, got {hp[key]}")
-        if not 0.0 <= hp["baseline_decay"] < 1.0:
-            raise ValueError(f"reinforce: baseline_decay must be in [0, 1), got {hp['baseline_decay']}")
-        for key in ("entropy_weight", "reward_exponent", "infeasible_penalty", "init_range"):
-            if not (math.isfinite(hp[key]) and hp[key] >= 0):
-                raise ValueError(f"reinforce: {key} must be a finite number >= 0, got {hp[key]}")
-
     def _default_target(self, col: int) -> float:
         p = self.problem
         ends = p.to_natural(np.array([p.ideal, p.nadir], dtype=float))[:, col]
         mid = float(ends.mean())
         if not (math.isfinite(mid) and mid > 0):
-            raise ValueError(
-                f"reinforce: no usable default reward target for objective {p.objectives[col]!r} of "
+            raise ConfigurationError(
+                f"{_OWNER}: no usable default reward target for objective {p.objectives[col]!r} of "
                 f"problem {p.name!r} (ideal/nadir midpoint {mid}); pass "
                 f"reward_target={{'{p.objectives[col]}': value}}"
             )
@@ -224,15 +217,15 @@ class Reinforce(Optimizer):
         if given is None:
             values = {n: self._default_target(i) for n, i in zip(names, self._factor_cols, strict=True)}
         elif not names:
-            raise ValueError(
-                f"reinforce: reward_target={given!r} does not apply: problem {self.problem.name!r} has no "
+            raise ConfigurationError(
+                f"{_OWNER}: reward_target={given!r} does not apply: problem {self.problem.name!r} has no "
                 f"objective besides accuracy; drop reward_target"
             )
         elif isinstance(given, Mapping):
             unknown = sorted(set(map(str, given)) - set(names))
             if unknown:
-                raise ValueError(
-                    f"reinforce: reward_target names {unknown}, which are not non-accuracy objectives of "
+                raise ConfigurationError(
+                    f"{_OWNER}: reward_target names {unknown}, which are not non-accuracy objectives of "
                     f"problem {self.problem.name!r}; use keys among {names}"
                 )
             values = {
@@ -241,24 +234,28 @@ class Reinforce(Optimizer):
             }
         elif isinstance(given, (int, float)):
             if len(names) != 1:
-                raise ValueError(
-                    f"reinforce: reward_target={given!r} is one number but problem {self.problem.name!r} has "
+                raise ConfigurationError(
+                    f"{_OWNER}: reward_target={given!r} is one number but problem {self.problem.name!r} has "
                     f"{len(names)} non-accuracy objectives {names}; pass a list of {len(names)} values "
                     f"or a mapping {{objective: value}}"
                 )
             values = {names[0]: float(given)}
         elif isinstance(given, Sequence) and not isinstance(given, str):
             if len(given) != len(names):
-                raise ValueError(
-                    f"reinforce: reward_target has {len(given)} values but problem {self.problem.name!r} has "
+                raise ConfigurationError(
+                    f"{_OWNER}: reward_target has {len(given)} values but problem {self.problem.name!r} has "
                     f"{len(names)} non-accuracy objectives {names}"
                 )
             values = {n: float(v) for n, v in zip(names, given, strict=True)}
         else:
-            raise TypeError(f"reinforce: reward_target must be a number, list or mapping, got {given!r}")
+            raise ConfigurationError(
+                f"{_OWNER}: reward_target must be a number, list or mapping, got {given!r}"
+            )
         for n, v in values.items():
             if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"reinforce: reward target for {n!r} must be a positive number, got {v}")
+                raise ConfigurationError(
+                    f"{_OWNER}: reward target for {n!r} must be a positive number, got {v}"
+                )
         return values
 
     # reward ----------------------------------------------------------------------------------------
@@ -333,16 +330,14 @@ class Reinforce(Optimizer):
     # ask / tell ------------------------------------------------------------------------------------
     def ask(self, n: int) -> IntArray:
         """Sample ``n`` architectures from the controller, shape ``(n, 28)`` int64."""
-        if n < 0:
-            raise ValueError(f"ask(n): n must be >= 0, got {n}")
+        n = check_ask(_OWNER, n)
         if n == 0:
             return np.zeros((0, _N_GENES), dtype=np.int64)
-        return self._sample(int(n))[0]
+        return self._sample(n)[0]
 
     def tell(self, X: IntArray, F: FloatArray, feasible: BoolArray | None = None) -> None:
         """One policy-gradient step on the rows of ``X (n, 28)``, ``F (n, m)`` with a finite reward."""
-        X, F, _ = self._check_tell(X, F, feasible, self.problem.n_obj)
-        space.validate(X)
+        X, F, _, _ = check_tell(self, X, F, feasible)
         self.n_told += len(X)
         fe = np.ones(len(X), dtype=bool) if feasible is None else np.asarray(feasible, dtype=bool)
         rewards = self.reward(F, fe)
@@ -365,8 +360,12 @@ class Reinforce(Optimizer):
         self.n_updates += 1
 
     # state -----------------------------------------------------------------------------------------
-    def state(self) -> StateTree:
-        """Weights, Adam moments, baseline, counters and both generator states (arrays + JSON scalars)."""
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor settings, with ``reward_targets`` resolved per objective (natural units)."""
+        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.hp.items()}
+
+    def _state(self) -> StateTree:
+        """Weights, Adam moments, baseline, counters and the torch generator state (arrays + JSON scalars)."""
         names = [n for n, _ in self.net.named_parameters()]
         adam_state = self.adam.state_dict()["state"]
         adam: dict[str, dict[str, Any]] = {}
@@ -379,31 +378,15 @@ class Reinforce(Optimizer):
                     "exp_avg_sq": st["exp_avg_sq"].detach().numpy().copy(),
                 }
         return {
-            "hyperparameters": {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.hp.items()},
             "weights": {_state_key(n): p.detach().numpy().copy() for n, p in self.net.named_parameters()},
             "adam": adam,
             "baseline": self.baseline,
             "n_updates": self.n_updates,
             "n_told": self.n_told,
             "torch_generator": self._gen.get_state().numpy().copy(),
-            "rng": self._rng_state(),
         }
 
-    def load_state(self, state: StateTree) -> None:
-        """Restore from :meth:`state`; the hyperparameters must equal this optimizer's."""
-        saved_hp = dict(state["hyperparameters"])
-        for key, value in self.hp.items():
-            saved = saved_hp.get(key)
-            same = (
-                {k: float(v) for k, v in dict(saved).items()} == value
-                if isinstance(value, dict) and isinstance(saved, Mapping)
-                else saved == value
-            )
-            if not same:
-                raise ValueError(
-                    f"reinforce: checkpoint was made with {key}={saved!r} but this optimizer has "
-                    f"{key}={value!r}; build it with the checkpoint's hyperparameters to resume"
-                )
+    def _load_state(self, state: StateTree) -> None:
         params = dict(self.net.named_parameters())
         weights = state["weights"]
         with torch.no_grad():
@@ -411,7 +394,7 @@ class Reinforce(Optimizer):
                 arr = np.asarray(weights[_state_key(pname)], dtype=np.float32)
                 if arr.shape != tuple(p.shape):
                     raise ValueError(
-                        f"reinforce: checkpoint weight {pname} has shape {arr.shape}, need {tuple(p.shape)}"
+                        f"{_OWNER}.load_state(): weight {pname} has shape {arr.shape}, need {tuple(p.shape)}"
                     )
                 p.copy_(torch.from_numpy(arr))
         adam_sd = self.adam.state_dict()
@@ -429,4 +412,3 @@ class Reinforce(Optimizer):
         self.n_updates = int(state["n_updates"])
         self.n_told = int(state["n_told"])
         self._gen.set_state(torch.from_numpy(np.array(state["torch_generator"], dtype=np.uint8)))
-        self._set_rng_state(state["rng"])

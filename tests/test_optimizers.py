@@ -10,21 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from optimizer_fixtures import evaluate, load_state_tree, make_problem, run_loop, save_state_tree
 
 from benchmark import space
 from benchmark.synthetic import SyntheticBenchmark
+from nasopt.testing import evaluate, load_state_tree, make_problem, run_loop, save_state_tree
 from optimizers import evolution, make_optimizer, random_search
-from optimizers._pareto import (
-    duplicated_rows,
+from optimizers.evolution import RegularizedEvolution
+from optimizers.nsga2 import NSGA2, ArchitectureProblem, CategoricalMutation
+from optimizers.random_search import RandomSearch
+from optimizers.tournament import (
     multi_objective_winners,
     multi_objective_winners_reference,
     single_objective_winners,
     tournament_winners,
 )
-from optimizers.evolution import RegularizedEvolution
-from optimizers.nsga2 import NSGA2, ArchitectureProblem, CategoricalMutation
-from optimizers.random_search import RandomSearch
 
 BENCH = SyntheticBenchmark()
 ACC = make_problem("acc")
@@ -265,6 +264,27 @@ def test_vectorised_multi_objective_winners_match_pymoo_per_tournament(
     )
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.integers(2, 3).flatmap(tournaments))
+def test_reference_winners_match_pymoo_sorting_and_crowding(
+    case: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    F, fe, samples = case
+    want = []
+    for cand in samples:
+        if fe[cand].any():
+            cand = cand[fe[cand]]
+        front = np.asarray(NonDominatedSorting().do(F[cand], only_non_dominated_front=True), dtype=np.int64)
+        if front.size <= 2:
+            want.append(cand[front[0]])
+        else:
+            want.append(cand[front[int(np.argmax(calc_crowding_distance(F[cand][front])))]])
+    np.testing.assert_array_equal(multi_objective_winners_reference(F, fe, samples), want)
+
+
 def test_multi_objective_winner_prefers_crowding_extremes() -> None:
     # all on one front: the boundary points have infinite crowding distance
     f1 = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
@@ -272,15 +292,6 @@ def test_multi_objective_winner_prefers_crowding_extremes() -> None:
     samples = np.array([[2, 1, 4, 3, 0], [1, 2, 3, 0, 4]])
     win = multi_objective_winners(F, np.ones(5, dtype=bool), samples)
     assert set(win.tolist()) <= {0, 4}
-
-
-@given(hnp.arrays(np.int64, st.integers(0, 30), elements=st.integers(0, 6)), st.sets(st.integers(0, 6)))
-def test_duplicated_rows(ids: np.ndarray, known: set[int]) -> None:
-    dup = duplicated_rows(ids, np.array(sorted(known), dtype=np.int64))
-    seen: set[int] = set()
-    for i, a in enumerate(ids.tolist()):
-        assert dup[i] == (a in known or a in seen)
-        seen.add(a)
 
 
 # --- NSGA-II -------------------------------------------------------------------------------------------
@@ -409,3 +420,54 @@ def test_re_checkpoint_between_ask_and_tell(tmp_path: Path) -> None:
     a, _, _ = run_loop(orig, BENCH, ACC_A100, 50, [4, 9])
     b, _, _ = run_loop(twin, BENCH, ACC_A100, 50, [4, 9])
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("told", [20, 27])  # at a generation boundary, and inside a generation
+def test_nsga2_restore_rebuilds_pymoos_state_through_public_attributes(told: int, tmp_path: Path) -> None:
+    """Pins what the restore relies on in pymoo (no private call): a fresh algorithm given ``pop`` (with
+    rank/crowding), ``is_initialized``, ``n_iter`` and ``evaluator.n_eval`` continues the run exactly."""
+    orig = NSGA2(ACC_A100, rng(4), population_size=10)
+    run_loop(orig, BENCH, ACC_A100, told, [7, 3])
+    asked = orig.ask(1)  # hands a complete generation to pymoo (or grows the current one)
+    save_state_tree(orig.state(), tmp_path)
+    twin = NSGA2(ACC_A100, rng(99), population_size=10)
+    twin.load_state(load_state_tree(tmp_path))
+    for opt in (orig, twin):
+        opt.tell(asked, evaluate(BENCH, ACC_A100, asked))
+    a, b = orig._algorithm(), twin._algorithm()
+    assert b.is_initialized == a.is_initialized and b.n_iter == a.n_iter
+    assert b.evaluator.n_eval == a.evaluator.n_eval
+    for key in ("X", "F", "G", "rank", "crowding"):
+        np.testing.assert_array_equal(np.asarray(b.pop.get(key)), np.asarray(a.pop.get(key)))
+    assert b.random_state is twin.rng  # pymoo draws from the optimizer's own generator
+    Xo, _, _ = run_loop(orig, BENCH, ACC_A100, 40, [5, 10])
+    Xt, _, _ = run_loop(twin, BENCH, ACC_A100, 40, [5, 10])
+    np.testing.assert_array_equal(Xo, Xt)
+    run_loop(orig, BENCH, ACC_A100, 30, 10)
+    run_loop(twin, BENCH, ACC_A100, 30, 10)  # whole generations: pymoo's tell recomputes its incumbent
+    assert b.opt is not None
+    np.testing.assert_array_equal(np.asarray(b.opt.get("X")), np.asarray(a.opt.get("X")))
+
+
+# --- registry ----------------------------------------------------------------------------------------------
+def test_unknown_optimizer_is_a_configuration_and_key_error() -> None:
+    from benchmark.errors import ConfigurationError
+    from optimizers import UnknownOptimizerError, optimizer_class
+
+    with pytest.raises(UnknownOptimizerError, match="unknown optimizer 'nope'; available: rs, re") as info:
+        optimizer_class("nope")
+    assert isinstance(info.value, ConfigurationError) and isinstance(info.value, KeyError)
+
+
+def test_check_optimizer_params_by_name_class_or_factory() -> None:
+    from benchmark.errors import ConfigurationError
+    from optimizers import check_optimizer_params
+
+    check_optimizer_params("re", {"population_size": 10})
+    with pytest.raises(ConfigurationError, match=r"optimizer 're' has no parameter\(s\) 'bogus'; its param"):
+        check_optimizer_params("re", {"bogus": 1})
+    with pytest.raises(ConfigurationError, match=r"optimizer 'rs' .*: deduplicate, max_resample$"):
+        check_optimizer_params(RandomSearch, {"bogus": 1})
+    with pytest.raises(ConfigurationError, match="optimizer 'mine' has no parameter"):
+        factory = lambda problem, rng, *, k=1: RandomSearch(problem, rng)  # noqa: E731
+        check_optimizer_params(factory, {"j": 2}, label="mine")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 
 from benchmark import space
 from benchmark.synthetic import SyntheticBenchmark
+from nasopt import testing
 from optimizers import make_optimizer
 from optimizers.base import ProblemInfo
 from optimizers.reinforce import Reinforce
@@ -40,21 +40,17 @@ ORACLE = SyntheticBenchmark()
 @pytest.fixture(autouse=True)
 def _one_torch_thread() -> Any:
     """The controller's ops are tiny: with 2 OpenMP threads on a shared 2-core machine every op waits for a
-    descheduled thread (~30x slower). Tests run single-threaded; the setting is restored afterwards."""
+    descheduled thread (~30x slower). Tests apply the optimizer's declaration; restored afterwards."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    assert Reinforce.torch_threads is not None
+    torch.set_num_threads(Reinforce.torch_threads)
     yield
     torch.set_num_threads(before)
 
 
 def evaluate(problem: ProblemInfo, X: np.ndarray) -> np.ndarray:
     """Internal-minimisation objectives ``(n, m)`` of ``X`` on the synthetic oracle."""
-    pred = ORACLE.query(X, list(problem.objectives))
-    cols = [
-        pred[t].mean * (-1.0 if mx else 1.0)
-        for t, mx in zip(problem.objectives, problem.maximize, strict=True)
-    ]
-    return np.stack(cols, axis=1)
+    return testing.evaluate(ORACLE, problem, X)
 
 
 def run(opt: Reinforce, steps: int, batch: int = 1) -> list[np.ndarray]:
@@ -67,37 +63,9 @@ def run(opt: Reinforce, steps: int, batch: int = 1) -> list[np.ndarray]:
 
 
 def through_disk(state: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    """Write a state like the checkpoint writer does (arrays -> .npz, the rest -> JSON) and read it back."""
-    arrays: dict[str, np.ndarray] = {}
-
-    def strip(node: Any, path: str) -> Any:
-        if isinstance(node, np.ndarray):
-            arrays[path] = node
-            return {"__array__": path}
-        if isinstance(node, dict):
-            return {k: strip(v, f"{path}/{k}") for k, v in node.items()}
-        if isinstance(node, (list, tuple)):
-            return [strip(v, f"{path}/{i}") for i, v in enumerate(node)]
-        assert node is None or isinstance(node, (bool, int, float, str)), f"{path}: {type(node)}"
-        return node
-
-    (tmp_path / "state.json").write_text(json.dumps(strip(state, "")))
-    flat: dict[str, Any] = {k.replace("/", "|"): v for k, v in arrays.items()}
-    np.savez(tmp_path / "state.npz", **flat)
-    with np.load(tmp_path / "state.npz", allow_pickle=False) as npz:
-        loaded = {k.replace("|", "/"): npz[k] for k in npz.files}
-
-    def restore(node: Any) -> Any:
-        if isinstance(node, dict):
-            if set(node) == {"__array__"}:
-                return loaded[node["__array__"]]
-            return {k: restore(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [restore(v) for v in node]
-        return node
-
-    out: dict[str, Any] = restore(json.loads((tmp_path / "state.json").read_text()))
-    return out
+    """Write a state to files (arrays -> .npz, the rest -> JSON) and read it back."""
+    testing.save_state_tree(state, tmp_path)
+    return testing.load_state_tree(tmp_path)
 
 
 # proposals -----------------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ import time
 
 import numpy as np
 
+from benchmark._typing import BoolArray, FloatArray, IntArray
 from benchmark.synthetic import SyntheticBenchmark
 from optimizers import make_optimizer
-from optimizers.base import BoolArray, FloatArray, IntArray, ProblemInfo
+from optimizers.base import ProblemInfo
 
 PROBLEMS: dict[str, ProblemInfo] = {
     "acc": ProblemInfo("acc", ("accuracy",), (True,), (-70.0,), (-45.0,), (1.1,)),

@@ -21,8 +21,9 @@ import time
 import numpy as np
 import torch
 
+from benchmark._typing import FloatArray, IntArray
 from benchmark.synthetic import SyntheticBenchmark
-from optimizers.base import FloatArray, IntArray, ProblemInfo
+from optimizers.base import ProblemInfo
 from optimizers.reinforce import Reinforce
 
 PROBLEM = ProblemInfo(
