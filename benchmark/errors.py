@@ -45,4 +45,17 @@ def check_keywords(owner: str, fn: Callable[..., Any], params: Mapping[str, Any]
         )
 
 
-__all__ = ["ConfigurationError", "NasoptError", "check_keywords"]
+def keyword_defaults(fn: Callable[..., Any], skip: int = 0) -> dict[str, Any]:
+    """The keyword parameters of ``fn`` that have a default, with it (after ``skip`` leading parameters)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())[skip:]
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: p.default
+        for p in params
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty
+    }
+
+
+__all__ = ["ConfigurationError", "NasoptError", "check_keywords", "keyword_defaults"]

@@ -8,8 +8,7 @@ Every error it raises is a one-line :class:`benchmark.errors.NasoptError` that n
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import check_benchmark_params, make_benchmark
-from benchmark.errors import ConfigurationError, check_keywords
+from benchmark.errors import ConfigurationError, keyword_defaults
 from nasopt.budget import Budget
 from nasopt.problems import Problem, problem_from_config
 from nasopt.rundir import Run
 from nasopt.runner import Runner
+from optimizers import check_optimizer_params
 
 
 @dataclass(frozen=True)
@@ -72,16 +72,6 @@ def config_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in out.items()}
 
 
-def keyword_defaults(fn: Callable[..., Any], skip: int = 0) -> dict[str, Any]:
-    """The keyword parameters of ``fn`` that have a default, with it (after ``skip`` leading parameters)."""
-    params = list(inspect.signature(fn).parameters.values())[skip:]
-    return {
-        p.name: p.default
-        for p in params
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty
-    }
-
-
 def _optimizer_class(name: str) -> type:
     from optimizers import optimizer_class
 
@@ -105,7 +95,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
     name = str(ocfg["name"])
     cls = _optimizer_class(name)
     given = dict(ocfg.get("params") or {})
-    check_keywords(f"optimizer {name!r}", cls, given, skip=2)
+    check_optimizer_params(cls, given, label=name)
     params = {**keyword_defaults(cls, skip=2), **given}
     batch_size = ocfg.get("batch_size")
     if batch_size is not None and (
@@ -167,4 +157,4 @@ def run_spec(spec: RunSpec, run_dir: str | Path | None, **runner_kwargs: Any) ->
     return runner.run()
 
 
-__all__ = ["RunSpec", "build_run_spec", "config_container", "keyword_defaults", "run_spec"]
+__all__ = ["RunSpec", "build_run_spec", "config_container", "run_spec"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,11 +105,15 @@ class Checkpointer:
         write_summary(self.run_dir, summary)
 
     def load(
-        self, fingerprint: Mapping[str, Any], batch_size_given: bool
+        self,
+        fingerprint: Mapping[str, Any],
+        batch_size_given: bool,
+        resolve_params: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
     ) -> tuple[dict[str, Any], pd.DataFrame] | None:
         """``(state, trials)`` of the checkpoint, or None; refuses another format, a different run
-        (``fingerprint``; its batch size is taken from the checkpoint unless ``batch_size_given``) and an
-        inconsistent table."""
+        (``fingerprint``; its batch size is taken from the checkpoint unless ``batch_size_given``; the
+        optimizer parameters of both sides are compared after ``resolve_params`` fills in their defaults)
+        and an inconsistent table."""
         loaded = read_checkpoint(self.run_dir)
         if loaded is None:
             return None
@@ -118,8 +122,13 @@ class Checkpointer:
             raise RunDirError(
                 f"checkpoint in {self.run_dir} has format {state.get('format')}, expected {STATE_FORMAT}"
             )
-        saved = state["fingerprint"]
+        saved = dict(state["fingerprint"])
         want = dict(fingerprint)
+        if resolve_params is not None:
+            for fp in (saved, want):
+                opt = dict(fp.get("optimizer") or {})
+                opt["params"] = resolve_params(opt.get("params") or {})
+                fp["optimizer"] = opt
         if not batch_size_given:  # the default is resolved on restore: take the saved one
             want["batch_size"] = saved.get("batch_size")
         diffs = [

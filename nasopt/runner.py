@@ -46,7 +46,7 @@ import numpy as np
 from benchmark import space
 from benchmark._io import package_versions
 from benchmark.api import Oracle
-from benchmark.errors import ConfigurationError, check_keywords
+from benchmark.errors import ConfigurationError, keyword_defaults
 from nasopt.budget import Budget
 from nasopt.evaluation import Evaluation, Evaluator
 from nasopt.incumbents import ACCURACY, Incumbents
@@ -68,6 +68,7 @@ from nasopt.rundir import (
 )
 from nasopt.signals import StopFlag
 from nasopt.trial_log import TrialLog
+from optimizers import check_optimizer_params, make_optimizer, optimizer_class
 from optimizers.base import Optimizer
 
 OptimizerFactory = Callable[..., Optimizer]
@@ -224,16 +225,20 @@ class Runner:
     def _make_optimizer(self) -> Optimizer:
         rng = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(2)[0])
         spec = self.optimizer_spec
+        check_optimizer_params(spec, self.optimizer_params, label=self.optimizer_name)
         if isinstance(spec, str):
-            from optimizers import make_optimizer, optimizer_class
-
-            check_keywords(f"optimizer {spec!r}", optimizer_class(spec), self.optimizer_params, skip=2)
             try:
                 return make_optimizer(spec, self.problem.info, rng, **self.optimizer_params)
             except (TypeError, ValueError) as exc:
                 raise ConfigurationError(f"optimizer {spec!r}: {exc}") from exc
-        check_keywords(f"optimizer {self.optimizer_name!r}", spec, self.optimizer_params, skip=2)
         return spec(self.problem.info, rng, **self.optimizer_params)
+
+    def _resolved_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with the optimizer constructor's defaults filled in: two runs whose optimizers were
+        built with the same settings compare equal whether a setting was given or left to its default."""
+        spec = self.optimizer_spec
+        cls = optimizer_class(spec) if isinstance(spec, str) else spec
+        return dict(_plain({**keyword_defaults(cls, skip=2), **params}))
 
     def _fresh(self) -> None:
         self.optimizer = self._make_optimizer()
@@ -327,7 +332,9 @@ class Runner:
 
     def _run(self) -> Run:
         if self.run_dir is not None:
-            loaded = Checkpointer(self.run_dir).load(self.fingerprint(), bool(self.requested_batch_size))
+            loaded = Checkpointer(self.run_dir).load(
+                self.fingerprint(), bool(self.requested_batch_size), self._resolved_params
+            )
             if loaded is not None:
                 state, trials = loaded
                 self._restore(state, trials, need_optimizer=not state.get("finished"))
