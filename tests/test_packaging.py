@@ -1,0 +1,29 @@
+"""The wheel holds every package of the project (pyproject's explicit package list) and its type marker."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pyproject() -> dict:
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        return tomllib.load(fh)
+
+
+def test_every_package_directory_is_listed_in_pyproject() -> None:
+    listed = set(_pyproject()["tool"]["setuptools"]["packages"])
+    found = {"nasopt.conf"} if (ROOT / "conf" / "__init__.py").is_file() else set()
+    for top in ("benchmark", "optimizers", "nasopt", "experiments"):
+        for init in (ROOT / top).rglob("__init__.py"):
+            found.add(".".join(init.parent.relative_to(ROOT).parts))
+    assert found == listed, f"missing from pyproject: {sorted(found - listed)}; stale: {sorted(listed - found)}"
+
+
+def test_each_top_level_package_ships_py_typed() -> None:
+    data = _pyproject()["tool"]["setuptools"]["package-data"]
+    for top in ("benchmark", "optimizers", "nasopt", "experiments"):
+        assert (ROOT / top / "py.typed").is_file()
+        assert "py.typed" in data[top]
