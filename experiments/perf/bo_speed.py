@@ -19,7 +19,7 @@ the pool, local search, sequential greedy batch).
 
 Encodings mode: Kendall tau and mean predictive log-likelihood (per point, targets standardised by the
 test-set spread) of a GP fitted on ``n`` training architectures and tested on 1,000 others, for each
-encoding of :mod:`optimizers.bo_models`, on the synthetic oracle and on the Accel-NASBench records
+encoding of :mod:`optimizers.bo.models`, on the synthetic oracle and on the Accel-NASBench records
 (``--dataset`` archive; skipped if not found); and, for the ``+-1`` feasibility GP of the
 ``acc_constrained_a100`` constraints, held-out AUC and Brier score with and without the noise floor.
 
@@ -63,7 +63,8 @@ from botorch.models import SingleTaskGP
 from benchmark import space
 from benchmark.synthetic import SyntheticBenchmark
 from optimizers.base import FloatArray, IntArray, ProblemInfo
-from optimizers.bo import BayesianOptimization, nondominated_ranks
+from optimizers.bo import BayesianOptimization
+from optimizers.bo.history import nondominated_ranks
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[2].parent / "shared" / "accel-nasbench" / "anb_dataset_dev.tar.gz"
 
@@ -155,7 +156,7 @@ def _dataset(path: Path) -> tuple[IntArray, dict[str, FloatArray]] | None:
 def _gp_quality(Xtr: IntArray, ytr: FloatArray, Xte: IntArray, yte: FloatArray, encoding: str) -> tuple[float, float, float]:
     from scipy.stats import kendalltau
 
-    from optimizers.bo_models import encode, fit_model_list
+    from optimizers.bo.models import encode, fit_model_list
 
     t0 = time.perf_counter()
     model, _ = fit_model_list(encode(Xtr, encoding), [torch.from_numpy(ytr)[:, None]], encoding)
@@ -170,7 +171,7 @@ def _gp_quality(Xtr: IntArray, ytr: FloatArray, Xte: IntArray, yte: FloatArray, 
 
 
 def encodings(args: argparse.Namespace) -> None:
-    from optimizers.bo_models import ENCODINGS
+    from optimizers.bo.models import ENCODINGS
 
     sources: list[tuple[str, IntArray, dict[str, FloatArray]]] = []
     Xs = space.sample(args.n_train_max + 1000, np.random.default_rng(0))
@@ -206,8 +207,8 @@ def feasibility(X: IntArray, labels: dict[str, FloatArray], sizes: list[int]) ->
     """Held-out quality of the +-1 feasibility GP for acc_constrained_a100's constraints."""
     from scipy.stats import mannwhitneyu, norm
 
-    from optimizers.bo import FEASIBILITY_NOISE_FLOOR
-    from optimizers.bo_models import encode, fit_model_list
+    from optimizers.bo.models import encode, fit_model_list
+    from optimizers.bo.optimizer import FEASIBILITY_NOISE_FLOOR
 
     thr, lat = labels["throughput_a100"], labels["latency_zcu102"]
     ok = np.flatnonzero(np.isfinite(thr) & np.isfinite(lat))
