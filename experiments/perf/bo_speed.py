@@ -23,29 +23,7 @@ encoding of :mod:`optimizers.bo.models`, on the synthetic oracle and on the Acce
 (``--dataset`` archive; skipped if not found); and, for the ``+-1`` feasibility GP of the
 ``acc_constrained_a100`` constraints, held-out AUC and Brier score with and without the noise floor.
 
-Measured on the 2-core development machine (shared with other jobs; numbers from 2026-11):
-
-- encodings, Kendall tau on 1,000 held-out architectures (n = 100 / 300 training points; ``mixed`` only at
-  100, it fits 5x slower):
-
-  ======================  =============  =============  =============  ========
-  target (data)           ordinal        onehot         categorical    mixed
-  ======================  =============  =============  =============  ========
-  accuracy (records)      0.796 / 0.856  0.734 / 0.855  0.743 / 0.828  0.786
-  log thr. a100 (rec.)    0.917 / 0.947  0.876 / 0.937  0.897 / 0.908  0.903
-  latency zcu102 (rec.)   0.831 / 0.886  0.815 / 0.863  0.749 / 0.872  0.832
-  accuracy (synthetic)    0.737 / 0.855  0.661 / 0.816  0.637 / 0.800  0.723
-  ======================  =============  =============  =============  ========
-
-  The mean held-out log-likelihood ranks them the same way. Throughput on a log scale: tau 0.891 -> 0.917
-  (100) and 0.907 -> 0.947 (300) on the records. -> ``ordinal`` + ``log_device_targets``.
-- feasibility GP (acc_constrained_a100 constraints on the records, 28% feasible), AUC / Brier: without a
-  noise floor 0.913 / 0.110 (100) and 0.959 / 0.068 (300); floor 0.2: 0.951 / 0.082 and 0.977 / 0.056.
-- per iteration, 500 observations, q = 8, one thread (the other core busy with another job): acc_a100
-  fit 1.1-3.1 s (cold first fit 3.1 s), candidates < 0.05 s, acquisition 5.1-5.5 s (greedy part 1.6 s),
-  total 6.5-8.3 s; acc 7.3-8.2 s; acc_a100_zcu102_latency (three objectives) 11.5-14.6 s. With two threads
-  on an idle machine acc_a100 took 3.5-4.7 s (before block moves were added to the candidate pool).
-- a whole 300-evaluation acc_a100 run: 103 s on the synthetic oracle, 70-100 s on the surrogate (1 thread).
+The numbers measured with this script, and what they decided, are in ``optimizers/bo/README.md``.
 """
 
 from __future__ import annotations
