@@ -102,6 +102,7 @@ def make_acquisition(
     seed: int,
     eta: float,
     margin: float = 0.0,
+    X_pending: torch.Tensor | None = None,
 ) -> tuple[AcquisitionFunction, AcquisitionFunction]:
     """``(screen, final)`` acquisition functions with an optional feasibility constraint.
 
@@ -109,6 +110,11 @@ def make_acquisition(
     baseline, which costs a joint posterior over baseline and candidate per candidate. ``screen`` is its
     cheap counterpart on the observed incumbents, qLogEHVI / qLogEI (a marginal posterior per candidate),
     used to rank large candidate pools before ``final`` picks the batch.
+
+    ``final`` is built conditioned on ``X_pending``: qLogNEHVI holds them as its pending points; the
+    (incremental) qLogNEI gets them appended to its baseline, which is what its ``set_X_pending`` does --
+    but done here they survive the ``set_X_pending`` calls of ``optimize_acqf_discrete``, which reads the
+    pending points from ``X_pending`` (always None for the incremental qLogNEI) and would drop them.
 
     Args:
         model: ``ModelListGP`` with ``m`` objective outputs (model space), then the feasibility output if any.
@@ -123,6 +129,7 @@ def make_acquisition(
         eta: temperature of the sigmoid feasibility weight.
         margin: a sample counts as feasible where the feasibility latent exceeds this (0 = the midpoint of the
             +-1 labels; larger = more conservative).
+        X_pending: encoded architectures being evaluated ``(p, d_enc)``, or None.
     """
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
     screen_sampler = SobolQMCNormalSampler(sample_shape=torch.Size([screen_samples]), seed=seed + 1)
@@ -152,7 +159,7 @@ def make_acquisition(
         )
         final = qLogNoisyExpectedImprovement(
             model=model,
-            X_baseline=X_baseline,
+            X_baseline=X_baseline if X_pending is None else torch.cat([X_baseline, X_pending]),
             sampler=sampler,
             objective=objective,
             constraints=constraints,
@@ -187,6 +194,8 @@ def make_acquisition(
         prune_baseline=False,
         cache_root=True,
     )
+    if X_pending is not None:
+        final_mo.set_X_pending(X_pending)
     return screen_mo, final_mo
 
 

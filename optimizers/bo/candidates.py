@@ -7,7 +7,7 @@
 2. **Hill climbing** (:func:`local_search`): the best-scoring candidates' one-gene neighbourhoods, scored
    with the cheap screening acquisition.
 3. **Batch** (:func:`greedy_batch`): sequential greedy selection with the final acquisition over the best
-   screened candidates, each pick conditioned on as pending.
+   screened candidates, each pick conditioned on as pending (``botorch.optim.optimize_acqf_discrete``).
 
 Evaluated and pending architectures (``seen`` ids, :func:`benchmark.space.arch_id`) are never returned.
 """
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction
+from botorch.optim import optimize_acqf_discrete
 
 from benchmark import space
 from benchmark._typing import FloatArray, IntArray
@@ -180,29 +181,21 @@ def local_search(
 
 
 def greedy_batch(
-    final: AcquisitionFunction,
-    pool: IntArray,
-    n: int,
-    encoder: Encoder,
-    X_pending: torch.Tensor | None,
-    chunk: int,
+    final: AcquisitionFunction, pool: IntArray, n: int, encoder: Encoder, chunk: int
 ) -> IntArray:
-    """Sequential greedy batch of ``min(n, k)`` rows of ``pool (k, 28)``: each pick maximises ``final`` given
-    ``X_pending`` and the earlier picks as pending points; ``final``'s pending points are restored after."""
-    chosen: list[int] = []
-    try:
-        if X_pending is not None:
-            final.set_X_pending(X_pending)
-        for _ in range(min(n, pool.shape[0])):
-            if chosen:
-                picked = encoder(pool[chosen])
-                final.set_X_pending(picked if X_pending is None else torch.cat([X_pending, picked]))
-            rest = np.setdiff1d(np.arange(pool.shape[0]), chosen)
-            v = score(final, pool[rest], encoder, chunk)
-            chosen.append(int(rest[int(np.argmax(v))]))
-    finally:
-        final.set_X_pending(X_pending)
-    out: IntArray = pool[chosen]
+    """Sequential greedy batch of ``min(n, k)`` rows of ``pool (k, 28)``, by BoTorch's
+    ``optimize_acqf_discrete``: each pick maximises ``final`` given its pending points and the earlier picks;
+    ``final``'s pending points are restored afterwards."""
+    q = min(n, pool.shape[0])
+    if q == 0:
+        return pool[:0]
+    choices = encoder(pool)
+    picked, _ = optimize_acqf_discrete(
+        final, q=q, choices=choices, max_batch_size=chunk, unique=True, return_acq_values=False
+    )
+    # back from features to genes: the encodings are injective and the picks are rows of ``choices``
+    rows = (picked[:, None, :] == choices[None, :, :]).all(dim=-1).to(torch.int8).argmax(dim=1)
+    out: IntArray = pool[rows.numpy()]
     return out
 
 
@@ -215,21 +208,20 @@ def optimise_discrete(
     exclude: set[int],
     rng: np.random.Generator,
     settings: SearchSettings,
-    X_pending: torch.Tensor | None = None,
     times: AskTimes | None = None,
 ) -> IntArray:
     """Pick ``n`` new architectures: local search on ``screen``, sequential greedy selection on ``final``.
 
     Args:
         screen: cheap acquisition on encoded inputs ``(b, 1, d_enc)`` for ranking the pool.
-        final: acquisition used for the batch (supports ``set_X_pending``).
+        final: acquisition used for the batch (supports ``set_X_pending``), built conditioned on the
+            architectures being evaluated (see :func:`optimizers.bo.acquisition.make_acquisition`).
         encoder: gene batch ``(k, 28)`` -> encoded tensor ``(k, d_enc)``.
         n: number of architectures to return.
         anchors: good evaluated architectures (Pareto set / best) to search around, ``(a, 28)``.
         exclude: ids (``space.arch_id``) that must not be proposed (evaluated, pending); not modified.
         rng: candidate sampling.
         settings: pool sizes and local-search depth.
-        X_pending: encoded architectures already being evaluated (conditioned on), or None.
         times: receives the candidates / acquisition / greedy seconds and ``n_scored`` if given.
 
     Returns:
@@ -244,7 +236,7 @@ def optimise_discrete(
     with t.phase("acquisition", "greedy"):
         order = np.argsort(-allv, kind="stable")
         best = allX[order[: max(settings.greedy_pool, n)]]
-        out = greedy_batch(final, best, n, encoder, X_pending, settings.chunk)
+        out = greedy_batch(final, best, n, encoder, settings.chunk)
     if out.shape[0] < n:  # tiny pools only: top up with random unseen architectures
         out = np.concatenate([out, random_unseen(n - out.shape[0], seen, rng, draw=4 * n)])
     result: IntArray = out.astype(np.int64)

@@ -332,6 +332,7 @@ class BayesianOptimization(Optimizer):
                     seed=seed,
                     eta=self.constraint_eta,
                     margin=self.feasibility_margin,
+                    X_pending=encode(pending, self.encoding) if pending.shape[0] else None,
                 )
             anchors = select_anchors(X, self.problem.normalize(F), fe, self.n_anchors)
             out = optimise_discrete(
@@ -343,7 +344,6 @@ class BayesianOptimization(Optimizer):
                 exclude,
                 self.rng,
                 self.search if feas_index is None else replace(self.search, n_block_anchors=0),
-                X_pending=encode(pending, self.encoding) if pending.shape[0] else None,
                 times=times,
             )
         exclude.update(space.arch_id(out).tolist())
