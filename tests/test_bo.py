@@ -1,4 +1,4 @@
-"""Bayesian optimisation (optimizers/bo.py): no duplicates, constraints, determinism, state, 1-3 objectives.
+"""Bayesian optimisation (optimizers/bo/): no duplicates, constraints, determinism, state, 1-3 objectives.
 
 Every test uses tiny candidate pools, few MC samples and capped hyper-parameter fits so the whole file
 runs in well under a minute on two cores.
@@ -7,6 +7,7 @@ runs in well under a minute on two cores.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,14 @@ from pymoo.indicators.hv import HV
 
 from benchmark import space
 from benchmark.synthetic import SyntheticBenchmark
+from benchmark.targets import get_target
 from optimizers import make_optimizer
 from optimizers.base import ProblemInfo
-from optimizers.bo import BayesianOptimization, balanced_design, nondominated_ranks
-from optimizers.bo_acquisition import OutcomeSpace
-from optimizers.bo_models import ENCODINGS, encode, fit_model_list, gp_params, set_gp_params
+from optimizers.bo import BayesianOptimization
+from optimizers.bo.acquisition import OutcomeSpace
+from optimizers.bo.candidates import balanced_design
+from optimizers.bo.history import nondominated_ranks
+from optimizers.bo.models import ENCODINGS, encode, fit_model_list, gp_params, set_gp_params
 
 BENCH = SyntheticBenchmark()
 
@@ -53,8 +57,13 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+def with_log_scale(info: ProblemInfo) -> ProblemInfo:
+    """``info`` with ``log_scale`` filled from the targets, as :mod:`nasopt.problems` fills it."""
+    return replace(info, log_scale=tuple(get_target(t).is_device for t in info.objectives))
+
+
 def build(problem: ProblemInfo | str, seed: int = 0, **extra: Any) -> BayesianOptimization:
-    info = make_problem(problem) if isinstance(problem, str) else problem
+    info = with_log_scale(make_problem(problem) if isinstance(problem, str) else problem)
     opt = make_optimizer("bo", info, np.random.default_rng(seed), **{**FAST, **extra})
     assert isinstance(opt, BayesianOptimization)
     return opt

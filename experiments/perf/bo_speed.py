@@ -19,33 +19,11 @@ the pool, local search, sequential greedy batch).
 
 Encodings mode: Kendall tau and mean predictive log-likelihood (per point, targets standardised by the
 test-set spread) of a GP fitted on ``n`` training architectures and tested on 1,000 others, for each
-encoding of :mod:`optimizers.bo_models`, on the synthetic oracle and on the Accel-NASBench records
+encoding of :mod:`optimizers.bo.models`, on the synthetic oracle and on the Accel-NASBench records
 (``--dataset`` archive; skipped if not found); and, for the ``+-1`` feasibility GP of the
 ``acc_constrained_a100`` constraints, held-out AUC and Brier score with and without the noise floor.
 
-Measured on the 2-core development machine (shared with other jobs; numbers from 2026-11):
-
-- encodings, Kendall tau on 1,000 held-out architectures (n = 100 / 300 training points; ``mixed`` only at
-  100, it fits 5x slower):
-
-  ======================  =============  =============  =============  ========
-  target (data)           ordinal        onehot         categorical    mixed
-  ======================  =============  =============  =============  ========
-  accuracy (records)      0.796 / 0.856  0.734 / 0.855  0.743 / 0.828  0.786
-  log thr. a100 (rec.)    0.917 / 0.947  0.876 / 0.937  0.897 / 0.908  0.903
-  latency zcu102 (rec.)   0.831 / 0.886  0.815 / 0.863  0.749 / 0.872  0.832
-  accuracy (synthetic)    0.737 / 0.855  0.661 / 0.816  0.637 / 0.800  0.723
-  ======================  =============  =============  =============  ========
-
-  The mean held-out log-likelihood ranks them the same way. Throughput on a log scale: tau 0.891 -> 0.917
-  (100) and 0.907 -> 0.947 (300) on the records. -> ``ordinal`` + ``log_device_targets``.
-- feasibility GP (acc_constrained_a100 constraints on the records, 28% feasible), AUC / Brier: without a
-  noise floor 0.913 / 0.110 (100) and 0.959 / 0.068 (300); floor 0.2: 0.951 / 0.082 and 0.977 / 0.056.
-- per iteration, 500 observations, q = 8, one thread (the other core busy with another job): acc_a100
-  fit 1.1-3.1 s (cold first fit 3.1 s), candidates < 0.05 s, acquisition 5.1-5.5 s (greedy part 1.6 s),
-  total 6.5-8.3 s; acc 7.3-8.2 s; acc_a100_zcu102_latency (three objectives) 11.5-14.6 s. With two threads
-  on an idle machine acc_a100 took 3.5-4.7 s (before block moves were added to the candidate pool).
-- a whole 300-evaluation acc_a100 run: 103 s on the synthetic oracle, 70-100 s on the surrogate (1 thread).
+The numbers measured with this script, and what they decided, are in ``optimizers/bo/README.md``.
 """
 
 from __future__ import annotations
@@ -63,7 +41,8 @@ from botorch.models import SingleTaskGP
 from benchmark import space
 from benchmark.synthetic import SyntheticBenchmark
 from optimizers.base import FloatArray, IntArray, ProblemInfo
-from optimizers.bo import BayesianOptimization, nondominated_ranks
+from optimizers.bo import BayesianOptimization
+from optimizers.bo.history import nondominated_ranks
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[2].parent / "shared" / "accel-nasbench" / "anb_dataset_dev.tar.gz"
 
@@ -155,7 +134,7 @@ def _dataset(path: Path) -> tuple[IntArray, dict[str, FloatArray]] | None:
 def _gp_quality(Xtr: IntArray, ytr: FloatArray, Xte: IntArray, yte: FloatArray, encoding: str) -> tuple[float, float, float]:
     from scipy.stats import kendalltau
 
-    from optimizers.bo_models import encode, fit_model_list
+    from optimizers.bo.models import encode, fit_model_list
 
     t0 = time.perf_counter()
     model, _ = fit_model_list(encode(Xtr, encoding), [torch.from_numpy(ytr)[:, None]], encoding)
@@ -170,7 +149,7 @@ def _gp_quality(Xtr: IntArray, ytr: FloatArray, Xte: IntArray, yte: FloatArray, 
 
 
 def encodings(args: argparse.Namespace) -> None:
-    from optimizers.bo_models import ENCODINGS
+    from optimizers.bo.models import ENCODINGS
 
     sources: list[tuple[str, IntArray, dict[str, FloatArray]]] = []
     Xs = space.sample(args.n_train_max + 1000, np.random.default_rng(0))
@@ -206,8 +185,8 @@ def feasibility(X: IntArray, labels: dict[str, FloatArray], sizes: list[int]) ->
     """Held-out quality of the +-1 feasibility GP for acc_constrained_a100's constraints."""
     from scipy.stats import mannwhitneyu, norm
 
-    from optimizers.bo import FEASIBILITY_NOISE_FLOOR
-    from optimizers.bo_models import encode, fit_model_list
+    from optimizers.bo.models import encode, fit_model_list
+    from optimizers.bo.optimizer import FEASIBILITY_NOISE_FLOOR
 
     thr, lat = labels["throughput_a100"], labels["latency_zcu102"]
     ok = np.flatnonzero(np.isfinite(thr) & np.isfinite(lat))

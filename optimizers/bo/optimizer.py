@@ -4,192 +4,97 @@ Loop per :meth:`BayesianOptimization.ask`:
 
 1. **Initial design** -- the first ``n_init`` proposals are a balanced random design (every value of every
    gene appears equally often, columns shuffled independently).
-2. **Models** -- one exact GP per objective (``ModelListGP`` of ``SingleTaskGP``, ``Standardize`` outcome
-   transform, float64) on an encoding of the genes (default ``"ordinal"``: real gene values scaled to
-   [0, 1], RBF-ARD; see :mod:`optimizers.bo_models` and ``experiments/perf/bo_speed.py --encodings`` for the
-   measurements behind the choice). Throughput and latency objectives are modelled on a log scale
-   (``log_device_targets``). When the history holds both feasible and infeasible (or failed) rows, one more
-   GP models feasibility as a ``+1/-1`` outcome (noise variance floored at 0.2 so it generalises instead
-   of interpolating the step). Hyper-parameters are fitted by exact marginal likelihood
-   (``fit_gpytorch_mll``, L-BFGS-B) warm-started from the previous fit; ``max_history`` caps the rows used.
-3. **Acquisition** -- ``qLogNoisyExpectedHypervolumeImprovement`` for two or more objectives (reference
-   point ``-ref_point`` in the negated normalised space), ``qLogNoisyExpectedImprovement`` for one; the
-   feasibility GP enters as a constraint (feasibility-weighted improvement). Large candidate pools are
-   first ranked by the cheaper ``qLogExpectedHypervolumeImprovement`` / ``qLogExpectedImprovement`` on
-   the observed incumbents. Quasi-MC samplers are seeded from the optimizer's Generator.
-4. **Discrete search** -- random candidates plus one-gene, two-gene and whole-block moves from the Pareto
-   set (or best points), hill climbing over one-step neighbourhoods, then sequential greedy batch selection
-   with pending points (see :func:`optimizers.bo_acquisition.optimise_discrete`). Evaluated and pending
-   architectures are never proposed.
+2. **Models** (:mod:`optimizers.bo.models`) -- one exact GP per objective (``ModelListGP`` of
+   ``SingleTaskGP``, ``Standardize`` outcome transform, float64) on an encoding of the genes (default
+   ``"ordinal"``: real gene values scaled to [0, 1], RBF-ARD). Objectives the problem marks as log scale
+   (``ProblemInfo.log_scale``: throughput, latency) are modelled on a log scale (``log_device_targets``).
+   When the history holds both feasible and infeasible (or failed) rows, one more GP models feasibility as
+   a ``+1/-1`` outcome with a floored noise variance. Hyper-parameters are fitted by exact marginal
+   likelihood (``fit_gpytorch_mll``, L-BFGS-B) warm-started from the previous fit; ``max_history`` caps
+   the rows used (:mod:`optimizers.bo.history`).
+3. **Acquisition** (:mod:`optimizers.bo.acquisition`) -- ``qLogNoisyExpectedHypervolumeImprovement`` for
+   two or more objectives, ``qLogNoisyExpectedImprovement`` for one; the feasibility GP enters as a
+   constraint (feasibility-weighted improvement). Large candidate pools are first ranked by the cheaper
+   ``qLogExpectedHypervolumeImprovement`` / ``qLogExpectedImprovement``. Quasi-MC samplers are seeded from
+   the optimizer's Generator.
+4. **Discrete search** (:mod:`optimizers.bo.candidates`) -- random candidates plus one-gene, two-gene and
+   whole-block moves from the Pareto set (or best points), hill climbing over one-gene neighbourhoods,
+   then sequential greedy batch selection with pending points. Evaluated and pending architectures are
+   never proposed.
 
 Determinism: given the same Generator state, data and stored hyper-parameters, proposals are identical
 (L-BFGS-B from the stored starting point, a single fitting attempt, seeded samplers, numpy candidate draws).
+The measurements behind the defaults are in ``optimizers/bo/README.md``.
 """
 
 from __future__ import annotations
 
-import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+from botorch.models import ModelListGP
 
 from benchmark import space
-from benchmark.targets import TARGETS
+from benchmark._typing import BoolArray, FloatArray, IntArray
 from optimizers._pareto import check_ask, check_bool, check_float, check_int, check_state, check_tell
-from optimizers.base import BoolArray, FloatArray, IntArray, Optimizer, ProblemInfo, StateTree
-from optimizers.bo_acquisition import (
-    OutcomeSpace,
-    SearchSettings,
-    SearchTimes,
-    make_acquisition,
-    optimise_discrete,
-)
-from optimizers.bo_models import DTYPE, ENCODINGS, GPParams, encode, fit_model_list
+from optimizers.base import Optimizer, ProblemInfo, StateTree
+from optimizers.bo.acquisition import OutcomeSpace, make_acquisition
+from optimizers.bo.candidates import SearchSettings, balanced_design, optimise_discrete, random_unseen
+from optimizers.bo.history import select_anchors, select_baseline, select_history
+from optimizers.bo.models import DTYPE, GPParams, check_encoding, encode, fit_model_list
+from optimizers.bo.timing import AskTimes
 
-_NDS = NonDominatedSorting()
 _FEAS_KEY = "feasibility"
-#: noise-variance floor of the +-1 feasibility GP (standardised units): it then generalises instead of
-#: interpolating the step (held-out Brier score on the records' acc_constrained_a100 feasibility, 100 training
-#: points: 0.110 without, 0.082 with a floor of 0.2) and is less over-confident next to feasible points, where
-#: the acquisition pushes (acc_constrained_a100 on the surrogate, 5 seeds, best feasible accuracy after 150
-#: evaluations: floor 0.2 and no margin 63.9, floor 0.5 64.9, margin 0.5 65.0, both 65.07 +- 0.07;
-#: regularized evolution 64.9 after 150 and 65.7 after 600 evaluations; re-measured on the re-tuned accuracy
-#: surrogate, 3 seeds: floor 0.2 and no margin 64.07, floor and margin 0.5 65.18)
+#: noise-variance floor (standardised units) of the +-1 feasibility GP: it then generalises instead of
+#: interpolating the step, and is less over-confident next to feasible points (README.md: measurements)
 FEASIBILITY_NOISE_FLOOR = 0.5
-
-
-@dataclass
-class AskTimes:
-    """Wall seconds of the last :meth:`BayesianOptimization.ask`, by phase, and its sizes."""
-
-    fit: float = 0.0
-    candidates: float = 0.0
-    #: acquisition construction + screening of the candidate pool + sequential greedy batch selection
-    acquisition: float = 0.0
-    #: the greedy part of ``acquisition``
-    greedy: float = 0.0
-    n_train: int = 0
-    n_scored: int = 0
-    refit: bool = False
-
-    @property
-    def total(self) -> float:
-        return self.fit + self.candidates + self.acquisition
-
-
-def balanced_design(n: int, rng: np.random.Generator) -> IntArray:
-    """``n`` architectures in which each gene takes each of its values equally often (+-1), ``(n, 28)``."""
-    cols = []
-    for card in space.CARDINALITIES.tolist():
-        col = np.tile(np.arange(card, dtype=np.int64), -(-n // card))[:n]
-        cols.append(col[rng.permutation(n)])
-    out: IntArray = np.stack(cols, axis=1) if n else np.zeros((0, space.N_GENES), dtype=np.int64)
-    return out
-
-
-def nondominated_ranks(F: FloatArray) -> IntArray:
-    """Non-dominated sorting rank of each row (0 = Pareto front), ``(n, m)`` -> ``(n,)``; pymoo's sorting."""
-    if F.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    if F.shape[1] == 1:  # dense rank of the value: ties share a rank, as in non-dominated sorting
-        inverse = np.unique(F[:, 0], return_inverse=True)[1]
-        return np.asarray(inverse, dtype=np.int64).reshape(-1)
-    fronts = _NDS.do(F)
-    ranks = np.empty(F.shape[0], dtype=np.int64)
-    for r, front in enumerate(fronts):
-        ranks[np.asarray(front, dtype=np.int64)] = r
-    return ranks
-
-
-def _spread(F: FloatArray, k: int) -> IntArray:
-    """``k`` row indices of ``F (n, m)``: the per-objective minima, then each time the row farthest from
-    the chosen ones (Euclidean), ties to the lower index."""
-    chosen: list[int] = []
-    for j in range(F.shape[1]):
-        i = int(np.argmin(F[:, j]))
-        if i not in chosen:
-            chosen.append(i)
-    chosen = chosen[:k]
-    dist = np.min(np.linalg.norm(F[:, None, :] - F[chosen][None, :, :], axis=2), axis=1)
-    while len(chosen) < k:
-        i = int(np.argmax(dist))
-        chosen.append(i)
-        dist = np.minimum(dist, np.linalg.norm(F - F[i], axis=1))
-    return np.asarray(chosen, dtype=np.int64)
-
-
-def select_baseline(F: FloatArray, feasible: BoolArray, k: int) -> IntArray:
-    """Row indices of at most ``k`` incumbents for the noisy-improvement baseline, ``(n, m)`` -> ``(<= k,)``.
-
-    The feasible Pareto front first -- thinned to ``k`` evenly spread points when it is larger than ``k``
-    (the per-objective extremes, then farthest-point selection in the normalised space) -- then further
-    feasible ranks, then infeasible rows by rank.
-    """
-    out: list[IntArray] = []
-    for group in (feasible, ~feasible):
-        idx = np.flatnonzero(group)
-        if idx.size == 0:
-            continue
-        ranks = nondominated_ranks(F[idx])
-        front = idx[ranks == 0]
-        if not out and front.size > k and F.shape[1] > 1:
-            return np.sort(front[_spread(F[front], k)])
-        out.append(idx[np.lexsort((idx, ranks))])
-    result: IntArray = np.concatenate(out)[:k] if out else np.zeros(0, dtype=np.int64)
-    return result
 
 
 class BayesianOptimization(Optimizer):
     """GP-based BO (BoTorch qLogNEHVI / qLogNEI) with local search over the architecture space.
 
     Args:
-        problem: the problem (objectives, normalisation, reference point).
+        problem: the problem (objectives, normalisation, reference point, log-scale objectives).
         rng: the only source of randomness.
         n_init: size of the initial balanced random design.
         q: preferred batch size (the runner's default for ``ask``); any ``n`` works.
         encoding: GP input encoding, one of ``ordinal``, ``onehot``, ``categorical``, ``mixed``.
-        log_device_targets: model throughput/latency objectives on a log scale.
+        log_device_targets: model the problem's log-scale objectives (throughput, latency) on a log scale.
         max_history: most observations used to fit the GPs (best half by non-dominated rank + most recent).
         fit_maxiter: L-BFGS-B iterations per hyper-parameter fit.
         refit_every: re-optimise hyper-parameters every this many model builds (otherwise only condition
             on the new data with the stored hyper-parameters).
         warm_start: start each fit from the previous hyper-parameters.
         mc_samples: quasi-MC posterior samples of the batch acquisition function (qLogNEHVI / qLogNEI);
-            None = 128, or 32 for three or more objectives (their per-sample box decompositions dominate:
-            greedy batch selection at 500 observations, one thread, 30 s with 128 samples, 5-7 s with 32).
+            None = 128, or 32 for three or more objectives (their per-sample box decompositions dominate).
         screen_samples: quasi-MC samples of the screening acquisition (qLogEHVI / qLogEI) that ranks the
-            candidate pool; None = 16 for two objectives, 8 for three or more (hypervolume terms are costly:
-            17-21 s -> 11-15 s per batch at 500 observations), ``mc_samples`` for one (cheap, and a precise
-            ranking matters there; see ``greedy_pool``).
-        max_baseline: most incumbent points in the noisy-improvement baseline (see :func:`select_baseline`);
-            None = 32, or 16 for three or more objectives (a 64-point baseline cost 1 s more per batch for the
-            same hypervolume on acc_a100).
+            candidate pool; None = 16 for two objectives, 8 for three or more, ``mc_samples`` for one
+            (cheap, and a precise ranking matters there).
+        max_baseline: most incumbent points in the noisy-improvement baseline (see
+            :func:`optimizers.bo.history.select_baseline`); None = 32, or 16 for three or more objectives.
         n_anchors: evaluated architectures (Pareto set / best) whose neighbourhoods are searched.
         n_random: random candidates scored per ask.
         n_mutants: two-gene mutants per anchor.
         n_block_anchors: best anchors whose block neighbourhoods (one whole block set to each of its other
             settings, 259 architectures) are scored too; not used while a feasibility model is active (far
-            jumps have uncertain feasibility that the feasibility weight under-penalises: in the depth-budget
-            test 75% -> 33% feasible proposals). On ``acc`` (10 seeds, best accuracy after 150 evaluations)
-            they lift 68.29 to 68.38.
-        local_steps: hill-climbing rounds over one-step neighbourhoods.
+            jumps have uncertain feasibility that the feasibility weight under-penalises).
+        local_steps: hill-climbing rounds over one-gene neighbourhoods.
         local_top: candidates expanded per hill-climbing round.
         greedy_pool: best-screened candidates scored with qLogNEHVI / qLogNEI during sequential greedy batch
-            selection; None = 64 for several objectives, 512 for one. (``acc`` on the surrogate, best accuracy
-            after 150 evaluations, 10 seeds: 16 screening samples and a pool of 64 give 68.2, 128 and 512
-            give 68.38; regularized evolution after 600 evaluations: 68.34.)
+            selection; None = 64 for several objectives, 512 for one.
         constraint_eta: temperature of the feasibility weight (smaller = sharper).
         feasibility_margin: a posterior sample counts as feasible where the +-1 feasibility latent exceeds
             this; 0.5 instead of the labels' midpoint 0 keeps proposals away from the boundary that the
-            boolean labels locate poorly (see :data:`FEASIBILITY_NOISE_FLOOR` for the measurements).
+            boolean labels locate poorly.
     """
 
     name = "bo"
     multi_objective = True
+    #: the app limits torch's threads for optimizers that use it
+    uses_torch = True
 
     @property
     def preferred_batch_size(self) -> int | None:
@@ -200,6 +105,7 @@ class BayesianOptimization(Optimizer):
         self,
         problem: ProblemInfo,
         rng: np.random.Generator,
+        *,
         n_init: int = 20,
         q: int = 8,
         encoding: str = "ordinal",
@@ -223,31 +129,25 @@ class BayesianOptimization(Optimizer):
     ) -> None:
         super().__init__(problem, rng)
         owner = type(self).__name__
+        single = problem.n_obj == 1
+        many = problem.n_obj >= 3  # hypervolume box decompositions per MC sample dominate the cost
         self.n_init = check_int(owner, "n_init", n_init, 1)
         self.q = check_int(owner, "q", q, 1, 256)
-        if encoding not in ENCODINGS:
-            raise ValueError(
-                f"{owner}: hyperparameter encoding={encoding!r} must be one of {', '.join(ENCODINGS)}"
-            )
-        self.encoding = encoding
+        self.encoding = check_encoding(encoding, owner)
         self.log_device_targets = check_bool(owner, "log_device_targets", log_device_targets)
         self.max_history = check_int(owner, "max_history", max_history, 10)
         self.fit_maxiter = check_int(owner, "fit_maxiter", fit_maxiter, 0)
         self.refit_every = check_int(owner, "refit_every", refit_every, 1)
         self.warm_start = check_bool(owner, "warm_start", warm_start)
-        many = problem.n_obj >= 3  # hypervolume box decompositions per MC sample dominate the cost
         if mc_samples is None:
             mc_samples = 32 if many else 128
         self.mc_samples = check_int(owner, "mc_samples", mc_samples, 1)
-        single = problem.n_obj == 1
         if screen_samples is None:
             screen_samples = self.mc_samples if single else (8 if many else 16)
-        if greedy_pool is None:
-            greedy_pool = 512 if single else 64
         self.screen_samples = check_int(owner, "screen_samples", screen_samples, 1)
-        if max_baseline is None:
-            max_baseline = 16 if many else 32
-        self.max_baseline = check_int(owner, "max_baseline", max_baseline, 1)
+        self.max_baseline = check_int(
+            owner, "max_baseline", (16 if many else 32) if max_baseline is None else max_baseline, 1
+        )
         self.n_anchors = check_int(owner, "n_anchors", n_anchors, 0)
         self.search = SearchSettings(
             n_random=check_int(owner, "n_random", n_random, 0),
@@ -255,17 +155,16 @@ class BayesianOptimization(Optimizer):
             n_block_anchors=check_int(owner, "n_block_anchors", n_block_anchors, 0),
             local_steps=check_int(owner, "local_steps", local_steps, 0),
             local_top=check_int(owner, "local_top", local_top, 1),
-            greedy_pool=check_int(owner, "greedy_pool", greedy_pool, 1),
+            greedy_pool=check_int(
+                owner, "greedy_pool", (512 if single else 64) if greedy_pool is None else greedy_pool, 1
+            ),
         )
         self.constraint_eta = check_float(owner, "constraint_eta", constraint_eta, 1e-6, 10.0)
         self.feasibility_margin = check_float(owner, "feasibility_margin", feasibility_margin, -1.0, 1.0)
-        log = tuple(
-            self.log_device_targets and t in TARGETS and TARGETS[t].is_device for t in problem.objectives
-        )
+        log = tuple(self.log_device_targets and problem.is_log_scale(i) for i in range(problem.n_obj))
         self.outcomes = OutcomeSpace(problem.ideal, problem.nadir, problem.maximize, log)
-        m = problem.n_obj
         self._X: IntArray = np.zeros((0, space.N_GENES), dtype=np.int64)
-        self._F: FloatArray = np.zeros((0, m), dtype=np.float64)
+        self._F: FloatArray = np.zeros((0, problem.n_obj), dtype=np.float64)
         self._feasible: BoolArray = np.zeros(0, dtype=bool)
         self._ids: set[int] = set()
         self._pending: IntArray = np.zeros((0, space.N_GENES), dtype=np.int64)
@@ -275,6 +174,32 @@ class BayesianOptimization(Optimizer):
         self._n_builds = 0
         #: timing breakdown of the last ask (for experiments/perf/bo_speed.py)
         self.last_times = AskTimes()
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor settings in effect (``None`` defaults resolved), JSON scalars by keyword."""
+        s = self.search
+        return {
+            "n_init": self.n_init,
+            "q": self.q,
+            "encoding": self.encoding,
+            "log_device_targets": self.log_device_targets,
+            "max_history": self.max_history,
+            "fit_maxiter": self.fit_maxiter,
+            "refit_every": self.refit_every,
+            "warm_start": self.warm_start,
+            "mc_samples": self.mc_samples,
+            "screen_samples": self.screen_samples,
+            "max_baseline": self.max_baseline,
+            "n_anchors": self.n_anchors,
+            "n_random": s.n_random,
+            "n_mutants": s.n_mutants,
+            "n_block_anchors": s.n_block_anchors,
+            "local_steps": s.local_steps,
+            "local_top": s.local_top,
+            "greedy_pool": s.greedy_pool,
+            "constraint_eta": self.constraint_eta,
+            "feasibility_margin": self.feasibility_margin,
+        }
 
     # -- protocol -----------------------------------------------------------------------------------------
     def ask(self, n: int) -> IntArray:
@@ -320,9 +245,23 @@ class BayesianOptimization(Optimizer):
             self._pending = self._pending[~np.isin(space.arch_id(self._pending), ids)]
 
     def state(self) -> StateTree:
+        return {"hyperparameters": self.hyperparameters(), "rng": self._rng_state(), **self._state()}
+
+    def load_state(self, state: StateTree) -> None:
+        owner = type(self).__name__
+        if not isinstance(state, dict) or not isinstance(state.get("hyperparameters"), dict):
+            raise ValueError(
+                f"{owner}.load_state(): expected the dict returned by {owner}.state() (with its "
+                f"'hyperparameters'); resume from a checkpoint written by this version"
+            )
+        check_state(owner, state["hyperparameters"], self.hyperparameters())
+        self._load_state(state)
+        self._set_rng_state(state["rng"])
+
+    def _state(self) -> StateTree:
+        """The data, pending batch, design position and fitted GP hyper-parameters (see :meth:`state`)."""
         return {
-            "config": self._config(),
-            "rng": self._rng_state(),
+            "problem": self._problem_key(),
             "X": self._X.copy(),
             "F": self._F.copy(),
             "feasible": self._feasible.copy(),
@@ -333,9 +272,9 @@ class BayesianOptimization(Optimizer):
             "gp_params": {k: {n: v.copy() for n, v in p.items()} for k, p in self._gp_params.items()},
         }
 
-    def load_state(self, state: StateTree) -> None:
-        check_state(type(self).__name__, state, {"config": self._config()})
-        self._set_rng_state(state["rng"])
+    def _load_state(self, state: StateTree) -> None:
+        """Restore what :meth:`_state` saved; refuses a state saved for another problem."""
+        check_state(type(self).__name__, state.get("problem"), self._problem_key())
         self._X = np.asarray(state["X"], dtype=np.int64).reshape(-1, space.N_GENES)
         self._F = np.asarray(state["F"], dtype=np.float64).reshape(-1, self.problem.n_obj)
         self._feasible = np.asarray(state["feasible"], dtype=bool).reshape(-1)
@@ -353,95 +292,49 @@ class BayesianOptimization(Optimizer):
         }
 
     # -- internals ----------------------------------------------------------------------------------------
-    def _config(self) -> dict[str, Any]:
-        return {
-            "problem": self.problem.name,
-            "n_obj": self.problem.n_obj,
-            "encoding": self.encoding,
-            "log": list(self.outcomes.log),
-            "n_init": self.n_init,
-        }
+    def _problem_key(self) -> dict[str, Any]:
+        """What a saved state must agree on besides the hyper-parameters: the problem and its model space."""
+        return {"name": self.problem.name, "n_obj": self.problem.n_obj, "log": list(self.outcomes.log)}
 
     def _history(self) -> tuple[IntArray, FloatArray, BoolArray]:
         """Rows used for fitting: all, or ``max_history`` of them (best half by rank + the most recent)."""
-        X, F, fe = self._X, self._F, self._feasible
-        n = X.shape[0]
-        if n <= self.max_history:
-            return X, F, fe
-        ok = ~np.isnan(F).any(axis=1)
-        ranks = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-        Fn = self.problem.normalize(F)
-        for group in (ok & fe, ok & ~fe):
-            idx = np.flatnonzero(group)
-            if idx.size:
-                ranks[idx] = nondominated_ranks(Fn[idx])
-        order = np.lexsort((-np.arange(n), ranks, ~(ok & fe)))  # feasible first, by rank, newest first
-        keep = np.zeros(n, dtype=bool)
-        keep[order[: self.max_history // 2]] = True
-        recent = np.flatnonzero(~keep)[::-1][: self.max_history - int(keep.sum())]
-        keep[recent] = True
-        return X[keep], F[keep], fe[keep]
-
-    def _anchors(self, X: IntArray, F: FloatArray, fe: BoolArray, k: int) -> IntArray:
-        """Up to ``k`` best rows: feasible (else all non-failed) rows of the lowest non-dominated ranks."""
-        ok = ~np.isnan(F).any(axis=1)
-        use = ok & fe if (ok & fe).any() else ok
-        idx = np.flatnonzero(use)
-        if idx.size == 0 or k == 0:
-            return np.zeros((0, space.N_GENES), dtype=np.int64)
-        ranks = nondominated_ranks(self.problem.normalize(F[idx]))
-        order = np.lexsort((-idx, ranks))[:k]
-        out: IntArray = X[idx[order]]
-        return out
-
-    def _random(self, n: int, exclude: set[int]) -> IntArray:
-        out: list[IntArray] = []
-        got = 0
-        while got < n:
-            X = space.sample(2 * (n - got), self.rng)
-            keep = []
-            for i, a in enumerate(space.arch_id(X).tolist()):
-                if a not in exclude:
-                    exclude.add(a)
-                    keep.append(i)
-            out.append(X[keep][: n - got])
-            got += out[-1].shape[0]
-        return np.concatenate(out)
+        keep = select_history(self.problem.normalize(self._F), self._feasible, self.max_history)
+        return self._X[keep], self._F[keep], self._feasible[keep]
 
     def _propose(self, n: int, exclude: set[int], pending: IntArray) -> IntArray:
         """``n`` BO proposals (random while there is nothing to model)."""
         X, F, fe = self._history()
         ok: BoolArray = np.asarray(~np.isnan(F).any(axis=1), dtype=bool)
         if ok.sum() < 2 or not (ok & fe).any():
-            return self._random(n, exclude)
-        t0 = time.perf_counter()
-        outcomes = self.outcomes.for_data(F[ok])
-        model, feas_index, X_base = self._build_model(X, F, fe, ok, outcomes)
-        self.last_times.fit = time.perf_counter() - t0
-        self.last_times.n_train = int(X.shape[0])
+            return random_unseen(n, exclude, self.rng)
+        times = self.last_times
+        with times.phase("fit"):
+            outcomes = self.outcomes.for_data(F[ok])
+            model, feas_index, X_base = self._build_model(X, F, fe, ok, outcomes)
+        times.n_train = int(X.shape[0])
         seed = int(self.rng.integers(0, 2**31 - 1))
-        t0 = time.perf_counter()
         good = ok & fe
         Y_inc = torch.from_numpy(-self.problem.normalize(F[good])).to(DTYPE)
         with warnings.catch_warnings():
             # with a feasibility margin some posterior samples call every incumbent infeasible; BoTorch then
             # measures improvement from the lowest objective bound for them (by design) and warns each time
             warnings.filterwarnings("ignore", message="When all training points are infeasible")
-            screen, final = make_acquisition(
-                model,
-                outcomes,
-                encode(X_base, self.encoding),
-                Y_inc,
-                self.problem.ref_point,
-                feasibility_index=feas_index,
-                mc_samples=self.mc_samples,
-                screen_samples=self.screen_samples,
-                seed=seed,
-                eta=self.constraint_eta,
-                margin=self.feasibility_margin,
-            )
-            anchors = self._anchors(X, F, fe, self.n_anchors)
-            times = SearchTimes()
+            with times.phase("acquisition"):
+                screen, final = make_acquisition(
+                    model,
+                    outcomes,
+                    encode(X_base, self.encoding),
+                    Y_inc,
+                    self.problem.ref_point,
+                    feasibility_index=feas_index,
+                    mc_samples=self.mc_samples,
+                    screen_samples=self.screen_samples,
+                    seed=seed,
+                    eta=self.constraint_eta,
+                    margin=self.feasibility_margin,
+                    X_pending=encode(pending, self.encoding) if pending.shape[0] else None,
+                )
+            anchors = select_anchors(X, self.problem.normalize(F), fe, self.n_anchors)
             out = optimise_discrete(
                 screen,
                 final,
@@ -451,19 +344,14 @@ class BayesianOptimization(Optimizer):
                 exclude,
                 self.rng,
                 self.search if feas_index is None else replace(self.search, n_block_anchors=0),
-                X_pending=encode(pending, self.encoding) if pending.shape[0] else None,
                 times=times,
             )
-        self.last_times.candidates = times.candidates
-        self.last_times.acquisition = time.perf_counter() - t0 - times.candidates
-        self.last_times.greedy = times.greedy
-        self.last_times.n_scored = times.n_scored
         exclude.update(space.arch_id(out).tolist())
         return out
 
     def _build_model(
         self, X: IntArray, F: FloatArray, fe: BoolArray, ok: BoolArray, outcomes: OutcomeSpace
-    ) -> tuple[Any, int | None, IntArray]:
+    ) -> tuple[ModelListGP, int | None, IntArray]:
         """Fit the GPs; returns ``(ModelListGP, feasibility output index or None, baseline genes)``."""
         m = self.problem.n_obj
         Xo = X[ok]
@@ -497,12 +385,10 @@ class BayesianOptimization(Optimizer):
         self._gp_params.update(dict(zip(keys, params, strict=True)))
         self._n_builds += 1
         self.last_times.refit = refit
-        from botorch.models import ModelListGP
-
         model = ModelListGP(*models)
         model.eval()
         base = select_baseline(self.problem.normalize(F[ok]), fe[ok], self.max_baseline)
         return model, feas_index, Xo[base]
 
 
-__all__ = ["AskTimes", "BayesianOptimization", "balanced_design", "nondominated_ranks", "select_baseline"]
+__all__ = ["FEASIBILITY_NOISE_FLOOR", "BayesianOptimization"]

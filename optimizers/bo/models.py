@@ -1,4 +1,4 @@
-"""Gaussian-process surrogates for :mod:`optimizers.bo`: input encodings, model construction and fitting.
+"""Gaussian-process surrogates of the BO optimizer: input encodings, model construction and fitting.
 
 All models are BoTorch ``SingleTaskGP`` / ``MixedSingleTaskGP`` instances (one independent GP per outcome,
 combined in a ``ModelListGP``) with a ``Standardize`` outcome transform, fitted by maximising the exact
@@ -14,7 +14,7 @@ Encodings of an ``(n, 28)`` gene batch (see :data:`ENCODINGS`):
   sum + product of an RBF kernel on the former and a ``CategoricalKernel`` on the latter.
 
 ``experiments/perf/bo_speed.py --encodings`` measures their held-out predictive quality; ``"ordinal"`` is the
-default because it predicted best there (see that script's docstring for the numbers).
+default because it predicted best there (numbers in ``optimizers/bo/README.md``).
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ from botorch.models.transforms.outcome import Standardize
 from gpytorch.constraints import GreaterThan
 from gpytorch.mlls import ExactMarginalLogLikelihood, SumMarginalLogLikelihood
 from linear_operator.utils.errors import NotPSDError
-from numpy.typing import NDArray
 
 from benchmark import space
+from benchmark._typing import FloatArray, IntArray
+from benchmark.errors import ConfigurationError
 
 DTYPE = torch.float64
 #: L-BFGS-B stops when the relative decrease of the negative marginal log-likelihood falls below this;
-#: warm-started refits then take a few iterations instead of hitting ``maxiter`` (measured: same tau)
+#: warm-started refits then take a few iterations instead of hitting ``maxiter``
 FIT_FTOL = 1e-6
 ENCODINGS: tuple[str, ...] = ("ordinal", "onehot", "categorical", "mixed")
 
@@ -50,17 +51,20 @@ _ONEHOT_OFFSET = np.concatenate([[0], np.cumsum(space.CARDINALITIES)[:-1]]).asty
 N_ONEHOT = int(space.CARDINALITIES.sum())
 
 #: hyper-parameters of one fitted outcome model, parameter name -> array (JSON/npz friendly)
-GPParams = dict[str, NDArray[np.float64]]
+GPParams = dict[str, FloatArray]
 
 
-def check_encoding(name: str) -> str:
-    """Validate an encoding name."""
-    if name not in ENCODINGS:
-        raise ValueError(f"unknown BO encoding {name!r}; choose one of {', '.join(ENCODINGS)}")
+def check_encoding(name: object, owner: str = "BayesianOptimization") -> str:
+    """``name`` if it is one of :data:`ENCODINGS`; otherwise a ConfigurationError naming ``owner``'s
+    hyperparameter and the choices."""
+    if not isinstance(name, str) or name not in ENCODINGS:
+        raise ConfigurationError(
+            f"{owner}: hyperparameter encoding={name!r} must be one of {', '.join(ENCODINGS)}"
+        )
     return name
 
 
-def ordinal_features(X: NDArray[np.int64]) -> NDArray[np.float64]:
+def ordinal_features(X: IntArray) -> FloatArray:
     """Real gene values scaled to ``[0, 1]`` per gene: ``(n, 28)`` ints -> ``(n, 28)`` floats."""
     dec = space.decode(X)
     real = np.empty((dec["e"].shape[0], space.N_GENES), dtype=np.float64)
@@ -69,7 +73,7 @@ def ordinal_features(X: NDArray[np.int64]) -> NDArray[np.float64]:
     return (real - _VMIN) / (_VMAX - _VMIN)
 
 
-def encode(X: NDArray[np.int64], encoding: str) -> torch.Tensor:
+def encode(X: IntArray, encoding: str) -> torch.Tensor:
     """GP input features of a gene batch ``(n, 28)`` as a float64 tensor ``(n, d_enc)``."""
     X = np.asarray(X, dtype=np.int64)
     if encoding == "ordinal":
@@ -110,7 +114,7 @@ def set_noise_floor(model: SingleTaskGP, floor: float) -> None:
     """Constrain the likelihood noise variance (standardised units) to be ``>= floor`` and start there.
 
     Used for the ``+-1`` feasibility outcome: a step function is otherwise interpolated with tiny noise and
-    short lengthscales, which generalises worse (held-out AUC/Brier, see ``bo_speed.py --feasibility``).
+    short lengthscales, which generalises worse (held-out AUC/Brier in ``optimizers/bo/README.md``).
     """
     noise_covar = model.likelihood.noise_covar
     constraint = GreaterThan(floor, transform=None, initial_value=2.0 * floor)

@@ -1,0 +1,202 @@
+"""Acquisition functions of the BO optimizer (construction only; :mod:`optimizers.bo.candidates` searches).
+
+:func:`make_acquisition` builds BoTorch's ``qLogNoisyExpectedHypervolumeImprovement`` (two or more
+objectives) or ``qLogNoisyExpectedImprovement`` (one objective), plus their cheap non-noisy versions for
+screening large candidate pools, on a ``ModelListGP`` whose outputs are the objectives in *model space*
+(see :class:`OutcomeSpace`) plus, optionally, a feasibility outcome. An MC objective maps model-space samples
+to the problem's normalised box, negated for maximisation, so the hypervolume reference point is
+``-ref_point``. A feasibility outcome (GP on ``+1`` feasible / ``-1`` infeasible) enters as the constraint
+callable ``margin - z_feas`` (feasible where the latent exceeds the margin), which BoTorch turns into a
+feasibility weight of the improvement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.acquisition.logei import qLogExpectedImprovement, qLogNoisyExpectedImprovement
+from botorch.acquisition.multi_objective.logei import (
+    qLogExpectedHypervolumeImprovement,
+    qLogNoisyExpectedHypervolumeImprovement,
+)
+from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
+from botorch.acquisition.objective import GenericMCObjective
+from botorch.models.model import Model
+from botorch.sampling.normal import SobolQMCNormalSampler
+from botorch.utils.multi_objective.box_decompositions.non_dominated import FastNondominatedPartitioning
+
+from benchmark._typing import FloatArray
+from optimizers.bo.models import DTYPE
+
+
+@dataclass(frozen=True)
+class OutcomeSpace:
+    """How objectives are modelled and mapped back to the normalised maximisation space.
+
+    Objective ``i`` is modelled as ``log(natural value)`` when ``log[i]`` (throughput, latency: positive,
+    multiplicative), else directly as ``-normalize(F)[:, i]``. :meth:`to_model` and :meth:`to_objective`
+    convert between the spaces; the acquisition's MC objective is :meth:`to_objective` applied to samples.
+
+    Attributes:
+        ideal, nadir: the problem's normalisation constants in internal minimisation units, ``(m,)``.
+        maximize: per objective, whether ``F = -natural value``.
+        log: per objective, whether the GP models the log of the natural value.
+    """
+
+    ideal: tuple[float, ...]
+    nadir: tuple[float, ...]
+    maximize: tuple[bool, ...]
+    log: tuple[bool, ...]
+    _sign: FloatArray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_sign", np.where(np.asarray(self.maximize), -1.0, 1.0))
+
+    @property
+    def m(self) -> int:
+        return len(self.ideal)
+
+    def for_data(self, F: FloatArray) -> OutcomeSpace:
+        """This space without the log scale for objectives whose values in ``F`` are not all positive."""
+        log = tuple(
+            lg and bool(np.all(F[:, i] * self._sign[i] > 0)) for i, lg in enumerate(self.log)
+        )
+        return self if log == self.log else OutcomeSpace(self.ideal, self.nadir, self.maximize, log)
+
+    def to_model(self, F: FloatArray) -> FloatArray:
+        """Internal minimisation values ``(n, m)`` to model-space targets ``(n, m)``."""
+        ideal = np.asarray(self.ideal)
+        nadir = np.asarray(self.nadir)
+        out = -(F - ideal) / (nadir - ideal)
+        for i, lg in enumerate(self.log):
+            if lg:
+                out[:, i] = np.log(F[:, i] * self._sign[i])
+        return out
+
+    def to_objective(self, Z: torch.Tensor) -> torch.Tensor:
+        """Model-space values/samples ``(..., m)`` to ``-normalize(F)`` ``(..., m)`` (bigger is better)."""
+        cols = []
+        for i in range(self.m):
+            z = Z[..., i]
+            if self.log[i]:
+                f = self._sign[i] * torch.exp(z)
+                z = -(f - self.ideal[i]) / (self.nadir[i] - self.ideal[i])
+            cols.append(z)
+        return torch.stack(cols, dim=-1)
+
+
+def make_acquisition(
+    model: Model,
+    outcomes: OutcomeSpace,
+    X_baseline: torch.Tensor,
+    Y_incumbent: torch.Tensor,
+    ref_point: Sequence[float],
+    *,
+    feasibility_index: int | None,
+    mc_samples: int,
+    screen_samples: int,
+    seed: int,
+    eta: float,
+    margin: float = 0.0,
+    X_pending: torch.Tensor | None = None,
+) -> tuple[AcquisitionFunction, AcquisitionFunction]:
+    """``(screen, final)`` acquisition functions with an optional feasibility constraint.
+
+    ``final`` is qLogNEHVI (``m >= 2``) or qLogNEI (``m == 1``): it integrates over the uncertainty of the
+    baseline, which costs a joint posterior over baseline and candidate per candidate. ``screen`` is its
+    cheap counterpart on the observed incumbents, qLogEHVI / qLogEI (a marginal posterior per candidate),
+    used to rank large candidate pools before ``final`` picks the batch.
+
+    ``final`` is built conditioned on ``X_pending``: qLogNEHVI holds them as its pending points; the
+    (incremental) qLogNEI gets them appended to its baseline, which is what its ``set_X_pending`` does --
+    but done here they survive the ``set_X_pending`` calls of ``optimize_acqf_discrete``, which reads the
+    pending points from ``X_pending`` (always None for the incremental qLogNEI) and would drop them.
+
+    Args:
+        model: ``ModelListGP`` with ``m`` objective outputs (model space), then the feasibility output if any.
+        outcomes: maps the first ``m`` outputs to the maximisation space.
+        X_baseline: encoded, already pruned incumbent candidates ``(b, d_enc)``.
+        Y_incumbent: observed feasible objective values in the maximisation space ``(k, m)``, ``k >= 1``.
+        ref_point: hypervolume reference point in the problem's normalised minimisation space ``(m,)``.
+        feasibility_index: model output holding the ``+-1`` feasibility GP, or None.
+        mc_samples: quasi-MC samples of the posterior for ``final``.
+        screen_samples: quasi-MC samples for ``screen`` (its cost is linear in them).
+        seed: seed of the ``SobolQMCNormalSampler`` s (drawn from the optimizer's Generator).
+        eta: temperature of the sigmoid feasibility weight.
+        margin: a sample counts as feasible where the feasibility latent exceeds this (0 = the midpoint of the
+            +-1 labels; larger = more conservative).
+        X_pending: encoded architectures being evaluated ``(p, d_enc)``, or None.
+    """
+    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
+    screen_sampler = SobolQMCNormalSampler(sample_shape=torch.Size([screen_samples]), seed=seed + 1)
+    constraints: list[Callable[[torch.Tensor], torch.Tensor]] | None = None
+    if feasibility_index is not None:
+        k = feasibility_index
+
+        def feasibility(Z: torch.Tensor) -> torch.Tensor:
+            return margin - Z[..., k]
+
+        constraints = [feasibility]
+    m = outcomes.m
+
+    if m == 1:
+
+        def single(Z: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
+            return outcomes.to_objective(Z[..., :1])[..., 0]
+
+        objective = GenericMCObjective(single)
+        screen = qLogExpectedImprovement(
+            model=model,
+            best_f=float(Y_incumbent[:, 0].max()),
+            sampler=screen_sampler,
+            objective=objective,
+            constraints=constraints,
+            eta=eta,
+        )
+        final = qLogNoisyExpectedImprovement(
+            model=model,
+            X_baseline=X_baseline if X_pending is None else torch.cat([X_baseline, X_pending]),
+            sampler=sampler,
+            objective=objective,
+            constraints=constraints,
+            eta=eta,
+            prune_baseline=False,
+            cache_root=True,
+        )
+        return screen, final
+
+    def multi(Z: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
+        return outcomes.to_objective(Z[..., :m])
+
+    ref = torch.tensor([-float(r) for r in ref_point], dtype=DTYPE)
+    mo_objective = GenericMCMultiOutputObjective(multi)
+    screen_mo = qLogExpectedHypervolumeImprovement(
+        model=model,
+        ref_point=ref.tolist(),
+        partitioning=FastNondominatedPartitioning(ref_point=ref, Y=Y_incumbent.to(DTYPE)),  # type: ignore[arg-type]
+        sampler=screen_sampler,
+        objective=mo_objective,
+        constraints=constraints,
+        eta=eta,
+    )
+    final_mo = qLogNoisyExpectedHypervolumeImprovement(
+        model=model,
+        ref_point=ref.tolist(),
+        X_baseline=X_baseline,
+        sampler=sampler,
+        objective=mo_objective,
+        constraints=constraints,
+        eta=eta,
+        prune_baseline=False,
+        cache_root=True,
+    )
+    if X_pending is not None:
+        final_mo.set_X_pending(X_pending)
+    return screen_mo, final_mo
+
+
+__all__ = ["OutcomeSpace", "make_acquisition"]

@@ -1,0 +1,115 @@
+"""Which observations the BO optimizer uses: training rows, search anchors and the acquisition baseline.
+
+All choices rank rows by non-dominated sorting (:func:`nondominated_ranks`, built on
+:func:`optimizers.indicators.nondominated_mask`) of normalised minimisation values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmark import space
+from benchmark._typing import BoolArray, FloatArray, IntArray
+from optimizers.indicators import nondominated_mask
+
+
+def nondominated_ranks(F: FloatArray) -> IntArray:
+    """Non-dominated sorting rank of each row (0 = Pareto front), finite ``(n, m)`` -> ``(n,)``.
+
+    Identical rows share a rank; with one objective the rank is the dense rank of the value.
+    """
+    F = np.asarray(F, dtype=np.float64)
+    n = F.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not np.isfinite(F).all():
+        raise ValueError("nondominated_ranks: F must be finite; drop failed (NaN) rows first")
+    if F.shape[1] == 1:
+        inverse = np.unique(F[:, 0], return_inverse=True)[1]
+        return np.asarray(inverse, dtype=np.int64).reshape(-1)
+    ranks = np.empty(n, dtype=np.int64)
+    left = np.arange(n)
+    rank = 0
+    while left.size:  # peel off one front at a time
+        front = nondominated_mask(F[left])
+        ranks[left[front]] = rank
+        left = left[~front]
+        rank += 1
+    return ranks
+
+
+def select_history(
+    F_norm: FloatArray, feasible: BoolArray, max_rows: int
+) -> BoolArray:
+    """Rows to fit the GPs on, ``(n,)`` mask: all, or ``max_rows`` of them -- the best half (feasible first,
+    by non-dominated rank, newest first) plus the most recent others. ``F_norm (n, m)`` may hold NaN rows."""
+    n = F_norm.shape[0]
+    if n <= max_rows:
+        return np.ones(n, dtype=bool)
+    ok = ~np.isnan(F_norm).any(axis=1)
+    ranks = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    for group in (ok & feasible, ok & ~feasible):
+        idx = np.flatnonzero(group)
+        if idx.size:
+            ranks[idx] = nondominated_ranks(F_norm[idx])
+    order = np.lexsort((-np.arange(n), ranks, ~(ok & feasible)))  # feasible first, by rank, newest first
+    keep = np.zeros(n, dtype=bool)
+    keep[order[: max_rows // 2]] = True
+    recent = np.flatnonzero(~keep)[::-1][: max_rows - int(keep.sum())]
+    keep[recent] = True
+    return keep
+
+
+def select_anchors(X: IntArray, F_norm: FloatArray, feasible: BoolArray, k: int) -> IntArray:
+    """Up to ``k`` best architectures ``(<= k, 28)``: feasible (else all non-failed) rows of the lowest
+    non-dominated ranks, newest first among equals."""
+    ok = ~np.isnan(F_norm).any(axis=1)
+    use = ok & feasible if (ok & feasible).any() else ok
+    idx = np.flatnonzero(use)
+    if idx.size == 0 or k == 0:
+        return np.zeros((0, space.N_GENES), dtype=np.int64)
+    ranks = nondominated_ranks(F_norm[idx])
+    order = np.lexsort((-idx, ranks))[:k]
+    out: IntArray = X[idx[order]]
+    return out
+
+
+def _spread(F: FloatArray, k: int) -> IntArray:
+    """``k`` row indices of ``F (n, m)``: the per-objective minima, then each time the row farthest from
+    the chosen ones (Euclidean), ties to the lower index."""
+    chosen: list[int] = []
+    for j in range(F.shape[1]):
+        i = int(np.argmin(F[:, j]))
+        if i not in chosen:
+            chosen.append(i)
+    chosen = chosen[:k]
+    dist = np.min(np.linalg.norm(F[:, None, :] - F[chosen][None, :, :], axis=2), axis=1)
+    while len(chosen) < k:
+        i = int(np.argmax(dist))
+        chosen.append(i)
+        dist = np.minimum(dist, np.linalg.norm(F - F[i], axis=1))
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def select_baseline(F: FloatArray, feasible: BoolArray, k: int) -> IntArray:
+    """Row indices of at most ``k`` incumbents for the noisy-improvement baseline, ``(n, m)`` -> ``(<= k,)``.
+
+    The feasible Pareto front first -- thinned to ``k`` evenly spread points when it is larger than ``k``
+    (the per-objective extremes, then farthest-point selection in the normalised space) -- then further
+    feasible ranks, then infeasible rows by rank.
+    """
+    out: list[IntArray] = []
+    for group in (feasible, ~feasible):
+        idx = np.flatnonzero(group)
+        if idx.size == 0:
+            continue
+        ranks = nondominated_ranks(F[idx])
+        front = idx[ranks == 0]
+        if not out and front.size > k and F.shape[1] > 1:
+            return np.sort(front[_spread(F[front], k)])
+        out.append(idx[np.lexsort((idx, ranks))])
+    result: IntArray = np.concatenate(out)[:k] if out else np.zeros(0, dtype=np.int64)
+    return result
+
+
+__all__ = ["nondominated_ranks", "select_anchors", "select_baseline", "select_history"]
