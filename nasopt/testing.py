@@ -28,6 +28,7 @@ from benchmark import space
 from benchmark._typing import BoolArray, FloatArray, IntArray
 from benchmark.api import Oracle
 from benchmark.synthetic import SyntheticBenchmark
+from benchmark.targets import get_target
 from nasopt.evaluation import Evaluator
 from nasopt.problems import Problem
 from optimizers import optimizer_class
@@ -60,6 +61,7 @@ def make_problem(name: str) -> ProblemInfo:
         ideal=ideal,
         nadir=nadir,
         ref_point=tuple(1.1 for _ in targets),
+        log_scale=tuple(get_target(t).is_device for t in targets),
     )
 
 

@@ -7,7 +7,6 @@ runs in well under a minute on two cores.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optimizer_fixtures import evaluate, load_state_tree, make_problem, save_state_tree
 from pymoo.indicators.hv import HV
 
 from benchmark import space
 from benchmark.synthetic import SyntheticBenchmark
-from benchmark.targets import get_target
+from nasopt.testing import evaluate, load_state_tree, make_problem, save_state_tree
 from optimizers import make_optimizer
 from optimizers.base import ProblemInfo
 from optimizers.bo import BayesianOptimization
@@ -57,13 +55,8 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def with_log_scale(info: ProblemInfo) -> ProblemInfo:
-    """``info`` with ``log_scale`` filled from the targets, as :mod:`nasopt.problems` fills it."""
-    return replace(info, log_scale=tuple(get_target(t).is_device for t in info.objectives))
-
-
 def build(problem: ProblemInfo | str, seed: int = 0, **extra: Any) -> BayesianOptimization:
-    info = with_log_scale(make_problem(problem) if isinstance(problem, str) else problem)
+    info = make_problem(problem) if isinstance(problem, str) else problem
     opt = make_optimizer("bo", info, np.random.default_rng(seed), **{**FAST, **extra})
     assert isinstance(opt, BayesianOptimization)
     return opt

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +20,8 @@ def test_every_package_directory_is_listed_in_pyproject() -> None:
     for top in ("benchmark", "optimizers", "nasopt", "experiments"):
         for init in (ROOT / top).rglob("__init__.py"):
             found.add(".".join(init.parent.relative_to(ROOT).parts))
-    assert found == listed, f"missing from pyproject: {sorted(found - listed)}; stale: {sorted(listed - found)}"
+    missing, stale = sorted(found - listed), sorted(listed - found)
+    assert found == listed, f"missing from pyproject: {missing}; stale: {stale}"
 
 
 def test_each_top_level_package_ships_py_typed() -> None:

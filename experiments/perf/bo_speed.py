@@ -39,8 +39,9 @@ import torch
 from botorch.models import SingleTaskGP
 
 from benchmark import space
+from benchmark._typing import FloatArray, IntArray
 from benchmark.synthetic import SyntheticBenchmark
-from optimizers.base import FloatArray, IntArray, ProblemInfo
+from optimizers.base import ProblemInfo
 from optimizers.bo import BayesianOptimization
 from optimizers.bo.history import nondominated_ranks
 
@@ -114,9 +115,9 @@ def whole_run(args: argparse.Namespace, bench: Any) -> None:
         done += n
     wall, cpu = time.perf_counter() - w_all, time.process_time() - c_all
     F = opt.state()["F"]
-    from nasopt.problems import hypervolume_normalized
+    from optimizers.indicators import hypervolume
 
-    hv = hypervolume_normalized(info.normalize(F), info.ref_point) if info.n_obj > 1 else float("nan")
+    hv = hypervolume(info.normalize(F), info.ref_point) if info.n_obj > 1 else float("nan")
     print(f"# whole run: {args.run} evaluations of {args.problem}, q = {args.q}: {wall:.1f} s wall, {cpu:.1f} s CPU "
           f"in the optimizer+oracle; slowest ask {worst:.2f} s; hypervolume {hv:.4f}")
 

@@ -24,7 +24,6 @@ from botorch.optim import optimize_acqf_discrete
 
 from benchmark import space
 from benchmark._typing import FloatArray, IntArray
-from optimizers._pareto import duplicated_rows
 from optimizers.bo.timing import AskTimes
 
 #: gene batch ``(k, 28)`` -> GP input features ``(k, d_enc)``
@@ -61,7 +60,7 @@ def unseen(X: IntArray, seen: set[int]) -> IntArray:
     if X.shape[0] == 0:
         return X
     ids = space.arch_id(X)
-    fresh = ~duplicated_rows(ids, seen)
+    fresh = ~space.duplicated(ids, seen)
     seen.update(ids[fresh].tolist())
     out: IntArray = X[fresh]
     return out

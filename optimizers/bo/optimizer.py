@@ -39,7 +39,7 @@ from botorch.models import ModelListGP
 
 from benchmark import space
 from benchmark._typing import BoolArray, FloatArray, IntArray
-from optimizers._pareto import check_ask, check_bool, check_float, check_int, check_state, check_tell
+from optimizers._checks import check_ask, check_bool, check_float, check_int, check_state, check_tell
 from optimizers.base import Optimizer, ProblemInfo, StateTree
 from optimizers.bo.acquisition import OutcomeSpace, make_acquisition
 from optimizers.bo.candidates import SearchSettings, balanced_design, optimise_discrete, random_unseen
@@ -93,8 +93,6 @@ class BayesianOptimization(Optimizer):
 
     name = "bo"
     multi_objective = True
-    #: the app limits torch's threads for optimizers that use it
-    uses_torch = True
 
     @property
     def preferred_batch_size(self) -> int | None:
@@ -243,20 +241,6 @@ class BayesianOptimization(Optimizer):
         self._ids.update(ids.tolist())
         if self._pending.shape[0]:
             self._pending = self._pending[~np.isin(space.arch_id(self._pending), ids)]
-
-    def state(self) -> StateTree:
-        return {"hyperparameters": self.hyperparameters(), "rng": self._rng_state(), **self._state()}
-
-    def load_state(self, state: StateTree) -> None:
-        owner = type(self).__name__
-        if not isinstance(state, dict) or not isinstance(state.get("hyperparameters"), dict):
-            raise ValueError(
-                f"{owner}.load_state(): expected the dict returned by {owner}.state() (with its "
-                f"'hyperparameters'); resume from a checkpoint written by this version"
-            )
-        check_state(owner, state["hyperparameters"], self.hyperparameters())
-        self._load_state(state)
-        self._set_rng_state(state["rng"])
 
     def _state(self) -> StateTree:
         """The data, pending batch, design position and fitted GP hyper-parameters (see :meth:`state`)."""
