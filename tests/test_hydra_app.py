@@ -74,7 +74,9 @@ def test_all_groups_have_their_options() -> None:
 @pytest.mark.parametrize("name", _options("problem"))
 def test_problem_configs_compose_to_the_named_problems(hydra_ctx: None, name: str) -> None:
     c = _compose(f"problem={name}")
-    assert problem_from_config(c["problem"]) == PROBLEMS[name]
+    built = problem_from_config(c["problem"])
+    assert built == PROBLEMS[name]
+    assert built.info == PROBLEMS[name].info
 
 
 @pytest.mark.parametrize("name", _options("optimizer"))

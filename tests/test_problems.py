@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from omegaconf import OmegaConf
 
 from benchmark.targets import TARGETS
 from nasopt.problems import (
@@ -22,10 +19,7 @@ from nasopt.problems import (
     hypervolume,
     make_problem,
     pareto_indices,
-    problem_from_config,
 )
-
-CONF = Path(__file__).resolve().parents[1] / "conf" / "problem"
 
 
 def test_named_problems_exist_with_expected_objectives() -> None:
@@ -45,19 +39,6 @@ def test_named_problems_exist_with_expected_objectives() -> None:
     assert {k: p.objectives for k, p in PROBLEMS.items()} == expected
     c = PROBLEMS["acc_constrained_a100"].constraints
     assert [str(x) for x in c] == ["throughput_a100 >= 10000", "latency_zcu102 <= 5"]
-
-
-@pytest.mark.parametrize("name", sorted(PROBLEMS))
-def test_yaml_mirrors_python_constant(name: str) -> None:
-    cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
-    assert isinstance(cfg, dict)
-    built = problem_from_config({str(k): v for k, v in cfg.items()})
-    assert built == PROBLEMS[name]
-    assert built.info == PROBLEMS[name].info
-
-
-def test_every_yaml_is_a_named_problem() -> None:
-    assert sorted(p.stem for p in CONF.glob("*.yaml")) == sorted(PROBLEMS)
 
 
 def test_normalisation_constants_and_ref_point() -> None:
