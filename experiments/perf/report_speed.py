@@ -14,7 +14,6 @@ about real architectures.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark import space
+from nasopt import rundir
 from optimizers import indicators
 from optimizers.base import ProblemInfo
 
@@ -91,10 +91,10 @@ def write_synthetic_run(
         "arch": space.to_strings(X),
     }
     for j in range(space.N_GENES):
-        table[f"g{j}"] = X[:, j].astype(np.int8)
+        table[rundir.gene_column(j)] = X[:, j].astype(np.int8)
     for i, t in enumerate(info.objectives):
-        table[f"obs_{t}"] = natural[:, i]
-        table[f"mean_{t}"] = natural[:, i]
+        table[rundir.obs_column(t)] = natural[:, i]
+        table[rundir.mean_column(t)] = natural[:, i]
     table.update(
         {
             "feasible": feasible,
@@ -105,7 +105,7 @@ def write_synthetic_run(
         }
     )
     df = pd.DataFrame(table)
-    df.to_parquet(run_dir / "trials.parquet", index=False)
+    df.to_parquet(run_dir / rundir.TRIALS_FILE, index=False)
     Fn = np.where(feasible[:, None], F, np.nan)
     front_rows = np.flatnonzero(indicators.nondominated_mask(np.where(dup[:, None], np.nan, Fn)))
     best_acc = None
@@ -133,11 +133,15 @@ def write_synthetic_run(
         "versions": {},
         "benchmark_digest": digest,
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
-    (run_dir / "config.yaml").write_text(
-        f"problem:\n  name: {info.name}\noptimizer:\n  name: {optimizer}\nseed: {seed}\n"
-        f"budget:\n  max_evals: {n_evals}\n",
-        encoding="utf-8",
+    rundir.write_summary(run_dir, summary)
+    rundir.write_config(
+        run_dir,
+        {
+            "problem": {"name": info.name},
+            "optimizer": {"name": optimizer},
+            "seed": seed,
+            "budget": {"max_evals": n_evals},
+        },
     )
     return run_dir
 
