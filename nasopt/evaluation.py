@@ -68,8 +68,11 @@ class Evaluator:
 
     def __call__(self, X: IntArray, noise_rng: np.random.Generator | None = None) -> Evaluation:
         """Evaluate ``X (n, 28)``; ``noise_rng`` draws the noisy observations in noisy mode (else unused)."""
+        return self.evaluate_batch(space.as_batch(X), noise_rng)
+
+    def evaluate_batch(self, batch: IntArray, noise_rng: np.random.Generator | None = None) -> Evaluation:
+        """:meth:`__call__` for a batch already validated by :func:`benchmark.space.as_batch` ``(n, 28)``."""
         problem = self.problem
-        batch = space.as_batch(X)
         n = batch.shape[0]
         noisy = problem.eval_mode == "noisy"
         preds = self.oracle.query(

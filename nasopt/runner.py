@@ -379,8 +379,9 @@ class Runner:
     def _ask(self, n: int) -> np.ndarray:
         assert self.optimizer is not None
         t = time.perf_counter()
-        X = space.as_batch(self.optimizer.ask(n))
+        proposed = self.optimizer.ask(n)
         self.counters.optimizer_time_s += time.perf_counter() - t
+        X = space.as_batch(proposed)
         if not 1 <= X.shape[0] <= n:
             raise RuntimeError(
                 f"optimizer {self.optimizer_name!r} returned {X.shape[0]} architectures for ask({n})"
@@ -432,7 +433,7 @@ class Runner:
                     c.exhausted_by = "evals"
                     break
                 X = self._ask(self.batch_size if remaining is None else min(self.batch_size, remaining))
-                ev = evaluate(X, self.noise_rng)
+                ev = evaluate.evaluate_batch(X, self.noise_rng)
                 cum_sim = c.sim_time_s + np.cumsum(ev.cost)
                 keep = budget.evals_within_sim_time(cum_sim)
                 dup = self._duplicates(X[:keep])

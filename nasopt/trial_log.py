@@ -55,15 +55,16 @@ class TrialLog:
             "_genes": ev.X[:n],
         }
         for i, t in enumerate(self.problem.objectives):
-            rec[obs_column(t)] = ev.observed[:n, i].astype(np.float64)
-            rec[mean_column(t)] = ev.mean[:n, i].astype(np.float64)
-            rec[std_column(t)] = ev.std[:n, i].astype(np.float64)
+            # the Evaluation's arrays are float64 and never written to: views, copied by table()'s concatenate
+            rec[obs_column(t)] = ev.observed[:n, i]
+            rec[mean_column(t)] = ev.mean[:n, i]
+            rec[std_column(t)] = ev.std[:n, i]
         for t in self.problem.constraint_targets:
-            rec[mean_column(t)] = ev.constraint_means[t][:n].astype(np.float64)
+            rec[mean_column(t)] = ev.constraint_means[t][:n]
         rec["feasible"] = ev.feasible[:n].copy()
         rec["duplicate"] = duplicate[:n].copy()
-        rec["cost_s"] = ev.cost[:n].astype(np.float64)
-        rec["sim_time_s"] = sim_time_s[:n].astype(np.float64)
+        rec["cost_s"] = ev.cost[:n]
+        rec["sim_time_s"] = np.asarray(sim_time_s[:n], dtype=np.float64)
         rec["wall_time_s"] = np.full(n, wall_time_s)
         rec["optimizer_time_s"] = np.full(n, optimizer_time_s)
         self._pending.append(rec)

@@ -26,6 +26,7 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -79,16 +80,20 @@ class ProblemInfo:
         """Whether objective ``i`` is a positive hardware quantity (see ``log_scale``)."""
         return bool(self.log_scale[i]) if self.log_scale else False
 
+    @functools.cached_property
     def _signs(self) -> FloatArray:
-        return np.where(np.asarray(self.maximize, dtype=bool), -1.0, 1.0)
+        """``-1`` for maximised objectives, ``+1`` for minimised ones, ``(m,)`` (computed once, read-only)."""
+        signs = np.where(np.asarray(self.maximize, dtype=bool), -1.0, 1.0)
+        signs.flags.writeable = False
+        return signs
 
     def to_internal(self, values: ArrayLike) -> FloatArray:
         """Natural values ``(n, m)`` (accuracy %, img/s, ms) to internal minimisation values ``(n, m)``."""
-        return np.asarray(values, dtype=np.float64) * self._signs()
+        return np.asarray(values, dtype=np.float64) * self._signs
 
     def to_natural(self, F: ArrayLike) -> FloatArray:
         """Internal minimisation values ``(n, m)`` back to natural units (accuracy %, img/s, ms)."""
-        return np.asarray(F, dtype=np.float64) * self._signs()
+        return np.asarray(F, dtype=np.float64) * self._signs
 
     def normalize(self, F: ArrayLike) -> FloatArray:
         """Internal minimisation values ``(n, m)`` to the fixed box: 0 = ideal, 1 = nadir."""

@@ -58,8 +58,11 @@ def nondominated_mask(F: ArrayLike) -> BoolArray:
     """
     arr = _as_points(F)
     n, m = arr.shape
+    finite = np.isfinite(arr)
+    if m > 1 and n and finite.all():  # the common case, kept cheap: optimizers call this per tournament
+        return np.asarray(moocore.is_nondominated(arr, keep_weakly=True), dtype=bool)
     out = np.zeros(n, dtype=bool)
-    ok = np.flatnonzero(np.all(np.isfinite(arr), axis=1))
+    ok = np.flatnonzero(np.all(finite, axis=1))
     if ok.size == 0:
         return out
     P = arr[ok]
