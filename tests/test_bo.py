@@ -25,8 +25,8 @@ from optimizers.base import ProblemInfo
 from optimizers.bo import BayesianOptimization
 from optimizers.bo.acquisition import OutcomeSpace
 from optimizers.bo.candidates import balanced_design
-from optimizers.bo.history import nondominated_ranks
 from optimizers.bo.models import ENCODINGS, encode, fit_model_list, gp_params, set_gp_params
+from optimizers.indicators import pareto_rank
 
 BENCH = SyntheticBenchmark()
 
@@ -105,9 +105,9 @@ def test_ordinal_encoding_follows_real_values() -> None:
 
 @given(st.integers(1, 6), st.integers(0, 2**16))
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_nondominated_ranks_zero_is_the_pareto_front(m: int, seed: int) -> None:
+def test_pareto_rank_zero_is_the_pareto_front(m: int, seed: int) -> None:
     F = np.random.default_rng(seed).integers(0, 5, size=(12, min(m, 3))).astype(float)
-    ranks = nondominated_ranks(F)
+    ranks = pareto_rank(F)
     for i in range(len(F)):
         dominated = any(np.all(F[j] <= F[i]) and np.any(F[j] < F[i]) for j in range(len(F)))
         assert (ranks[i] == 0) == (not dominated)
@@ -273,7 +273,7 @@ def test_max_history_caps_the_training_set_and_keeps_the_front() -> None:
     opt.tell(X, F)
     Xh, _, _ = opt._history()
     assert Xh.shape[0] == 30
-    front = X[nondominated_ranks(F) == 0]
+    front = X[pareto_rank(F) == 0]
     assert 0 < len(front) < 15
     assert set(space.arch_id(front).tolist()) <= set(space.arch_id(Xh).tolist())
     assert set(space.arch_id(X[-10:]).tolist()) <= set(space.arch_id(Xh).tolist())  # most recent kept

@@ -43,7 +43,7 @@ from benchmark._typing import FloatArray, IntArray
 from benchmark.synthetic import SyntheticBenchmark
 from optimizers.base import ProblemInfo
 from optimizers.bo import BayesianOptimization
-from optimizers.bo.history import nondominated_ranks
+from optimizers.indicators import pareto_rank
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[2].parent / "shared" / "accel-nasbench" / "anb_dataset_dev.tar.gz"
 
@@ -67,7 +67,7 @@ def realistic_history(bench: Any, info: ProblemInfo, n: int, rng: np.random.Gene
     X = space.unique(space.sample(n // 2, rng))[0]
     F = objectives(bench, info, X)
     while X.shape[0] < n:
-        ranks = nondominated_ranks(info.normalize(F))
+        ranks = pareto_rank(info.normalize(F))
         parents = X[np.argsort(ranks, kind="stable")[:20]]
         kids = space.mutate(np.repeat(parents, 5, axis=0), rng, n_genes=int(rng.integers(1, 3)))
         kids = kids[~np.isin(space.arch_id(kids), space.arch_id(X))]

@@ -1,7 +1,7 @@
 """Which observations the BO optimizer uses: training rows, search anchors and the acquisition baseline.
 
-All choices rank rows by non-dominated sorting (:func:`nondominated_ranks`, built on
-:func:`optimizers.indicators.nondominated_mask`) of normalised minimisation values.
+All choices rank rows by non-dominated sorting (:func:`optimizers.indicators.pareto_rank`) of normalised
+minimisation values.
 """
 
 from __future__ import annotations
@@ -10,32 +10,7 @@ import numpy as np
 
 from benchmark import space
 from benchmark._typing import BoolArray, FloatArray, IntArray
-from optimizers.indicators import nondominated_mask
-
-
-def nondominated_ranks(F: FloatArray) -> IntArray:
-    """Non-dominated sorting rank of each row (0 = Pareto front), finite ``(n, m)`` -> ``(n,)``.
-
-    Identical rows share a rank; with one objective the rank is the dense rank of the value.
-    """
-    F = np.asarray(F, dtype=np.float64)
-    n = F.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    if not np.isfinite(F).all():
-        raise ValueError("nondominated_ranks: F must be finite; drop failed (NaN) rows first")
-    if F.shape[1] == 1:
-        inverse = np.unique(F[:, 0], return_inverse=True)[1]
-        return np.asarray(inverse, dtype=np.int64).reshape(-1)
-    ranks = np.empty(n, dtype=np.int64)
-    left = np.arange(n)
-    rank = 0
-    while left.size:  # peel off one front at a time
-        front = nondominated_mask(F[left])
-        ranks[left[front]] = rank
-        left = left[~front]
-        rank += 1
-    return ranks
+from optimizers.indicators import pareto_rank
 
 
 def select_history(
@@ -51,7 +26,7 @@ def select_history(
     for group in (ok & feasible, ok & ~feasible):
         idx = np.flatnonzero(group)
         if idx.size:
-            ranks[idx] = nondominated_ranks(F_norm[idx])
+            ranks[idx] = pareto_rank(F_norm[idx])
     order = np.lexsort((-np.arange(n), ranks, ~(ok & feasible)))  # feasible first, by rank, newest first
     keep = np.zeros(n, dtype=bool)
     keep[order[: max_rows // 2]] = True
@@ -68,7 +43,7 @@ def select_anchors(X: IntArray, F_norm: FloatArray, feasible: BoolArray, k: int)
     idx = np.flatnonzero(use)
     if idx.size == 0 or k == 0:
         return np.zeros((0, space.N_GENES), dtype=np.int64)
-    ranks = nondominated_ranks(F_norm[idx])
+    ranks = pareto_rank(F_norm[idx])
     order = np.lexsort((-idx, ranks))[:k]
     out: IntArray = X[idx[order]]
     return out
@@ -103,7 +78,7 @@ def select_baseline(F: FloatArray, feasible: BoolArray, k: int) -> IntArray:
         idx = np.flatnonzero(group)
         if idx.size == 0:
             continue
-        ranks = nondominated_ranks(F[idx])
+        ranks = pareto_rank(F[idx])
         front = idx[ranks == 0]
         if not out and front.size > k and F.shape[1] > 1:
             return np.sort(front[_spread(F[front], k)])
@@ -112,4 +87,4 @@ def select_baseline(F: FloatArray, feasible: BoolArray, k: int) -> IntArray:
     return result
 
 
-__all__ = ["nondominated_ranks", "select_anchors", "select_baseline", "select_history"]
+__all__ = ["select_anchors", "select_baseline", "select_history"]
