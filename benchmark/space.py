@@ -315,7 +315,8 @@ def to_dicts(X: ArrayLike) -> list[dict[str, int | bool]]:
     return out
 
 
-_BLOCK_RE = re.compile(r"^e(\d+)k(\d+)l(\d+)(\+|-)?$")
+_BLOCK_RE = re.compile(r"^e(\d+)k(\d+)l(\d+)(\+|-)$")
+_UNSIGNED_RE = re.compile(r"^e\d+k\d+l\d+$")
 
 
 def to_strings(X: ArrayLike) -> list[str]:
@@ -334,7 +335,8 @@ def to_string(x: ArrayLike) -> str:
 
 
 def from_strings(strings: Iterable[str]) -> IntArray:
-    """Parse compact strings (blocks separated by spaces, ``|``, ``,`` or ``/``)."""
+    """Parse compact strings (blocks separated by spaces, ``|``, ``,`` or ``/``); every block ends in its
+    squeeze-excite sign, ``+`` (on) or ``-`` (off)."""
     parsed: dict[str, list[list[int]]] = {f: [] for f in FIELDS}
     for r, text in enumerate(strings):
         blocks = [b for b in re.split(r"[\s|,/_]+", text.strip().lower()) if b]
@@ -346,6 +348,11 @@ def from_strings(strings: Iterable[str]) -> IntArray:
         row: dict[str, list[int]] = {f: [] for f in FIELDS}
         for b, blk in enumerate(blocks):
             m = _BLOCK_RE.match(blk)
+            if m is None and _UNSIGNED_RE.match(blk):
+                raise InvalidArchitectureError(
+                    f"architecture string {r}: block {b} {blk!r} lacks the squeeze-excite sign; "
+                    f"write {blk + '+'!r} (SE on) or {blk + '-'!r} (SE off)"
+                )
             if m is None:
                 raise InvalidArchitectureError(
                     f"architecture string {r}: block {b} {blk!r} is not of the form 'e<E>k<K>l<L>+' or '-' "
