@@ -73,6 +73,11 @@ def _allowed_text(column: int) -> str:
     return ", ".join(f"{i} (= {v})" for i, v in enumerate(values))
 
 
+def _plain(value: Any) -> str:
+    """``value`` for a message: numpy scalars as plain numbers (``5``, not ``np.int64(5)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def as_batch(X: ArrayLike) -> IntArray:
     """Return ``X`` as a validated ``(n, 28)`` int64 batch; a single architecture becomes ``(1, 28)``."""
     arr = np.asarray(X)
@@ -261,7 +266,7 @@ def encode_values(e: ArrayLike, k: ArrayLike, l: ArrayLike, se: ArrayLike) -> In
                 row = int(np.argmin(ok))
                 shown = (False, True) if fname == "se" else GENE_VALUES[col]
                 raise InvalidArchitectureError(
-                    f"architecture {row}: block {b} field '{fname}' has value {vals[row, b]!r}; "
+                    f"architecture {row}: block {b} field '{fname}' has value {vals[row, b].item()!r}; "
                     f"allowed values: {', '.join(map(str, shown))}"
                 )
             out[:, col] = np.argmax(match, axis=1)
@@ -286,11 +291,11 @@ def from_dicts(archs: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> IntArr
                     raise InvalidArchitectureError(f"architecture {r}: missing key '{key}'")
                 v = arch[key]
                 if isinstance(v, bool) and f != "se":
-                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be an integer, got {v!r}")
+                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be an integer, got {_plain(v)}")
                 if f == "se" and not isinstance(v, (bool, int, np.integer)):
-                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be true/false, got {v!r}")
+                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be true/false, got {_plain(v)}")
                 if not isinstance(v, (int, np.integer)):
-                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be an integer, got {v!r}")
+                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be an integer, got {_plain(v)}")
                 vals[f][r, b] = int(v)
         extra = set(arch) - {f"block{b}_{f}" for b in range(N_BLOCKS) for f in FIELDS}
         if extra:
