@@ -118,8 +118,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
     elif args.arch is not None:  # an empty --arch "" is an error, not EfficientNet-B0
         if not args.arch.strip():
             raise space.InvalidArchitectureError(
-                "--arch is empty; give 7 blocks like 'e1k3l1+ e6k3l2+ e6k5l2+ e6k3l3+ e6k5l3+ e6k5l4+ e6k3l1+' "
-                "(or leave --arch out to query EfficientNet-B0)"
+                "--arch is empty; give 7 blocks like "
+                "'e1k3l1+ e6k3l2+ e6k5l2+ e6k3l3+ e6k5l3+ e6k5l4+ e6k3l1+' (or leave --arch out to query "
+                "EfficientNet-B0)"
             )
         X = space.from_strings([args.arch])
     else:

@@ -291,11 +291,17 @@ def from_dicts(archs: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> IntArr
                     raise InvalidArchitectureError(f"architecture {r}: missing key '{key}'")
                 v = arch[key]
                 if isinstance(v, bool) and f != "se":
-                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be an integer, got {_plain(v)}")
+                    raise InvalidArchitectureError(
+                        f"architecture {r}: '{key}' must be an integer, got {_plain(v)}"
+                    )
                 if f == "se" and not isinstance(v, (bool, int, np.integer)):
-                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be true/false, got {_plain(v)}")
+                    raise InvalidArchitectureError(
+                        f"architecture {r}: '{key}' must be true/false, got {_plain(v)}"
+                    )
                 if not isinstance(v, (int, np.integer)):
-                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be an integer, got {_plain(v)}")
+                    raise InvalidArchitectureError(
+                        f"architecture {r}: '{key}' must be an integer, got {_plain(v)}"
+                    )
                 vals[f][r, b] = int(v)
         extra = set(arch) - {f"block{b}_{f}" for b in range(N_BLOCKS) for f in FIELDS}
         if extra:

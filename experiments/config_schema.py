@@ -137,7 +137,8 @@ def register_configs() -> None:
         cs.store(group="optimizer", name=name, node=node)
     for name in BENCHMARKS:
         bnode = OmegaConf.structured(BenchmarkConfig(name=name))
-        # likewise benchmark.params.dataset=... (the README's example); check_benchmark_params names a misspelt one
+        # likewise benchmark.params.dataset=... (the README's example); check_benchmark_params names a
+        # misspelt one
         OmegaConf.set_struct(bnode.params, False)
         cs.store(group="benchmark", name=name, node=bnode)
 

@@ -57,7 +57,9 @@ class Budget:
                 or int(self.max_evals) != self.max_evals
                 or self.max_evals < 1
             ):
-                raise BudgetError(f"budget.max_evals must be a positive integer, got {_plain(self.max_evals)}")
+                raise BudgetError(
+                    f"budget.max_evals must be a positive integer, got {_plain(self.max_evals)}"
+                )
             object.__setattr__(self, "max_evals", int(self.max_evals))
         if self.max_sim_time_s is not None:
             v = float(self.max_sim_time_s)
@@ -78,10 +80,8 @@ class Budget:
                 )
             return cls(spec.get("max_evals"), spec.get("max_sim_time_s"))
         if isinstance(spec, (int, float, np.integer, np.floating)) and not isinstance(spec, (bool, np.bool_)):
-            return cls(max_evals=spec)  # type: ignore[arg-type]  # __post_init__ refuses 1.5, 0, -3
-        raise BudgetError(
-            f"cannot read a budget from {_plain(spec)}; give an int (evaluations) or a mapping"
-        )
+            return cls(max_evals=spec)  # __post_init__ refuses 1.5, 0, -3
+        raise BudgetError(f"cannot read a budget from {_plain(spec)}; give an int (evaluations) or a mapping")
 
     def remaining_evals(self, n_evals: int) -> int | None:
         """Evaluations left after ``n_evals`` (None = unlimited)."""

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 
 def plain(value: Any) -> str:
-    """``value`` for a message: numpy scalars as plain numbers (``5``, not ``np.int64(5)``), containers too."""
+    """``value`` for a message: numpy scalars (also inside containers) as plain numbers: ``5``, not
+    ``np.int64(5)``."""
     if isinstance(value, np.generic):
         return repr(value.item())
     if isinstance(value, np.ndarray):
