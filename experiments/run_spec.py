@@ -2,8 +2,8 @@
 
 It is the one place a config is validated (problem, budget, optimizer and its parameters -- by building the
 optimizer once, so its range checks run -- batch size, benchmark and its parameters, seed), and it builds
-nothing heavy: the pre-flight calls it on every
-configuration of a command before anything runs, and each job calls it on its own config before running.
+nothing heavy: the pre-flight calls it on every configuration of a command before anything runs (so no run
+directory is created for a bad setting), and each job calls it on its own config before running.
 Every error it raises is a one-line :class:`benchmark.errors.NasoptError` that names the fix.
 """
 
