@@ -110,9 +110,21 @@ def _cmd_query(args: argparse.Namespace) -> int:
             raise SystemExit(f"nasopt bench query: cannot read --archs {args.archs}: {exc}") from exc
         if not isinstance(archs, list):
             raise SystemExit(f"nasopt bench query: {args.archs} must hold a JSON list of architecture dicts")
+        if not archs:
+            raise space.InvalidArchitectureError(
+                f"--archs {args.archs} holds an empty list; give at least one architecture dict"
+            )
         X = space.from_dicts(archs)
+    elif args.arch is not None:  # an empty --arch "" is an error, not EfficientNet-B0
+        if not args.arch.strip():
+            raise space.InvalidArchitectureError(
+                "--arch is empty; give 7 blocks like "
+                "'e1k3l1+ e6k3l2+ e6k5l2+ e6k3l3+ e6k5l3+ e6k5l4+ e6k3l1+' (or leave --arch out to query "
+                "EfficientNet-B0)"
+            )
+        X = space.from_strings([args.arch])
     else:
-        X = space.from_strings([args.arch]) if args.arch else space.reference("efficientnet_b0")[None, :]
+        X = space.reference("efficientnet_b0")[None, :]
     targets = check_targets(args.targets) if args.targets else None
     bench = _load(args)
     preds = bench.query(X, targets)

@@ -73,6 +73,11 @@ def _allowed_text(column: int) -> str:
     return ", ".join(f"{i} (= {v})" for i, v in enumerate(values))
 
 
+def _plain(value: Any) -> str:
+    """``value`` for a message: numpy scalars as plain numbers (``5``, not ``np.int64(5)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def as_batch(X: ArrayLike) -> IntArray:
     """Return ``X`` as a validated ``(n, 28)`` int64 batch; a single architecture becomes ``(1, 28)``."""
     arr = np.asarray(X)
@@ -261,7 +266,7 @@ def encode_values(e: ArrayLike, k: ArrayLike, l: ArrayLike, se: ArrayLike) -> In
                 row = int(np.argmin(ok))
                 shown = (False, True) if fname == "se" else GENE_VALUES[col]
                 raise InvalidArchitectureError(
-                    f"architecture {row}: block {b} field '{fname}' has value {vals[row, b]!r}; "
+                    f"architecture {row}: block {b} field '{fname}' has value {vals[row, b].item()!r}; "
                     f"allowed values: {', '.join(map(str, shown))}"
                 )
             out[:, col] = np.argmax(match, axis=1)
@@ -286,11 +291,17 @@ def from_dicts(archs: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> IntArr
                     raise InvalidArchitectureError(f"architecture {r}: missing key '{key}'")
                 v = arch[key]
                 if isinstance(v, bool) and f != "se":
-                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be an integer, got {v!r}")
+                    raise InvalidArchitectureError(
+                        f"architecture {r}: '{key}' must be an integer, got {_plain(v)}"
+                    )
                 if f == "se" and not isinstance(v, (bool, int, np.integer)):
-                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be true/false, got {v!r}")
+                    raise InvalidArchitectureError(
+                        f"architecture {r}: '{key}' must be true/false, got {_plain(v)}"
+                    )
                 if not isinstance(v, (int, np.integer)):
-                    raise InvalidArchitectureError(f"architecture {r}: '{key}' must be an integer, got {v!r}")
+                    raise InvalidArchitectureError(
+                        f"architecture {r}: '{key}' must be an integer, got {_plain(v)}"
+                    )
                 vals[f][r, b] = int(v)
         extra = set(arch) - {f"block{b}_{f}" for b in range(N_BLOCKS) for f in FIELDS}
         if extra:
@@ -315,7 +326,8 @@ def to_dicts(X: ArrayLike) -> list[dict[str, int | bool]]:
     return out
 
 
-_BLOCK_RE = re.compile(r"^e(\d+)k(\d+)l(\d+)(\+|-)?$")
+_BLOCK_RE = re.compile(r"^e(\d+)k(\d+)l(\d+)(\+|-)$")
+_UNSIGNED_RE = re.compile(r"^e\d+k\d+l\d+$")
 
 
 def to_strings(X: ArrayLike) -> list[str]:
@@ -334,7 +346,8 @@ def to_string(x: ArrayLike) -> str:
 
 
 def from_strings(strings: Iterable[str]) -> IntArray:
-    """Parse compact strings (blocks separated by spaces, ``|``, ``,`` or ``/``)."""
+    """Parse compact strings (blocks separated by spaces, ``|``, ``,`` or ``/``); every block ends in its
+    squeeze-excite sign, ``+`` (on) or ``-`` (off)."""
     parsed: dict[str, list[list[int]]] = {f: [] for f in FIELDS}
     for r, text in enumerate(strings):
         blocks = [b for b in re.split(r"[\s|,/_]+", text.strip().lower()) if b]
@@ -346,6 +359,11 @@ def from_strings(strings: Iterable[str]) -> IntArray:
         row: dict[str, list[int]] = {f: [] for f in FIELDS}
         for b, blk in enumerate(blocks):
             m = _BLOCK_RE.match(blk)
+            if m is None and _UNSIGNED_RE.match(blk):
+                raise InvalidArchitectureError(
+                    f"architecture string {r}: block {b} {blk!r} lacks the squeeze-excite sign; "
+                    f"write {blk + '+'!r} (SE on) or {blk + '-'!r} (SE off)"
+                )
             if m is None:
                 raise InvalidArchitectureError(
                     f"architecture string {r}: block {b} {blk!r} is not of the form 'e<E>k<K>l<L>+' or '-' "

@@ -136,7 +136,11 @@ def register_configs() -> None:
         OmegaConf.set_struct(node.params, False)
         cs.store(group="optimizer", name=name, node=node)
     for name in BENCHMARKS:
-        cs.store(group="benchmark", name=name, node=BenchmarkConfig(name=name))
+        bnode = OmegaConf.structured(BenchmarkConfig(name=name))
+        # likewise benchmark.params.dataset=... (the README's example); check_benchmark_params names a
+        # misspelt one
+        OmegaConf.set_struct(bnode.params, False)
+        cs.store(group="benchmark", name=name, node=bnode)
 
 
 def group_options(group: str) -> list[str]:

@@ -1,8 +1,9 @@
 """What one ``nasopt search`` job runs: :func:`build_run_spec` turns a composed config into a RunSpec.
 
-It is the one place a config is validated (problem, budget, optimizer and its parameters, batch size,
-benchmark and its parameters, seed), and it builds nothing heavy: the pre-flight calls it on every
-configuration of a command before anything runs, and each job calls it on its own config before running.
+It is the one place a config is validated (problem, budget, optimizer and its parameters -- by building the
+optimizer once, so its range checks run -- batch size, benchmark and its parameters, seed), and it builds
+nothing heavy: the pre-flight calls it on every configuration of a command before anything runs (so no run
+directory is created for a bad setting), and each job calls it on its own config before running.
 Every error it raises is a one-line :class:`benchmark.errors.NasoptError` that names the fix.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import check_benchmark_params, make_benchmark
@@ -72,6 +74,11 @@ def config_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in out.items()}
 
 
+def _plain(value: Any) -> str:
+    """``value`` for a message: numpy scalars as plain numbers (``5``, not ``np.int64(5)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _optimizer_class(name: str) -> type:
     from optimizers import optimizer_class
 
@@ -81,8 +88,19 @@ def _optimizer_class(name: str) -> type:
         raise ConfigurationError(str(exc)) from exc
 
 
+def _check_optimizer_settings(cls: type, name: str, problem: Problem, params: Mapping[str, Any]) -> None:
+    """Build the optimizer once on the problem with a throwaway generator, so its constructor's range checks
+    (``population_size=0``, ``mutation_prob=2.0``) fail here, before any run directory exists. Constructors
+    have no side effects (no I/O, no global RNG); the run builds its own optimizer from the run's seed."""
+    try:
+        cls(problem.info, np.random.default_rng(0), **params)
+    except (TypeError, ValueError) as exc:  # ConfigurationError is a ValueError
+        raise ConfigurationError(f"optimizer {name!r}: {exc}") from exc
+
+
 def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
-    """Validate a composed ``nasopt search`` config and describe the run; builds no optimizer or oracle.
+    """Validate a composed ``nasopt search`` config and describe the run; builds no oracle, and the optimizer
+    only to check its settings (it is thrown away).
 
     Raises:
         benchmark.errors.NasoptError: a one-line message naming the bad setting and its fix.
@@ -96,13 +114,14 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
     cls = _optimizer_class(name)
     given = dict(ocfg.get("params") or {})
     check_optimizer_params(cls, given, label=name)
+    _check_optimizer_settings(cls, name, problem, given)
     params = {**keyword_defaults(cls, skip=2), **given}
     batch_size = ocfg.get("batch_size")
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
     ):
         raise ConfigurationError(
-            f"optimizer.batch_size must be a positive integer or null, got {batch_size!r}"
+            f"optimizer.batch_size must be a positive integer or null, got {_plain(batch_size)}"
         )
 
     bcfg = c["benchmark"]
@@ -112,7 +131,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
 
     seed = c["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigurationError(f"seed must be a non-negative integer, got {seed!r}")
+        raise ConfigurationError(f"seed must be a non-negative integer, got {_plain(seed)}")
     ckpt = c.get("checkpoint") or {}
     config = {**c, "optimizer": {**ocfg, "params": params}}
     return RunSpec(

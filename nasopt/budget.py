@@ -26,6 +26,11 @@ from numpy.typing import ArrayLike
 from benchmark.errors import NasoptError
 
 
+def _plain(value: Any) -> str:
+    """``value`` for a message: numpy scalars as plain numbers (``5``, not ``np.int64(5)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 class BudgetError(NasoptError, ValueError):
     """An invalid budget specification."""
 
@@ -47,11 +52,14 @@ class Budget:
             raise BudgetError("a budget needs max_evals and/or max_sim_time_s (e.g. budget.max_evals=1500)")
         if self.max_evals is not None:
             if (
-                isinstance(self.max_evals, bool)
+                isinstance(self.max_evals, (bool, np.bool_, str))
+                or not math.isfinite(self.max_evals)
                 or int(self.max_evals) != self.max_evals
                 or self.max_evals < 1
             ):
-                raise BudgetError(f"budget.max_evals must be a positive integer, got {self.max_evals!r}")
+                raise BudgetError(
+                    f"budget.max_evals must be a positive integer, got {_plain(self.max_evals)}"
+                )
             object.__setattr__(self, "max_evals", int(self.max_evals))
         if self.max_sim_time_s is not None:
             v = float(self.max_sim_time_s)
@@ -71,9 +79,9 @@ class Budget:
                     f"unknown budget key(s) {sorted(unknown)}; use max_evals and/or max_sim_time_s"
                 )
             return cls(spec.get("max_evals"), spec.get("max_sim_time_s"))
-        if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-            return cls(max_evals=int(spec))
-        raise BudgetError(f"cannot read a budget from {spec!r}; give an int (evaluations) or a mapping")
+        if isinstance(spec, (int, float, np.integer, np.floating)) and not isinstance(spec, (bool, np.bool_)):
+            return cls(max_evals=spec)  # __post_init__ refuses 1.5, 0, -3
+        raise BudgetError(f"cannot read a budget from {_plain(spec)}; give an int (evaluations) or a mapping")
 
     def remaining_evals(self, n_evals: int) -> int | None:
         """Evaluations left after ``n_evals`` (None = unlimited)."""

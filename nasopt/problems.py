@@ -23,6 +23,7 @@ Named problems (:data:`PROBLEMS`) are mirrored by ``conf/problem/<name>.yaml``.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,10 @@ class ProblemError(NasoptError, ValueError):
     """A problem definition is invalid; the message names the bad part and how to fix it."""
 
 
+class ConstraintRangeWarning(UserWarning):
+    """A constraint bound beyond the measured range of its target (likely no feasible point)."""
+
+
 class UnknownProblemError(ProblemError, KeyError):
     """A problem name that is not defined."""
 
@@ -89,6 +94,9 @@ def sanity_range(target: str) -> tuple[float, float]:
     return 0.0, min(upper, _HARD_UPPER.get(target, upper))
 
 
+#: constraints already warned about by :class:`ConstraintRangeWarning`
+_WARNED_CONSTRAINTS: set[str] = set()
+
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(>=|<=|=>|=<)\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
 
 
@@ -112,6 +120,17 @@ class Constraint:
             raise ProblemError(
                 f"impossible constraint '{self}': {self.target} takes values in ({low:g}, {high:g}] {unit}; "
                 f"choose a bound in that range"
+            )
+        box_lo, box_hi = sorted(NORMALIZATION[self.target])
+        outside = (self.op == ">=" and self.bound > box_hi) or (self.op == "<=" and self.bound < box_lo)
+        if outside and str(self) not in _WARNED_CONSTRAINTS:  # once per process, not per job/preflight
+            _WARNED_CONSTRAINTS.add(str(self))
+            warnings.warn(
+                f"constraint '{self}' lies outside the range {box_lo:g}..{box_hi:g} {unit} that encloses "
+                f"the measured {self.target} values (the problem's normalisation box), so few or no "
+                "architectures will be feasible",
+                ConstraintRangeWarning,
+                stacklevel=2,
             )
 
     def __str__(self) -> str:
@@ -402,6 +421,7 @@ __all__ = [
     "REF_POINT_VALUE",
     "TARGET_NAMES",
     "Constraint",
+    "ConstraintRangeWarning",
     "Problem",
     "ProblemError",
     "UnknownProblemError",

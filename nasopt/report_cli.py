@@ -78,6 +78,27 @@ def _dataset_context(path: str) -> ContextSource | None:
     return dataset_context(ds)
 
 
+_MISSING = object()
+
+
+def _unknown_label_keys(dirs: Sequence[Path], keys: Sequence[str]) -> list[str]:
+    """The ``--label-keys`` that no run below ``dirs`` has in its config.yaml (or summary.json) -- a typo
+    would otherwise label every run with a ``?`` or a wrong value."""
+    from nasopt.rundir import config_get, find_runs, read_config, read_summary
+
+    runs = [(read_config(d), read_summary(d)) for d in find_runs(dirs)]
+    if not runs:
+        return []  # build_report names the missing runs
+
+    def known(k: str, config: dict[str, object], summary: dict[str, object]) -> bool:
+        if config_get(config, k, _MISSING) is not _MISSING:
+            return True
+        head, _, rest = k.partition(".")
+        return head in summary and rest in ("", "name")  # e.g. "seed", "optimizer.name" from summary.json
+
+    return [k for k in keys if not any(known(k, c, s) for c, s in runs)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nasopt report``; returns the exit code (0 ok, 2 bad arguments or no runs, 1 other errors)."""
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -87,8 +108,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0.0 < args.alpha < 1.0:
         print(f"nasopt report: --alpha must be in (0, 1), got {args.alpha}", file=sys.stderr)
         return 2
-    context = _dataset_context(args.dataset) if args.dataset is not None else None
+    if args.dataset and not Path(args.dataset).exists():
+        print(
+            f"nasopt report: --dataset {args.dataset} does not exist; give the dataset archive or directory, "
+            "or --dataset without a path to find it like 'nasopt bench' does",
+            file=sys.stderr,
+        )
+        return 2
     label_keys = [k for k in args.label_keys.replace(" ", "").split(",") if k]
+    try:
+        unknown = _unknown_label_keys(args.dirs, label_keys) if label_keys else []
+    except NasoptError as exc:
+        print(f"nasopt report: {exc}", file=sys.stderr)
+        return 1
+    if unknown:
+        print(
+            f"nasopt report: --label-keys {','.join(unknown)}: no run's config.yaml has "
+            f"{'this key' if len(unknown) == 1 else 'these keys'}; use dotted config keys like "
+            "optimizer.name,optimizer.params.population_size",
+            file=sys.stderr,
+        )
+        return 2
+    context = _dataset_context(args.dataset) if args.dataset is not None else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -21,10 +21,25 @@ if TYPE_CHECKING:
     from optimizers.base import Optimizer
 
 
+def plain(value: Any) -> str:
+    """``value`` for a message: numpy scalars (also inside containers) as plain numbers: ``5``, not
+    ``np.int64(5)``."""
+    if isinstance(value, np.generic):
+        return repr(value.item())
+    if isinstance(value, np.ndarray):
+        return repr(value.tolist())
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(plain(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{plain(k)}: {plain(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def check_int(owner: str, name: str, value: Any, low: int, high: int | None = None) -> int:
     """``value`` as an int in ``[low, high]``; otherwise an error naming ``owner``'s hyperparameter."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigurationError(f"{owner}: hyperparameter {name} must be an integer, got {value!r}")
+        raise ConfigurationError(f"{owner}: hyperparameter {name} must be an integer, got {plain(value)}")
     v = int(value)
     if v < low or (high is not None and v > high):
         allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
@@ -44,7 +59,7 @@ def check_float(
 ) -> float:
     """``value`` as a float in ``[low, high]`` (``open_low``/``open_high``: without that end; never NaN)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigurationError(f"{owner}: hyperparameter {name} must be a number, got {value!r}")
+        raise ConfigurationError(f"{owner}: hyperparameter {name} must be a number, got {plain(value)}")
     v = float(value)
     above = v > low if open_low else v >= low
     below = v < high if open_high else v <= high
@@ -62,14 +77,14 @@ def check_non_negative(owner: str, name: str, value: Any) -> float:
 def check_bool(owner: str, name: str, value: Any) -> bool:
     """``value`` as a bool (only ``True``/``False`` accepted)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise ConfigurationError(f"{owner}: hyperparameter {name} must be true or false, got {value!r}")
+        raise ConfigurationError(f"{owner}: hyperparameter {name} must be true or false, got {plain(value)}")
     return bool(value)
 
 
 def check_ask(owner: str, n: Any) -> int:
     """Validate the batch size given to ``ask``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"{owner}.ask(n): n must be a non-negative integer, got {n!r}")
+        raise ValueError(f"{owner}.ask(n): n must be a non-negative integer, got {plain(n)}")
     return int(n)
 
 
@@ -146,8 +161,8 @@ def check_state(owner: str, state: Any, expected: Mapping[str, Any]) -> None:
         got = state.get(key)
         if not _same(got, want):
             raise ConfigurationError(
-                f"{owner}.load_state(): the state was saved with {key}={got!r} but this optimizer has "
-                f"{key}={want!r}; build the optimizer with the same settings as the one that saved it"
+                f"{owner}.load_state(): the state was saved with {key}={plain(got)} but this optimizer has "
+                f"{key}={plain(want)}; build the optimizer with the same settings as the one that saved it"
             )
 
 
@@ -160,4 +175,5 @@ __all__ = [
     "check_state",
     "check_tell",
     "check_tell_shapes",
+    "plain",
 ]
