@@ -217,6 +217,6 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"fit": _cmd_fit, "query": _cmd_query, "evaluate": _cmd_evaluate, "info": _cmd_info}
     try:
         return handlers[args.cmd](args)
-    except (NasoptError, space.InvalidArchitectureError) as exc:
+    except NasoptError as exc:
         print(f"nasopt bench {args.cmd}: error: {exc}", file=sys.stderr)
         return 2

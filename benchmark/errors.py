@@ -11,6 +11,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 
 class NasoptError(Exception):
     """A user-facing nasopt error; its message names the problem and the way to fix it."""
@@ -58,4 +60,19 @@ def keyword_defaults(fn: Callable[..., Any], skip: int = 0) -> dict[str, Any]:
     }
 
 
-__all__ = ["ConfigurationError", "NasoptError", "check_keywords", "keyword_defaults"]
+def plain(value: Any) -> str:
+    """``value`` for a message: numpy scalars (also inside containers) as plain numbers: ``5``, not
+    ``np.int64(5)``."""
+    if isinstance(value, np.generic):
+        return repr(value.item())
+    if isinstance(value, np.ndarray):
+        return repr(value.tolist())
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(plain(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{plain(k)}: {plain(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+__all__ = ["ConfigurationError", "NasoptError", "check_keywords", "keyword_defaults", "plain"]

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from benchmark._typing import BoolArray, IntArray
+from benchmark.errors import NasoptError, plain
 
 N_BLOCKS = 7
 GENES_PER_BLOCK = 4
@@ -57,7 +58,7 @@ for _j, _vals in enumerate(GENE_VALUES):
     _VALUE_TABLE[_j, : len(_vals)] = _vals
 
 
-class InvalidArchitectureError(ValueError):
+class InvalidArchitectureError(NasoptError, ValueError):
     """An architecture (or batch) is not in the search space; the message names what and how to fix it."""
 
 
@@ -71,11 +72,6 @@ def _allowed_text(column: int) -> str:
     if column % GENES_PER_BLOCK == 3:
         return "0/1 (False/True)"
     return ", ".join(f"{i} (= {v})" for i, v in enumerate(values))
-
-
-def _plain(value: Any) -> str:
-    """``value`` for a message: numpy scalars as plain numbers (``5``, not ``np.int64(5)``)."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def as_batch(X: ArrayLike) -> IntArray:
@@ -292,15 +288,15 @@ def from_dicts(archs: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> IntArr
                 v = arch[key]
                 if isinstance(v, bool) and f != "se":
                     raise InvalidArchitectureError(
-                        f"architecture {r}: '{key}' must be an integer, got {_plain(v)}"
+                        f"architecture {r}: '{key}' must be an integer, got {plain(v)}"
                     )
                 if f == "se" and not isinstance(v, (bool, int, np.integer)):
                     raise InvalidArchitectureError(
-                        f"architecture {r}: '{key}' must be true/false, got {_plain(v)}"
+                        f"architecture {r}: '{key}' must be true/false, got {plain(v)}"
                     )
                 if not isinstance(v, (int, np.integer)):
                     raise InvalidArchitectureError(
-                        f"architecture {r}: '{key}' must be an integer, got {_plain(v)}"
+                        f"architecture {r}: '{key}' must be an integer, got {plain(v)}"
                     )
                 vals[f][r, b] = int(v)
         extra = set(arch) - {f"block{b}_{f}" for b in range(N_BLOCKS) for f in FIELDS}

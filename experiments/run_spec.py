@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import check_benchmark_params, make_benchmark
-from benchmark.errors import ConfigurationError, keyword_defaults
+from benchmark.errors import ConfigurationError, keyword_defaults, plain
 from nasopt.budget import Budget
 from nasopt.problems import Problem, problem_from_config
 from nasopt.rundir import Run
@@ -74,11 +74,6 @@ def config_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in out.items()}
 
 
-def _plain(value: Any) -> str:
-    """``value`` for a message: numpy scalars as plain numbers (``5``, not ``np.int64(5)``)."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
-
-
 def _optimizer_class(name: str) -> type:
     from optimizers import optimizer_class
 
@@ -121,7 +116,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
     ):
         raise ConfigurationError(
-            f"optimizer.batch_size must be a positive integer or null, got {_plain(batch_size)}"
+            f"optimizer.batch_size must be a positive integer or null, got {plain(batch_size)}"
         )
 
     bcfg = c["benchmark"]
@@ -131,7 +126,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
 
     seed = c["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigurationError(f"seed must be a non-negative integer, got {_plain(seed)}")
+        raise ConfigurationError(f"seed must be a non-negative integer, got {plain(seed)}")
     ckpt = c.get("checkpoint") or {}
     config = {**c, "optimizer": {**ocfg, "params": params}}
     return RunSpec(

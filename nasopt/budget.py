@@ -23,12 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from benchmark.errors import NasoptError
-
-
-def _plain(value: Any) -> str:
-    """``value`` for a message: numpy scalars as plain numbers (``5``, not ``np.int64(5)``)."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
+from benchmark.errors import NasoptError, plain
 
 
 class BudgetError(NasoptError, ValueError):
@@ -58,7 +53,7 @@ class Budget:
                 or self.max_evals < 1
             ):
                 raise BudgetError(
-                    f"budget.max_evals must be a positive integer, got {_plain(self.max_evals)}"
+                    f"budget.max_evals must be a positive integer, got {plain(self.max_evals)}"
                 )
             object.__setattr__(self, "max_evals", int(self.max_evals))
         if self.max_sim_time_s is not None:
@@ -81,7 +76,7 @@ class Budget:
             return cls(spec.get("max_evals"), spec.get("max_sim_time_s"))
         if isinstance(spec, (int, float, np.integer, np.floating)) and not isinstance(spec, (bool, np.bool_)):
             return cls(max_evals=spec)  # __post_init__ refuses 1.5, 0, -3
-        raise BudgetError(f"cannot read a budget from {_plain(spec)}; give an int (evaluations) or a mapping")
+        raise BudgetError(f"cannot read a budget from {plain(spec)}; give an int (evaluations) or a mapping")
 
     def remaining_evals(self, n_evals: int) -> int | None:
         """Evaluations left after ``n_evals`` (None = unlimited)."""

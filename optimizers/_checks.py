@@ -15,25 +15,10 @@ import numpy as np
 
 from benchmark import space
 from benchmark._typing import BoolArray, FloatArray, IntArray
-from benchmark.errors import ConfigurationError
+from benchmark.errors import ConfigurationError, plain
 
 if TYPE_CHECKING:
     from optimizers.base import Optimizer
-
-
-def plain(value: Any) -> str:
-    """``value`` for a message: numpy scalars (also inside containers) as plain numbers: ``5``, not
-    ``np.int64(5)``."""
-    if isinstance(value, np.generic):
-        return repr(value.item())
-    if isinstance(value, np.ndarray):
-        return repr(value.tolist())
-    if isinstance(value, (list, tuple)):
-        inner = ", ".join(plain(v) for v in value)
-        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{plain(k)}: {plain(v)}" for k, v in value.items()) + "}"
-    return repr(value)
 
 
 def check_int(owner: str, name: str, value: Any, low: int, high: int | None = None) -> int:

@@ -11,6 +11,7 @@ import yaml
 
 from benchmark import space
 from benchmark.cli import main as bench_main
+from benchmark.errors import plain
 from benchmark.synthetic import SyntheticBenchmark
 from experiments.cli import main as cli_main
 from experiments.search_app import main as search_main
@@ -18,7 +19,7 @@ from nasopt.budget import Budget, BudgetError
 from nasopt.problems import Constraint, ConstraintRangeWarning, ProblemError, make_problem
 from nasopt.report_cli import main as report_main
 from nasopt.runner import search
-from optimizers._checks import check_bool, check_int, check_state, plain
+from optimizers._checks import check_bool, check_int, check_state
 
 B0_NO_SIGN = "e1k3l1 e6k3l2 e6k5l2 e6k3l3 e6k5l3 e6k5l4 e6k3l1"
 
