@@ -72,6 +72,10 @@ class RunDirError(NasoptError, RuntimeError):
     """The run directory holds a different run, or another process is running it."""
 
 
+class RunDirBusyError(RunDirError):
+    """Another process holds the run directory's lock (nothing was written)."""
+
+
 # --------------------------------------------------------------------------------------------------
 # column schema
 # --------------------------------------------------------------------------------------------------
@@ -128,9 +132,24 @@ def genes(table: pd.DataFrame) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------------
+#: run directories this process holds the lock of (resolved path -> depth): :func:`locked` is re-entrant
+_HELD: dict[Path, int] = {}
+
+
 @contextlib.contextmanager
 def locked(run_dir: Path) -> Iterator[None]:
-    """Exclusive advisory lock on ``run_dir/.lock`` (released by the OS if the process dies)."""
+    """Exclusive advisory lock on ``run_dir/.lock`` (released by the OS if the process dies).
+
+    Re-entrant within a process: the app takes it before it writes anything, the runner again inside.
+    """
+    key = Path(run_dir).resolve()
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
@@ -141,13 +160,94 @@ def locked(run_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise RunDirError(
+            raise RunDirBusyError(
                 f"run directory {run_dir} is in use by another nasopt process; "
                 "wait for it or use another directory"
             ) from None
-        yield
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD[key]
     finally:
         fh.close()
+
+
+#: entries of a run directory that hold results of a run (``checkpoint.tmp/`` is a write in progress)
+RESULT_ENTRIES = (TRIALS_FILE, SUMMARY_FILE, CONFIG_FILE, CHECKPOINT_DIR, CHECKPOINT_DIR + ".old")
+#: how a user starts afresh in a directory that holds an earlier run
+OVERWRITE_HINT = "Python: overwrite=True; nasopt search: overwrite=true"
+
+
+def existing_results(run_dir: Path) -> list[str]:
+    """The :data:`RESULT_ENTRIES` present in ``run_dir`` (``checkpoint/`` etc. only when not empty)."""
+    found = []
+    for name in RESULT_ENTRIES:
+        p = run_dir / name
+        if p.is_file() or (p.is_dir() and any(p.iterdir())):
+            found.append(name)
+    return found
+
+
+def count_trials(path: Path) -> int | None:
+    """Rows of a parquet trial table (from its footer), or None when it is unreadable."""
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except Exception:
+        return None
+
+
+def check_fresh_start(run_dir: Path, config: Mapping[str, Any]) -> None:
+    """Refuse to start a run from zero in ``run_dir`` when it holds results of an earlier run.
+
+    Only called when there is no complete checkpoint to resume. A ``config.yaml`` alone (a run stopped
+    before its first checkpoint) is no result when it equals ``config``: starting again loses nothing.
+    """
+    found = existing_results(run_dir)
+    if found == [CONFIG_FILE]:
+        with contextlib.suppress(RunFormatError):
+            if _plain_json(read_config(run_dir)) == _plain_json(config):
+                return
+    if not found:
+        return
+    what = []
+    for name in found:
+        if name == TRIALS_FILE:
+            n = count_trials(run_dir / name)
+            what.append(f"{name} ({'unreadable' if n is None else f'{n} evaluations'})")
+        else:
+            what.append(name + ("/" if (run_dir / name).is_dir() else ""))
+    if CONFIG_FILE in found and len(found) == 1:
+        why = "the config of a different run that stopped before its first checkpoint"
+    elif TRIALS_FILE in found:
+        why = (
+            f"the trial table of an earlier run, but no complete checkpoint ({CHECKPOINT_DIR}/state.json + "
+            f"arrays.npz), so its optimizer state is lost and it cannot be resumed"
+        )
+    else:
+        why = f"an earlier run without a complete checkpoint ({CHECKPOINT_DIR}/state.json + arrays.npz)"
+    raise RunDirError(
+        f"run directory {run_dir} holds {', '.join(what)}: {why}; nothing was changed. Use another run "
+        f"directory, or delete these and start afresh here ({OVERWRITE_HINT})"
+    )
+
+
+def clear_results(run_dir: Path) -> None:
+    """Delete every result of an earlier run in ``run_dir`` (an explicit overwrite; call under the lock)."""
+    import shutil
+
+    for name in (*RESULT_ENTRIES, CHECKPOINT_DIR + ".tmp", ERROR_FILE):
+        p = run_dir / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+
+
+def _plain_json(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
 def write_config(run_dir: Path, config: Mapping[str, Any]) -> None:
@@ -461,10 +561,15 @@ __all__ = [
     "TRIALS_FILE",
     "WALL_CLOCK_COLUMNS",
     "Run",
+    "RunDirBusyError",
     "RunDirError",
     "RunFormatError",
     "analysis_columns",
+    "check_fresh_start",
+    "clear_results",
     "config_get",
+    "count_trials",
+    "existing_results",
     "find_runs",
     "gene_column",
     "genes",

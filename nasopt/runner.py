@@ -60,6 +60,8 @@ from nasopt.rundir import (
     SUMMARY_FILE,
     TRIALS_FILE,
     Run,
+    check_fresh_start,
+    clear_results,
     locked,
     publish_trials,
     read_summary,
@@ -114,6 +116,8 @@ class Runner:
         config: the config to store as ``config.yaml`` (default: :meth:`default_config`).
         on_batch: called with the runner after every evaluated batch (tests use it to slow a run down).
         handle_signals: catch SIGINT/SIGTERM to stop cleanly (only possible in the main thread).
+        overwrite: delete the results of an earlier run in ``run_dir`` and start afresh. Without it a
+            directory holding an earlier run is resumed (same run, complete checkpoint) or refused.
     """
 
     def __init__(
@@ -134,6 +138,7 @@ class Runner:
         config: Mapping[str, Any] | None = None,
         on_batch: Callable[[Runner], None] | None = None,
         handle_signals: bool = True,
+        overwrite: bool = False,
     ) -> None:
         self.problem = get_problem(problem)
         self.optimizer_spec = optimizer
@@ -164,6 +169,7 @@ class Runner:
         self.config = None if config is None else _plain(dict(config))
         self.on_batch = on_batch
         self.handle_signals = handle_signals
+        self.overwrite = bool(overwrite)
         # run state (set up by run())
         self.optimizer: Optimizer | None = None
         self.noise_rng: np.random.Generator | None = None
@@ -332,6 +338,8 @@ class Runner:
 
     def _run(self) -> Run:
         if self.run_dir is not None:
+            if self.overwrite:
+                clear_results(self.run_dir)
             loaded = Checkpointer(self.run_dir).load(
                 self.fingerprint(), bool(self.requested_batch_size), self._resolved_params
             )
@@ -341,8 +349,10 @@ class Runner:
                 if state.get("finished"):
                     return self._report_finished()
             else:
+                config = self.config or self.default_config()
+                check_fresh_start(self.run_dir, config)  # never silently over an earlier run's results
                 self._fresh()
-                write_config(self.run_dir, self.config or self.default_config())
+                write_config(self.run_dir, config)
         else:
             self._fresh()
         self._loop()
@@ -469,13 +479,15 @@ def search(
     progress: bool | None = None,
     print_summary: bool = False,
     checkpoint_every: int | None = 500,
+    overwrite: bool = False,
     **opt_params: Any,
 ) -> Run:
     """Run one search in a line: ``nasopt.search("acc_a100", "re", budget=500, seed=1)``.
 
     ``bench=None`` loads the surrogate (``benchmark.make_benchmark("surrogate")``); ``opt_params`` go to the
     optimizer; ``eval_mode="noisy"`` switches the problem to noisy observations. With ``run_dir`` the run is
-    written there and resumable; without, it stays in memory.
+    written there and resumable; without, it stays in memory. A ``run_dir`` holding an earlier run is
+    resumed (the same run) or refused; ``overwrite=True`` deletes its results and starts afresh.
     """
     prob = get_problem(problem)
     if eval_mode is not None:
@@ -496,6 +508,7 @@ def search(
         checkpoint_every=checkpoint_every,
         progress=progress,
         print_summary=print_summary,
+        overwrite=overwrite,
     )
     return runner.run()
 
