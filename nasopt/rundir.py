@@ -246,6 +246,11 @@ def clear_results(run_dir: Path) -> None:
             p.unlink()
 
 
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _plain_json(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
@@ -501,7 +506,10 @@ def read_run(
     info = problem_info(problem, problems, config)
     import pyarrow.parquet as pq
 
-    available = pq.read_schema(trials_path).names
+    try:
+        available = pq.read_schema(trials_path).names
+    except Exception as exc:  # pyarrow.ArrowInvalid, OSError: a truncated or foreign file
+        raise RunFormatError(f"{trials_path}: not a readable parquet table ({_first_line(exc)})") from exc
     needed = [*REQUIRED_COLUMNS, *(mean_column(t) for t in info.objectives)]
     missing = [c for c in needed if c not in available]
     if missing:
@@ -511,7 +519,10 @@ def read_run(
         )
     wanted = columns(info) if callable(columns) else columns
     selected = None if wanted is None else [c for c in dict.fromkeys(wanted) if c in set(available)]
-    df = pd.read_parquet(trials_path, columns=selected)
+    try:
+        df = pd.read_parquet(trials_path, columns=selected)
+    except Exception as exc:
+        raise RunFormatError(f"{trials_path}: not a readable parquet table ({_first_line(exc)})") from exc
     if len(df) and not np.all(np.diff(df["eval_index"].to_numpy()) > 0):
         df = df.sort_values("eval_index", kind="stable").reset_index(drop=True)
     if label_keys:
