@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import time
 import traceback
@@ -351,6 +352,27 @@ def _exit_code(exc: SystemExit) -> int:
     return exc.code if isinstance(exc.code, int) else EXIT_FAILED
 
 
+def _unwritable_output_dir(args: Sequence[str], overrides: Sequence[str]) -> str | None:
+    """One line when the run (or sweep) directory cannot be written, checked before Hydra writes there (its
+    log file handler would fail with "Unable to configure handler 'file'"); None when it can or cannot tell.
+    """
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == key]
+    if given and "${" in given[-1]:
+        return None
+    target = Path(given[-1]) if given else Path.cwd()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if os.access(existing, os.W_OK):
+        return None
+    return (
+        f"{'sweep' if multirun else 'run'} directory {target} is read-only (no write permission on "
+        f"{existing}); choose another {key}=<dir>"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``nasopt search [overrides]``; exit status: 0 ok, 1 failed job(s), 2 bad config, 130 stopped."""
     import hydra
@@ -363,6 +385,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             preflight(overrides)
         except Exception as exc:  # nothing has run: any failure to compose or validate is the config's
             print(f"nasopt search: error: {one_line(exc)}", file=sys.stderr, flush=True)
+            return EXIT_BAD_CONFIG
+        unwritable = _unwritable_output_dir(args, overrides)
+        if unwritable is not None:
+            print(f"nasopt search: error: {unwritable}", file=sys.stderr, flush=True)
             return EXIT_BAD_CONFIG
         if not any(a.split("=", 1)[0].lstrip("+") == "hydra.output_subdir" for a in overrides):
             args.append("hydra.output_subdir=null")  # the task writes .hydra/ itself, under the lock

@@ -114,16 +114,20 @@ def save_checkpoint(
     text = json.dumps(json_tree, indent=1, allow_nan=True)
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    with open(tmp / ARRAYS_FILE, "wb") as fh:
-        savez: Any = np.savez  # (numpy's stubs reject **arrays: the allow_pickle keyword)
-        savez(fh, **arrays)
-    fsync_file(tmp / ARRAYS_FILE, fsync)
-    if trials is not None:
-        trials.to_parquet(tmp / TRIALS_FILE, index=False)
-        fsync_file(tmp / TRIALS_FILE, fsync)
-    (tmp / STATE_FILE).write_text(text, encoding="utf-8")
-    fsync_file(tmp / STATE_FILE, fsync)
+    try:
+        tmp.mkdir(parents=True)
+        with open(tmp / ARRAYS_FILE, "wb") as fh:
+            savez: Any = np.savez  # (numpy's stubs reject **arrays: the allow_pickle keyword)
+            savez(fh, **arrays)
+        fsync_file(tmp / ARRAYS_FILE, fsync)
+        if trials is not None:
+            trials.to_parquet(tmp / TRIALS_FILE, index=False)
+            fsync_file(tmp / TRIALS_FILE, fsync)
+        (tmp / STATE_FILE).write_text(text, encoding="utf-8")
+        fsync_file(tmp / STATE_FILE, fsync)
+    except BaseException:  # a full disk, a signal: leave no half-written checkpoint.tmp/ behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():
         if old.exists():
             shutil.rmtree(old)

@@ -76,6 +76,11 @@ class RunDirBusyError(RunDirError):
     """Another process holds the run directory's lock (nothing was written)."""
 
 
+class RunDirWriteError(RunDirError):
+    """A file of the run directory could not be written (read-only, full disk, ...); nothing half-written
+    is left and the last complete checkpoint is kept."""
+
+
 # --------------------------------------------------------------------------------------------------
 # column schema
 # --------------------------------------------------------------------------------------------------
@@ -253,6 +258,41 @@ def _first_line(exc: BaseException) -> str:
 
 def _plain_json(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def remove_partial_writes(run_dir: Path) -> None:
+    """Delete what a failed write of this process left: ``checkpoint.tmp/`` and ``.<file>.tmp-<pid>``."""
+    import shutil
+
+    shutil.rmtree(run_dir / (CHECKPOINT_DIR + ".tmp"), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        for p in run_dir.glob(f".*.tmp-{os.getpid()}"):
+            p.unlink(missing_ok=True)
+
+
+def unwritable_reason(exc: OSError) -> str:
+    """``"read-only"`` for a read-only file system or missing permission, else the OS's words."""
+    import errno
+
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"read-only ({exc.strerror or exc})"
+    return str(exc.strerror or exc)
+
+
+@contextlib.contextmanager
+def writing(run_dir: Path) -> Iterator[None]:
+    """Turn an OSError while writing ``run_dir`` into a one-line :class:`RunDirWriteError`, after removing
+    what the failed write left behind (:func:`remove_partial_writes`)."""
+    try:
+        yield
+    except OSError as exc:
+        remove_partial_writes(run_dir)
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise RunDirWriteError(
+            f"cannot write to run directory {run_dir}: {unwritable_reason(exc)}{where}; nothing half-written "
+            "was left and its last complete checkpoint is kept: make it writable (or free space) and run "
+            "again to resume, or use another run directory"
+        ) from exc
 
 
 def write_config(run_dir: Path, config: Mapping[str, Any]) -> None:
@@ -574,6 +614,7 @@ __all__ = [
     "Run",
     "RunDirBusyError",
     "RunDirError",
+    "RunDirWriteError",
     "RunFormatError",
     "analysis_columns",
     "check_fresh_start",
@@ -594,9 +635,12 @@ __all__ = [
     "read_run",
     "read_runs",
     "read_summary",
+    "remove_partial_writes",
     "std_column",
     "trial_columns",
+    "unwritable_reason",
     "write_checkpoint",
     "write_config",
     "write_summary",
+    "writing",
 ]

@@ -67,6 +67,7 @@ from nasopt.rundir import (
     read_summary,
     write_config,
     write_summary,
+    writing,
 )
 from nasopt.signals import StopFlag
 from nasopt.trial_log import TrialLog
@@ -352,7 +353,8 @@ class Runner:
                 config = self.config or self.default_config()
                 check_fresh_start(self.run_dir, config)  # never silently over an earlier run's results
                 self._fresh()
-                write_config(self.run_dir, config)
+                with writing(self.run_dir):
+                    write_config(self.run_dir, config)
         else:
             self._fresh()
         self._loop()

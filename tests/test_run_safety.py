@@ -240,3 +240,58 @@ def test_corrupt_trials_parquet_is_named_by_read_run(tmp_path: Path) -> None:
     _truncate(d / "trials.parquet")
     with pytest.raises(RunFormatError, match=r"trials\.parquet: not a readable parquet table"):
         read_run(d)
+
+
+# --------------------------------------------------------------------------------------------------
+# item 4 (issue item 6, run-directory parts): read-only run directory, a failed checkpoint write
+# --------------------------------------------------------------------------------------------------
+def test_read_only_run_directory_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    # (the tests run as root, for whom chmod does not make a directory read-only: access(2) is what says so)
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == ro else real_access(p, mode))
+    assert main(_cli(ro / "run")) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "read-only" in lines[0] and "hydra.run.dir" in lines[0], err
+    assert "Unable to configure handler" not in err and not (ro / "run").exists()
+
+
+def test_failed_checkpoint_write_leaves_no_partial_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import nasopt.checkpoint as ck
+    from nasopt.rundir import RunDirWriteError
+
+    d = tmp_path / "run"
+    full = {"on": False}
+    real_fsync = ck.fsync_file
+
+    def fsync_or_full(path: Path, fsync: bool | None = None) -> None:
+        if full["on"] and path.name == "trials_checkpoint.parquet":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_fsync(path, fsync)
+
+    monkeypatch.setattr(ck, "fsync_file", fsync_or_full)
+
+    def fill_disk(r: Runner) -> None:
+        if r.n_evals >= 20:
+            full["on"] = True
+
+    runner = Runner(
+        "acc_zcu102_latency", "re", SyntheticBenchmark(), 40, d, seed=3, checkpoint_every=0, progress=False
+    )
+    runner.on_batch = fill_disk
+    with pytest.raises(RunDirWriteError) as err:
+        runner.run()
+    msg = str(err.value)
+    assert "\n" not in msg and "No space left on device" in msg and "resume" in msg
+    assert not (d / "checkpoint.tmp").exists()
+    assert not list(d.glob(".*.tmp-*"))
+    full["on"] = False  # space freed: the run resumes from its last complete checkpoint
+    pd.testing.assert_frame_equal(_search(d).comparable_trials(), _search(None).comparable_trials())
