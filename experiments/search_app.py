@@ -20,8 +20,12 @@ dir>/<problem>/<optimizer>/seed<k>``) in nasopt's run-directory format. Sweeps r
 parallel through Hydra's joblib launcher (``hydra.launcher.n_jobs``, default 2). A failing job writes
 ``error.txt`` into its directory and does not stop the others; the sweep then exits with status 1 and lists
 the failures. Re-running a sweep with the same ``hydra.sweep.dir`` skips finished runs and resumes
-unfinished ones. Bad overrides (unknown optimizer or problem, unknown target, impossible constraint,
-misspelt key, wrong type) are reported in one line with exit status 2 before anything runs.
+unfinished ones. A run directory holding an earlier run that cannot be resumed (its checkpoint is missing,
+or it is another run) is refused in one line; ``overwrite=true`` deletes its results and starts afresh. The
+run directory's lock is taken before anything is written there (Hydra's ``.hydra/`` files are written by
+the task, ``hydra.output_subdir=null``), so a process refused by the lock changes nothing.
+Bad overrides (unknown optimizer or problem, unknown target, impossible constraint, misspelt key, wrong
+type) and a read-only run directory are reported in one line with exit status 2 before anything runs.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ and numpy arrays (any numeric/bool dtype, any shape). :func:`split_tree` replace
 On disk a checkpoint is a directory ``<name>/`` with ``state.json``, ``arrays.npz`` and optionally
 ``trials_checkpoint.parquet``. :func:`save_checkpoint` writes a fresh ``<name>.tmp/`` and swaps it in with
 ``os.replace`` (the previous one briefly becomes ``<name>.old/``), so a process killed at any moment leaves
-either the old or the new checkpoint complete; :func:`load_checkpoint` finds whichever is there. That
+either the old or the new checkpoint complete; :func:`load_checkpoint` finds whichever is there, and a
+complete one whose files turn out unreadable (truncated) gives way to a valid twin, else a one-line
+:class:`CheckpointError` names the file. A failed write removes its ``<name>.tmp/``. That
 holds for a killed *process* without ``fsync`` (the OS keeps the written pages); set
 :data:`benchmark._io.FSYNC` (or pass ``fsync=True``) to also survive an OS crash or power loss, at some cost
 per checkpoint.
@@ -112,6 +114,8 @@ def save_checkpoint(
     old = final.with_name(final.name + ".old")
     json_tree, arrays = split_tree(dict(state))
     text = json.dumps(json_tree, indent=1, allow_nan=True)
+    if not final.exists() and not old.exists() and checkpoint_path(directory) == tmp:
+        os.replace(tmp, final)  # the only complete checkpoint (a kill just before its first swap): keep it
     if tmp.exists():
         shutil.rmtree(tmp)
     try:

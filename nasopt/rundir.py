@@ -7,7 +7,10 @@ A run directory (written by :mod:`nasopt.runner`, read by the analysis, the repo
                        checkpoint's copy where the file system allows: replace it, never write into it)
     summary.json       the end-of-run (or last-checkpoint) summary; ``format_version`` names this format
     checkpoint/        state.json + arrays.npz + the trial table (see nasopt.checkpoint), swapped atomically
-    error.txt          only when the run failed (written by the app)
+    error.txt          only when the run failed (written by the app; removed when a later run ends well)
+
+A directory that holds an earlier run's results (:data:`RESULT_ENTRIES`) but no complete checkpoint is
+refused by :func:`check_fresh_start`; :func:`clear_results` is the explicit overwrite.
 
 The trial table of a problem with objectives ``o`` and extra constraint targets ``c`` has the columns
 ``eval_index, batch_index, arch, g0..g27`` (genes, int8), then per objective ``obs_<o>, mean_<o>, std_<o>``,

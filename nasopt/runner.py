@@ -25,7 +25,10 @@ directory again resumes from the last checkpoint (optimizer via ``load_state``, 
 table, budget counters) and ends with the same trial table as an uninterrupted run (wall-clock columns
 aside); a finished run is only reported, not redone. A run directory is locked while a process runs it,
 and refuses a different configuration (problem, optimizer and its parameters, seed, batch size, budget,
-benchmark digest).
+benchmark digest). A directory holding results of an earlier run (``trials.parquet``, ``summary.json``, a
+``config.yaml`` of another run, checkpoint files) but no complete checkpoint is never started over: the
+runner refuses in one line naming what is there; ``overwrite=True`` deletes those results and starts
+afresh.
 
 The parts: :class:`~nasopt.evaluation.Evaluator` (evaluate), :class:`~nasopt.trial_log.TrialLog` (the
 table), :class:`~nasopt.incumbents.Incumbents` (front, HV, best accuracy),
@@ -55,6 +58,7 @@ from nasopt.progress import ProgressBar
 from nasopt.resume import CheckpointCadence, Checkpointer, Counters, restore_rng, run_state
 from nasopt.run_summary import format_summary
 from nasopt.rundir import (
+    CONFIG_FILE,
     FORMAT_KEY,
     FORMAT_VERSION,
     SUMMARY_FILE,
@@ -346,6 +350,9 @@ class Runner:
             )
             if loaded is not None:
                 state, trials = loaded
+                if not (self.run_dir / CONFIG_FILE).is_file():  # deleted: the run's own config comes back
+                    with writing(self.run_dir):
+                        write_config(self.run_dir, self.config or self.default_config())
                 self._restore(state, trials, need_optimizer=not state.get("finished"))
                 if state.get("finished"):
                     return self._report_finished()

@@ -295,3 +295,19 @@ def test_failed_checkpoint_write_leaves_no_partial_files(
     assert not list(d.glob(".*.tmp-*"))
     full["on"] = False  # space freed: the run resumes from its last complete checkpoint
     pd.testing.assert_frame_equal(_search(d).comparable_trials(), _search(None).comparable_trials())
+
+
+def test_deleted_config_comes_back_and_a_complete_tmp_checkpoint_is_kept(tmp_path: Path) -> None:
+    reference = _search(None).comparable_trials()
+    d = tmp_path / "run"
+    _half_run(d)
+    (d / "config.yaml").unlink()  # the checkpoint is complete: resumed, and config.yaml is written again
+    pd.testing.assert_frame_equal(_search(d).comparable_trials(), reference)
+    assert read_run(d).config["optimizer"]["name"] == "re"
+
+    d2 = tmp_path / "run2"
+    _half_run(d2)
+    # killed just before the swap of a checkpoint whose predecessor is gone: only checkpoint.tmp/ is complete
+    (d2 / "checkpoint").rename(d2 / "checkpoint.tmp")
+    pd.testing.assert_frame_equal(_search(d2).comparable_trials(), reference)
+    assert not (d2 / "checkpoint.tmp").exists() and (d2 / "checkpoint" / "state.json").is_file()
