@@ -232,7 +232,8 @@ def check_fresh_start(run_dir: Path, config: Mapping[str, Any]) -> None:
     elif TRIALS_FILE in found:
         why = (
             f"the trial table of an earlier run, but no complete checkpoint ({CHECKPOINT_DIR}/state.json + "
-            f"arrays.npz), so its optimizer state is lost and it cannot be resumed"
+            f"arrays.npz), so its optimizer state is lost and it cannot be resumed exactly (Python: "
+            f"from_trials=True continues from those trials with a fresh optimizer)"
         )
     else:
         why = f"an earlier run without a complete checkpoint ({CHECKPOINT_DIR}/state.json + arrays.npz)"

@@ -311,3 +311,23 @@ def test_deleted_config_comes_back_and_a_complete_tmp_checkpoint_is_kept(tmp_pat
     (d2 / "checkpoint").rename(d2 / "checkpoint.tmp")
     pd.testing.assert_frame_equal(_search(d2).comparable_trials(), reference)
     assert not (d2 / "checkpoint.tmp").exists() and (d2 / "checkpoint" / "state.json").is_file()
+
+
+def test_from_trials_continues_with_a_fresh_optimizer(tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    first = _search(d, budget=30)
+    shutil.rmtree(d / "checkpoint")
+    with pytest.raises(RunDirError, match="from_trials=True"):
+        _search(d, budget=50)
+    run = _search(d, budget=50, from_trials=True)
+    assert run.finished and run.n_evals == 50
+    table = read_run(d).comparable_trials()
+    pd.testing.assert_frame_equal(table.iloc[:30].reset_index(drop=True), first.comparable_trials())
+    assert table["eval_index"].tolist() == list(range(50))
+    assert table["sim_time_s"].is_monotonic_increasing
+    assert run.summary["n_evals"] == 50 and (d / "checkpoint" / "state.json").is_file()
+    # from then on it resumes exactly like any run: started again, it only reports
+    assert _search(d, budget=50).n_evals == 50
+    with pytest.raises(RunDirError, match="problem 'acc_zcu102_latency'"):
+        shutil.rmtree(d / "checkpoint")
+        nasopt.search("acc_a100", "re", 60, run_dir=d, bench=SyntheticBenchmark(), from_trials=True)
