@@ -173,9 +173,11 @@ def _task(cfg: DictConfig, run_dir: Path, multirun: bool) -> tuple[int, bool]:
         result = run_spec(spec, run_dir)
     except NasoptError as exc:
         msg = one_line(exc)
-        _write_error(run_dir, msg + "\n")
+        refused = isinstance(exc, RunDirError)
+        if multirun or not refused:  # a refused single run leaves the directory as it was
+            _write_error(run_dir, msg + "\n")
         print(f"nasopt search: error{where}: {msg}", file=sys.stderr, flush=True)
-        return EXIT_BAD_CONFIG, not isinstance(exc, RunDirError)
+        return EXIT_BAD_CONFIG, not refused
     except Exception as exc:
         _write_error(run_dir, traceback.format_exc())
         if not multirun:

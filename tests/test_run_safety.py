@@ -116,7 +116,7 @@ def test_app_refuses_in_one_line_and_overwrite_true_starts_afresh(
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "trials.parquet (60 evaluations)" in lines[0] and "overwrite=true" in lines[0]
     after = {**_snapshot(d), **_hydra_files(d)}
-    assert after == before
+    assert after == before and not (d / "error.txt").exists()
     assert main(_cli(d, "optimizer=rs", "budget.max_evals=10", "overwrite=true")) == 0
     run = read_run(d)
     assert run.optimizer == "rs" and run.n_evals == 10 and run.finished
