@@ -23,6 +23,7 @@ Layout of the composed config::
     checkpoint: {every_evals, every_s}
     progress: null          # tqdm bar: null = only on a terminal
     print_summary: true
+    overwrite: false        # true: delete an earlier run's results in the run directory, start afresh
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class SearchConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     progress: bool | None = None
     print_summary: bool = True
+    #: delete the results of an earlier run in the run directory and start afresh (else: resume or refuse)
+    overwrite: bool = False
 
 
 SCHEMA_NAME = "search_schema"

@@ -44,7 +44,9 @@ class RunSpec:
         checkpoint_every, checkpoint_every_s: checkpoint cadence (evaluations, wall seconds).
         progress: tqdm bar (None = only on a terminal).
         print_summary: print the readable summary at the end.
-        config: the config the run stores as ``config.yaml`` (composed, with the resolved optimizer params).
+        config: the config the run stores as ``config.yaml`` (composed, with the resolved optimizer params;
+            without ``overwrite``, which is how this invocation treats the directory, not part of the run).
+        overwrite: delete an earlier run's results in the run directory and start afresh.
     """
 
     problem: Problem
@@ -61,6 +63,7 @@ class RunSpec:
     progress: bool | None
     print_summary: bool
     config: dict[str, Any]
+    overwrite: bool = False
 
 
 def config_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -128,6 +131,9 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigurationError(f"seed must be a non-negative integer, got {plain(seed)}")
     ckpt = c.get("checkpoint") or {}
+    overwrite = c.pop("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise ConfigurationError(f"overwrite must be true or false, got {overwrite!r}")
     config = {**c, "optimizer": {**ocfg, "params": params}}
     return RunSpec(
         problem=problem,
@@ -144,14 +150,17 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
         progress=c.get("progress"),
         print_summary=bool(c.get("print_summary", True)),
         config=config,
+        overwrite=overwrite,
     )
 
 
 def run_spec(spec: RunSpec, run_dir: str | Path | None, **runner_kwargs: Any) -> Run:
     """Build the oracle and the runner of ``spec`` and run it in ``run_dir`` (None: in memory).
 
-    ``runner_kwargs`` go to :class:`nasopt.runner.Runner` (e.g. ``on_batch``).
+    ``runner_kwargs`` go to :class:`nasopt.runner.Runner` (e.g. ``on_batch``, ``overwrite``, which
+    defaults to the spec's).
     """
+    runner_kwargs.setdefault("overwrite", spec.overwrite)
     runner = Runner(
         spec.problem,
         spec.optimizer,

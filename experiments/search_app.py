@@ -20,14 +20,19 @@ dir>/<problem>/<optimizer>/seed<k>``) in nasopt's run-directory format. Sweeps r
 parallel through Hydra's joblib launcher (``hydra.launcher.n_jobs``, default 2). A failing job writes
 ``error.txt`` into its directory and does not stop the others; the sweep then exits with status 1 and lists
 the failures. Re-running a sweep with the same ``hydra.sweep.dir`` skips finished runs and resumes
-unfinished ones. Bad overrides (unknown optimizer or problem, unknown target, impossible constraint,
-misspelt key, wrong type) are reported in one line with exit status 2 before anything runs.
+unfinished ones. A run directory holding an earlier run that cannot be resumed (its checkpoint is missing,
+or it is another run) is refused in one line; ``overwrite=true`` deletes its results and starts afresh. The
+run directory's lock is taken before anything is written there (Hydra's ``.hydra/`` files are written by
+the task, ``hydra.output_subdir=null``), so a process refused by the lock changes nothing.
+Bad overrides (unknown optimizer or problem, unknown target, impossible constraint, misspelt key, wrong
+type) and a read-only run directory are reported in one line with exit status 2 before anything runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import time
 import traceback
@@ -43,7 +48,7 @@ from benchmark._io import atomic_write_text
 from benchmark.errors import ConfigurationError, NasoptError
 from experiments.config_schema import CONFIG_MODULE, CONFIG_NAME, GROUPS, group_options, register_configs
 from experiments.run_spec import build_run_spec, run_spec
-from nasopt.rundir import ERROR_FILE, Run
+from nasopt.rundir import ERROR_FILE, HYDRA_DIR, Run, RunDirBusyError, RunDirError, existing_results, locked
 
 #: exit status of a job or a command: a bad config (a NasoptError), a failed sweep job, a stop by signal
 EXIT_BAD_CONFIG = 2
@@ -105,8 +110,28 @@ def _limit_torch_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+def _save_hydra_files(run_dir: Path, cfg: DictConfig) -> None:
+    """What Hydra writes to ``<run dir>/.hydra`` (config, hydra, overrides), written by the task under the
+    run directory's lock: :func:`main` turns Hydra's own writing off (``hydra.output_subdir=null``), so a
+    process refused by the lock leaves the running run's files alone."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    hc = HydraConfig.get()
+    if hc.output_subdir is not None:  # the user asked Hydra for its own subdir: Hydra wrote it
+        return
+    out = run_dir / HYDRA_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg))
+    atomic_write_text(out / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})))
+    atomic_write_text(out / "overrides.yaml", OmegaConf.to_yaml(hc.overrides.task))
+
+
 def task(cfg: DictConfig) -> int:
     """One Hydra job: run (or resume, or report) the search in the job's output directory.
+
+    The run directory's lock is taken before anything is written there; a stale ``error.txt`` goes when
+    the job starts and again when it ends well (a refused process may have written one meanwhile).
 
     Returns the job's exit status: 0 done, 2 bad config or run directory (a one-line
     :class:`~benchmark.errors.NasoptError`), 1 failed (sweeps only; a single run re-raises), 130 stopped.
@@ -117,36 +142,63 @@ def task(cfg: DictConfig) -> int:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
-    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    where = f" [{run_dir}]" if multirun else ""
+    try:
+        with locked(run_dir):
+            # a directory holding an earlier run gets this invocation's .hydra/ only once the runner accepted
+            # it (resumed, reported or overwrote), never when it was refused
+            early = not existing_results(run_dir)
+            if early:
+                _save_hydra_files(run_dir, cfg)
+            (run_dir / ERROR_FILE).unlink(missing_ok=True)
+            code, accepted = _task(cfg, run_dir, multirun)
+            if accepted and not early:
+                _save_hydra_files(run_dir, cfg)
+            if code == 0:
+                (run_dir / ERROR_FILE).unlink(missing_ok=True)
+            return code
+    except RunDirBusyError as exc:
+        if multirun:  # the sweep's failure list is made of error.txt files
+            _write_error(run_dir, one_line(exc) + "\n")
+        print(f"nasopt search: error{where}: {one_line(exc)}", file=sys.stderr, flush=True)
+        return EXIT_BAD_CONFIG
+
+
+def _task(cfg: DictConfig, run_dir: Path, multirun: bool) -> tuple[int, bool]:
+    """Run the job; its exit status and whether the run directory accepted it (not a RunDirError)."""
+    where = f" [{run_dir}]" if multirun else ""
     try:
         spec = build_run_spec(cfg)
         _limit_torch_threads(spec.torch_threads)
         result = run_spec(spec, run_dir)
     except NasoptError as exc:
         msg = one_line(exc)
-        _write_error(run_dir, msg + "\n")
-        where = f" [{run_dir}]" if multirun else ""
+        refused = isinstance(exc, RunDirError)
+        if multirun or not refused:  # a refused single run leaves the directory as it was
+            _write_error(run_dir, msg + "\n")
         print(f"nasopt search: error{where}: {msg}", file=sys.stderr, flush=True)
-        return EXIT_BAD_CONFIG
+        return EXIT_BAD_CONFIG, not refused
     except Exception as exc:
         _write_error(run_dir, traceback.format_exc())
         if not multirun:
+            _save_hydra_files(run_dir, cfg)
             raise
         print(
             f"nasopt search: job failed [{run_dir}]: {one_line(exc)} (traceback in {run_dir / ERROR_FILE})",
             file=sys.stderr,
             flush=True,
         )
-        return EXIT_FAILED
+        return EXIT_FAILED, True
     if result.interrupted:
+        drop = " (without overwrite=true)" if spec.overwrite else ""
         print(
-            f"nasopt search: stopped by {result.interrupted}; resume with: nasopt search <same overrides> "
-            f"hydra.run.dir={run_dir}",
+            f"nasopt search: stopped by {result.interrupted}; resume with: nasopt search <same overrides>"
+            f"{drop} hydra.run.dir={run_dir}",
             file=sys.stderr,
             flush=True,
         )
-        return EXIT_STOPPED
-    return 0
+        return EXIT_STOPPED, True
+    return 0, True
 
 
 class ExitStatus(Callback):
@@ -306,6 +358,27 @@ def _exit_code(exc: SystemExit) -> int:
     return exc.code if isinstance(exc.code, int) else EXIT_FAILED
 
 
+def _unwritable_output_dir(args: Sequence[str], overrides: Sequence[str]) -> str | None:
+    """One line when the run (or sweep) directory cannot be written, checked before Hydra writes there (its
+    log file handler would fail with "Unable to configure handler 'file'"); None when it can or cannot tell.
+    """
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == key]
+    if given and "${" in given[-1]:
+        return None
+    target = Path(given[-1]) if given else Path.cwd()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if os.access(existing, os.W_OK):
+        return None
+    return (
+        f"{'sweep' if multirun else 'run'} directory {target} is read-only (no write permission on "
+        f"{existing}); choose another {key}=<dir>"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``nasopt search [overrides]``; exit status: 0 ok, 1 failed job(s), 2 bad config, 130 stopped."""
     import hydra
@@ -319,6 +392,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:  # nothing has run: any failure to compose or validate is the config's
             print(f"nasopt search: error: {one_line(exc)}", file=sys.stderr, flush=True)
             return EXIT_BAD_CONFIG
+        unwritable = _unwritable_output_dir(args, overrides)
+        if unwritable is not None:
+            print(f"nasopt search: error: {unwritable}", file=sys.stderr, flush=True)
+            return EXIT_BAD_CONFIG
+        if not any(a.split("=", 1)[0].lstrip("+") == "hydra.output_subdir" for a in overrides):
+            args.append("hydra.output_subdir=null")  # the task writes .hydra/ itself, under the lock
     app = hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(task)
     with _argv(args):
         try:

@@ -8,7 +8,9 @@ and numpy arrays (any numeric/bool dtype, any shape). :func:`split_tree` replace
 On disk a checkpoint is a directory ``<name>/`` with ``state.json``, ``arrays.npz`` and optionally
 ``trials_checkpoint.parquet``. :func:`save_checkpoint` writes a fresh ``<name>.tmp/`` and swaps it in with
 ``os.replace`` (the previous one briefly becomes ``<name>.old/``), so a process killed at any moment leaves
-either the old or the new checkpoint complete; :func:`load_checkpoint` finds whichever is there. That
+either the old or the new checkpoint complete; :func:`load_checkpoint` finds whichever is there, and a
+complete one whose files turn out unreadable (truncated) gives way to a valid twin, else a one-line
+:class:`CheckpointError` names the file. A failed write removes its ``<name>.tmp/``. That
 holds for a killed *process* without ``fsync`` (the OS keeps the written pages); set
 :data:`benchmark._io.FSYNC` (or pass ``fsync=True``) to also survive an OS crash or power loss, at some cost
 per checkpoint.
@@ -112,18 +114,24 @@ def save_checkpoint(
     old = final.with_name(final.name + ".old")
     json_tree, arrays = split_tree(dict(state))
     text = json.dumps(json_tree, indent=1, allow_nan=True)
+    if not final.exists() and not old.exists() and checkpoint_path(directory) == tmp:
+        os.replace(tmp, final)  # the only complete checkpoint (a kill just before its first swap): keep it
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    with open(tmp / ARRAYS_FILE, "wb") as fh:
-        savez: Any = np.savez  # (numpy's stubs reject **arrays: the allow_pickle keyword)
-        savez(fh, **arrays)
-    fsync_file(tmp / ARRAYS_FILE, fsync)
-    if trials is not None:
-        trials.to_parquet(tmp / TRIALS_FILE, index=False)
-        fsync_file(tmp / TRIALS_FILE, fsync)
-    (tmp / STATE_FILE).write_text(text, encoding="utf-8")
-    fsync_file(tmp / STATE_FILE, fsync)
+    try:
+        tmp.mkdir(parents=True)
+        with open(tmp / ARRAYS_FILE, "wb") as fh:
+            savez: Any = np.savez  # (numpy's stubs reject **arrays: the allow_pickle keyword)
+            savez(fh, **arrays)
+        fsync_file(tmp / ARRAYS_FILE, fsync)
+        if trials is not None:
+            trials.to_parquet(tmp / TRIALS_FILE, index=False)
+            fsync_file(tmp / TRIALS_FILE, fsync)
+        (tmp / STATE_FILE).write_text(text, encoding="utf-8")
+        fsync_file(tmp / STATE_FILE, fsync)
+    except BaseException:  # a full disk, a signal: leave no half-written checkpoint.tmp/ behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if final.exists():
         if old.exists():
             shutil.rmtree(old)
@@ -134,30 +142,59 @@ def save_checkpoint(
         shutil.rmtree(old, ignore_errors=True)
 
 
-def checkpoint_path(directory: str | Path) -> Path | None:
-    """The complete checkpoint at ``directory`` (or its ``.old`` twin after an interrupted swap), or None."""
+def _candidates(directory: str | Path) -> list[Path]:
     final = Path(directory)
-    for cand in (final, final.with_name(final.name + ".old")):
+    # ``.tmp`` last: complete (state.json is written last) only when a kill hit between its last write and
+    # the swap of a first checkpoint
+    return [final.with_name(final.name + suffix) for suffix in ("", ".old", ".tmp")]
+
+
+def checkpoint_path(directory: str | Path) -> Path | None:
+    """The complete checkpoint at ``directory`` (or its ``.old``/``.tmp`` twin after an interrupted swap), or
+    None."""
+    for cand in _candidates(directory):
         if (cand / STATE_FILE).is_file() and (cand / ARRAYS_FILE).is_file():
             return cand
     return None
 
 
-def load_checkpoint(directory: str | Path) -> tuple[dict[str, Any], pd.DataFrame | None] | None:
-    """``(state, trials)`` of the checkpoint at ``directory``, or None when there is none."""
-    path = checkpoint_path(directory)
-    if path is None:
-        return None
+def _read(path: Path) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """One checkpoint directory; a file that cannot be read is named in a one-line CheckpointError."""
+    current = path / STATE_FILE
     try:
-        json_tree = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-        with np.load(path / ARRAYS_FILE, allow_pickle=False) as z:
+        json_tree = json.loads(current.read_text(encoding="utf-8"))
+        current = path / ARRAYS_FILE
+        with np.load(current, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"checkpoint {path} is unreadable ({exc}); delete it to start the run afresh"
-        ) from exc
+        current = path / TRIALS_FILE
+        trials = pd.read_parquet(current) if current.is_file() else None
+    except Exception as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise CheckpointError(f"{current} is truncated or corrupt ({type(exc).__name__}: {detail})") from exc
     state = join_tree(json_tree, arrays)
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path}: {STATE_FILE} does not hold a mapping")
-    trials = pd.read_parquet(path / TRIALS_FILE) if (path / TRIALS_FILE).is_file() else None
     return state, trials
+
+
+def load_checkpoint(directory: str | Path) -> tuple[dict[str, Any], pd.DataFrame | None] | None:
+    """``(state, trials)`` of the checkpoint at ``directory``, or None when there is none.
+
+    A complete checkpoint whose files cannot be read gives way to a valid ``.old`` (or ``.tmp``) twin;
+    when none is valid, a one-line :class:`CheckpointError` names the bad file.
+    """
+    first: CheckpointError | None = None
+    for cand in _candidates(directory):
+        if not ((cand / STATE_FILE).is_file() and (cand / ARRAYS_FILE).is_file()):
+            continue
+        try:
+            return _read(cand)
+        except CheckpointError as exc:
+            first = first or exc
+    if first is not None:
+        raise CheckpointError(
+            f"checkpoint unreadable: {first}; no valid {Path(directory).name}.old/ to fall back on; "
+            "use another "
+            "run directory, or start afresh here (Python: overwrite=True; nasopt search: overwrite=true)"
+        ) from first
+    return None

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nasopt.rundir import RunDirError, read_checkpoint, write_checkpoint, write_summary
+from nasopt.rundir import (
+    OVERWRITE_HINT,
+    RunDirError,
+    read_checkpoint,
+    write_checkpoint,
+    write_summary,
+    writing,
+)
 
 #: The checkpoint state layout version.
 STATE_FORMAT = 1
@@ -101,8 +108,9 @@ class Checkpointer:
         self.run_dir = run_dir
 
     def save(self, state: Mapping[str, Any], trials: pd.DataFrame, summary: Mapping[str, Any]) -> None:
-        write_checkpoint(self.run_dir, state, trials)
-        write_summary(self.run_dir, summary)
+        with writing(self.run_dir):
+            write_checkpoint(self.run_dir, state, trials)
+            write_summary(self.run_dir, summary)
 
     def load(
         self,
@@ -139,13 +147,13 @@ class Checkpointer:
         if diffs:
             raise RunDirError(
                 f"run directory {self.run_dir} holds a different run ({'; '.join(diffs)}); "
-                f"use another run directory, or delete this one to start afresh"
+                f"use another run directory, or start afresh here ({OVERWRITE_HINT})"
             )
         table = trials if trials is not None else pd.DataFrame()
         if len(table) != int(state["n_evals"]):
             raise RunDirError(
                 f"checkpoint in {self.run_dir} is inconsistent ({len(table)} trials for {state['n_evals']} "
-                f"evaluations); delete the run directory to start afresh"
+                f"evaluations); use another run directory, or start afresh here ({OVERWRITE_HINT})"
             )
         return state, table
 

@@ -7,7 +7,10 @@ A run directory (written by :mod:`nasopt.runner`, read by the analysis, the repo
                        checkpoint's copy where the file system allows: replace it, never write into it)
     summary.json       the end-of-run (or last-checkpoint) summary; ``format_version`` names this format
     checkpoint/        state.json + arrays.npz + the trial table (see nasopt.checkpoint), swapped atomically
-    error.txt          only when the run failed (written by the app)
+    error.txt          only when the run failed (written by the app; removed when a later run ends well)
+
+A directory that holds an earlier run's results (:data:`RESULT_ENTRIES`) but no complete checkpoint is
+refused by :func:`check_fresh_start`; :func:`clear_results` is the explicit overwrite.
 
 The trial table of a problem with objectives ``o`` and extra constraint targets ``c`` has the columns
 ``eval_index, batch_index, arch, g0..g27`` (genes, int8), then per objective ``obs_<o>, mean_<o>, std_<o>``,
@@ -72,6 +75,15 @@ class RunDirError(NasoptError, RuntimeError):
     """The run directory holds a different run, or another process is running it."""
 
 
+class RunDirBusyError(RunDirError):
+    """Another process holds the run directory's lock (nothing was written)."""
+
+
+class RunDirWriteError(RunDirError):
+    """A file of the run directory could not be written (read-only, full disk, ...); nothing half-written
+    is left and the last complete checkpoint is kept."""
+
+
 # --------------------------------------------------------------------------------------------------
 # column schema
 # --------------------------------------------------------------------------------------------------
@@ -128,9 +140,24 @@ def genes(table: pd.DataFrame) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------------
+#: run directories this process holds the lock of (resolved path -> depth): :func:`locked` is re-entrant
+_HELD: dict[Path, int] = {}
+
+
 @contextlib.contextmanager
 def locked(run_dir: Path) -> Iterator[None]:
-    """Exclusive advisory lock on ``run_dir/.lock`` (released by the OS if the process dies)."""
+    """Exclusive advisory lock on ``run_dir/.lock`` (released by the OS if the process dies).
+
+    Re-entrant within a process: the app takes it before it writes anything, the runner again inside.
+    """
+    key = Path(run_dir).resolve()
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
@@ -141,13 +168,135 @@ def locked(run_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise RunDirError(
+            raise RunDirBusyError(
                 f"run directory {run_dir} is in use by another nasopt process; "
                 "wait for it or use another directory"
             ) from None
-        yield
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            del _HELD[key]
     finally:
         fh.close()
+
+
+#: entries of a run directory that hold results of a run (``checkpoint.tmp/`` is a write in progress)
+RESULT_ENTRIES = (TRIALS_FILE, SUMMARY_FILE, CONFIG_FILE, CHECKPOINT_DIR, CHECKPOINT_DIR + ".old")
+#: how a user starts afresh in a directory that holds an earlier run
+OVERWRITE_HINT = "Python: overwrite=True; nasopt search: overwrite=true"
+
+
+def existing_results(run_dir: Path) -> list[str]:
+    """The :data:`RESULT_ENTRIES` present in ``run_dir`` (``checkpoint/`` etc. only when not empty)."""
+    found = []
+    for name in RESULT_ENTRIES:
+        p = run_dir / name
+        if p.is_file() or (p.is_dir() and any(p.iterdir())):
+            found.append(name)
+    return found
+
+
+def count_trials(path: Path) -> int | None:
+    """Rows of a parquet trial table (from its footer), or None when it is unreadable."""
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except Exception:
+        return None
+
+
+def check_fresh_start(run_dir: Path, config: Mapping[str, Any]) -> None:
+    """Refuse to start a run from zero in ``run_dir`` when it holds results of an earlier run.
+
+    Only called when there is no complete checkpoint to resume. A ``config.yaml`` alone (a run stopped
+    before its first checkpoint) is no result when it equals ``config``: starting again loses nothing.
+    """
+    found = existing_results(run_dir)
+    if found == [CONFIG_FILE]:
+        with contextlib.suppress(RunFormatError):
+            if _plain_json(read_config(run_dir)) == _plain_json(config):
+                return
+    if not found:
+        return
+    what = []
+    for name in found:
+        if name == TRIALS_FILE:
+            n = count_trials(run_dir / name)
+            what.append(f"{name} ({'unreadable' if n is None else f'{n} evaluations'})")
+        else:
+            what.append(name + ("/" if (run_dir / name).is_dir() else ""))
+    if CONFIG_FILE in found and len(found) == 1:
+        why = "the config of a different run that stopped before its first checkpoint"
+    elif TRIALS_FILE in found:
+        why = (
+            f"the trial table of an earlier run, but no complete checkpoint ({CHECKPOINT_DIR}/state.json + "
+            f"arrays.npz), so its optimizer state is lost and it cannot be resumed exactly (Python: "
+            f"from_trials=True continues from those trials with a fresh optimizer)"
+        )
+    else:
+        why = f"an earlier run without a complete checkpoint ({CHECKPOINT_DIR}/state.json + arrays.npz)"
+    raise RunDirError(
+        f"run directory {run_dir} holds {', '.join(what)}: {why}; nothing was changed. Use another run "
+        f"directory, or delete these and start afresh here ({OVERWRITE_HINT})"
+    )
+
+
+def clear_results(run_dir: Path) -> None:
+    """Delete every result of an earlier run in ``run_dir`` (an explicit overwrite; call under the lock)."""
+    import shutil
+
+    for name in (*RESULT_ENTRIES, CHECKPOINT_DIR + ".tmp", ERROR_FILE):
+        p = run_dir / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _plain_json(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def remove_partial_writes(run_dir: Path) -> None:
+    """Delete what a failed write of this process left: ``checkpoint.tmp/`` and ``.<file>.tmp-<pid>``."""
+    import shutil
+
+    shutil.rmtree(run_dir / (CHECKPOINT_DIR + ".tmp"), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        for p in run_dir.glob(f".*.tmp-{os.getpid()}"):
+            p.unlink(missing_ok=True)
+
+
+def unwritable_reason(exc: OSError) -> str:
+    """``"read-only"`` for a read-only file system or missing permission, else the OS's words."""
+    import errno
+
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"read-only ({exc.strerror or exc})"
+    return str(exc.strerror or exc)
+
+
+@contextlib.contextmanager
+def writing(run_dir: Path) -> Iterator[None]:
+    """Turn an OSError while writing ``run_dir`` into a one-line :class:`RunDirWriteError`, after removing
+    what the failed write left behind (:func:`remove_partial_writes`)."""
+    try:
+        yield
+    except OSError as exc:
+        remove_partial_writes(run_dir)
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise RunDirWriteError(
+            f"cannot write to run directory {run_dir}: {unwritable_reason(exc)}{where}; nothing half-written "
+            "was left and its last complete checkpoint is kept: make it writable (or free space) and run "
+            "again to resume, or use another run directory"
+        ) from exc
 
 
 def write_config(run_dir: Path, config: Mapping[str, Any]) -> None:
@@ -401,7 +550,10 @@ def read_run(
     info = problem_info(problem, problems, config)
     import pyarrow.parquet as pq
 
-    available = pq.read_schema(trials_path).names
+    try:
+        available = pq.read_schema(trials_path).names
+    except Exception as exc:  # pyarrow.ArrowInvalid, OSError: a truncated or foreign file
+        raise RunFormatError(f"{trials_path}: not a readable parquet table ({_first_line(exc)})") from exc
     needed = [*REQUIRED_COLUMNS, *(mean_column(t) for t in info.objectives)]
     missing = [c for c in needed if c not in available]
     if missing:
@@ -411,7 +563,10 @@ def read_run(
         )
     wanted = columns(info) if callable(columns) else columns
     selected = None if wanted is None else [c for c in dict.fromkeys(wanted) if c in set(available)]
-    df = pd.read_parquet(trials_path, columns=selected)
+    try:
+        df = pd.read_parquet(trials_path, columns=selected)
+    except Exception as exc:
+        raise RunFormatError(f"{trials_path}: not a readable parquet table ({_first_line(exc)})") from exc
     if len(df) and not np.all(np.diff(df["eval_index"].to_numpy()) > 0):
         df = df.sort_values("eval_index", kind="stable").reset_index(drop=True)
     if label_keys:
@@ -461,10 +616,16 @@ __all__ = [
     "TRIALS_FILE",
     "WALL_CLOCK_COLUMNS",
     "Run",
+    "RunDirBusyError",
     "RunDirError",
+    "RunDirWriteError",
     "RunFormatError",
     "analysis_columns",
+    "check_fresh_start",
+    "clear_results",
     "config_get",
+    "count_trials",
+    "existing_results",
     "find_runs",
     "gene_column",
     "genes",
@@ -478,9 +639,12 @@ __all__ = [
     "read_run",
     "read_runs",
     "read_summary",
+    "remove_partial_writes",
     "std_column",
     "trial_columns",
+    "unwritable_reason",
     "write_checkpoint",
     "write_config",
     "write_summary",
+    "writing",
 ]

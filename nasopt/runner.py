@@ -25,7 +25,10 @@ directory again resumes from the last checkpoint (optimizer via ``load_state``, 
 table, budget counters) and ends with the same trial table as an uninterrupted run (wall-clock columns
 aside); a finished run is only reported, not redone. A run directory is locked while a process runs it,
 and refuses a different configuration (problem, optimizer and its parameters, seed, batch size, budget,
-benchmark digest).
+benchmark digest). A directory holding results of an earlier run (``trials.parquet``, ``summary.json``, a
+``config.yaml`` of another run, checkpoint files) but no complete checkpoint is never started over: the
+runner refuses in one line naming what is there; ``overwrite=True`` deletes those results and starts
+afresh.
 
 The parts: :class:`~nasopt.evaluation.Evaluator` (evaluate), :class:`~nasopt.trial_log.TrialLog` (the
 table), :class:`~nasopt.incumbents.Incumbents` (front, HV, best accuracy),
@@ -42,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from benchmark import space
 from benchmark._io import package_versions
@@ -55,16 +59,27 @@ from nasopt.progress import ProgressBar
 from nasopt.resume import CheckpointCadence, Checkpointer, Counters, restore_rng, run_state
 from nasopt.run_summary import format_summary
 from nasopt.rundir import (
+    CONFIG_FILE,
     FORMAT_KEY,
     FORMAT_VERSION,
     SUMMARY_FILE,
     TRIALS_FILE,
     Run,
+    RunDirError,
+    RunFormatError,
+    check_fresh_start,
+    clear_results,
+    config_get,
+    genes,
     locked,
+    obs_column,
     publish_trials,
+    read_config,
     read_summary,
+    trial_columns,
     write_config,
     write_summary,
+    writing,
 )
 from nasopt.signals import StopFlag
 from nasopt.trial_log import TrialLog
@@ -114,6 +129,11 @@ class Runner:
         config: the config to store as ``config.yaml`` (default: :meth:`default_config`).
         on_batch: called with the runner after every evaluated batch (tests use it to slow a run down).
         handle_signals: catch SIGINT/SIGTERM to stop cleanly (only possible in the main thread).
+        overwrite: delete the results of an earlier run in ``run_dir`` and start afresh. Without it a
+            directory holding an earlier run is resumed (same run, complete checkpoint) or refused.
+        from_trials: where ``run_dir`` holds a ``trials.parquet`` but no complete checkpoint (the optimizer
+            state is lost), continue from those trials with a fresh optimizer told all of them (not an exact
+            resume: the optimizer's and the noise generator's states differ from an uninterrupted run).
     """
 
     def __init__(
@@ -134,6 +154,8 @@ class Runner:
         config: Mapping[str, Any] | None = None,
         on_batch: Callable[[Runner], None] | None = None,
         handle_signals: bool = True,
+        overwrite: bool = False,
+        from_trials: bool = False,
     ) -> None:
         self.problem = get_problem(problem)
         self.optimizer_spec = optimizer
@@ -164,6 +186,8 @@ class Runner:
         self.config = None if config is None else _plain(dict(config))
         self.on_batch = on_batch
         self.handle_signals = handle_signals
+        self.overwrite = bool(overwrite)
+        self.from_trials = bool(from_trials)
         # run state (set up by run())
         self.optimizer: Optimizer | None = None
         self.noise_rng: np.random.Generator | None = None
@@ -256,6 +280,47 @@ class Runner:
             self.optimizer = self._make_optimizer()
             self.optimizer.load_state(state["optimizer"])
 
+    def _continue_from_trials(self) -> None:
+        """A fresh optimizer told every trial of ``trials.parquet`` (batch by batch), counters and
+        incumbents from the table, a noise generator of its own stream (``SeedSequence(seed)`` child 2)."""
+        assert self.run_dir is not None
+        path = self.run_dir / TRIALS_FILE
+        earlier = read_summary(self.run_dir).get("problem") or config_get(
+            read_config(self.run_dir), "problem.name"
+        )
+        if earlier is not None and earlier != self.problem.name:
+            raise RunDirError(f"{path} holds trials of problem {earlier!r}, not {self.problem.name!r}")
+        columns = trial_columns(self.problem.objectives, self.problem.constraint_targets)
+        try:
+            table = pd.read_parquet(path)
+        except Exception as exc:
+            raise RunFormatError(f"{path}: not a readable parquet table ({exc})") from exc
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise RunFormatError(f"{path}: missing column(s) {missing} for problem {self.problem.name!r}")
+        table = table[columns].sort_values("eval_index", kind="stable").reset_index(drop=True)
+        self._fresh()
+        self.noise_rng = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(3)[2])
+        X = genes(table)
+        F = self.problem.to_internal(table[[obs_column(t) for t in self.problem.objectives]].to_numpy(float))
+        feasible = table["feasible"].to_numpy(bool)
+        batches = table["batch_index"].to_numpy()
+        for b in np.unique(batches):
+            rows = batches == b
+            self._tell(X[rows], F[rows], feasible[rows])
+        last = table.iloc[-1] if len(table) else None
+        self.counters = Counters(
+            n_evals=len(table),
+            batch_index=int(batches.max()) + 1 if len(table) else 0,
+            sim_time_s=0.0 if last is None else float(last["sim_time_s"]),
+            optimizer_time_s=self.counters.optimizer_time_s
+            + (0.0 if last is None else float(last["optimizer_time_s"])),
+            wall_offset_s=0.0 if last is None else float(last["wall_time_s"]),
+        )
+        self.trials = TrialLog(self.problem, table)
+        self.incumbents = Incumbents.from_table(self.trials.table(), self.problem.info)
+        self._seen = self.trials.seen_ids()
+
     # -- summary and checkpoints ---------------------------------------------------------------------------
     def summary(self, finished: bool) -> dict[str, Any]:
         """The ``summary.json`` content for the current state."""
@@ -332,17 +397,28 @@ class Runner:
 
     def _run(self) -> Run:
         if self.run_dir is not None:
+            if self.overwrite:
+                clear_results(self.run_dir)
             loaded = Checkpointer(self.run_dir).load(
                 self.fingerprint(), bool(self.requested_batch_size), self._resolved_params
             )
             if loaded is not None:
                 state, trials = loaded
+                if not (self.run_dir / CONFIG_FILE).is_file():  # deleted: the run's own config comes back
+                    with writing(self.run_dir):
+                        write_config(self.run_dir, self.config or self.default_config())
                 self._restore(state, trials, need_optimizer=not state.get("finished"))
                 if state.get("finished"):
                     return self._report_finished()
             else:
-                self._fresh()
-                write_config(self.run_dir, self.config or self.default_config())
+                config = self.config or self.default_config()
+                if self.from_trials and (self.run_dir / TRIALS_FILE).is_file():
+                    self._continue_from_trials()
+                else:
+                    check_fresh_start(self.run_dir, config)  # never silently over an earlier run's results
+                    self._fresh()
+                with writing(self.run_dir):
+                    write_config(self.run_dir, config)
         else:
             self._fresh()
         self._loop()
@@ -469,13 +545,18 @@ def search(
     progress: bool | None = None,
     print_summary: bool = False,
     checkpoint_every: int | None = 500,
+    overwrite: bool = False,
+    from_trials: bool = False,
     **opt_params: Any,
 ) -> Run:
     """Run one search in a line: ``nasopt.search("acc_a100", "re", budget=500, seed=1)``.
 
     ``bench=None`` loads the surrogate (``benchmark.make_benchmark("surrogate")``); ``opt_params`` go to the
     optimizer; ``eval_mode="noisy"`` switches the problem to noisy observations. With ``run_dir`` the run is
-    written there and resumable; without, it stays in memory.
+    written there and resumable; without, it stays in memory. A ``run_dir`` holding an earlier run is
+    resumed (the same run) or refused; ``overwrite=True`` deletes its results and starts afresh;
+    ``from_trials=True`` continues from its ``trials.parquet`` with a fresh optimizer when its checkpoint
+    is lost (see :class:`Runner`).
     """
     prob = get_problem(problem)
     if eval_mode is not None:
@@ -496,6 +577,8 @@ def search(
         checkpoint_every=checkpoint_every,
         progress=progress,
         print_summary=print_summary,
+        overwrite=overwrite,
+        from_trials=from_trials,
     )
     return runner.run()
 
