@@ -37,9 +37,14 @@ def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool | None = None)
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
     p = Path(path)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    fsync_file(tmp, fsync)
-    os.replace(tmp, p)
+    try:
+        tmp.write_bytes(data)
+        fsync_file(tmp, fsync)
+        os.replace(tmp, p)
+    except BaseException:  # a full disk, a read-only directory: leave no temporary file behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: str | Path, text: str, fsync: bool | None = None) -> None:
@@ -51,9 +56,14 @@ def atomic_copy(src: str | Path, dst: str | Path, fsync: bool | None = None) -> 
     """Copy a file atomically (temporary copy + ``os.replace``)."""
     d = Path(dst)
     tmp = d.with_name(f".{d.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    fsync_file(tmp, fsync)
-    os.replace(tmp, d)
+    try:
+        shutil.copyfile(src, tmp)
+        fsync_file(tmp, fsync)
+        os.replace(tmp, d)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 @functools.cache

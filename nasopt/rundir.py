@@ -264,16 +264,6 @@ def _plain_json(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
-def remove_partial_writes(run_dir: Path) -> None:
-    """Delete what a failed write of this process left: ``checkpoint.tmp/`` and ``.<file>.tmp-<pid>``."""
-    import shutil
-
-    shutil.rmtree(run_dir / (CHECKPOINT_DIR + ".tmp"), ignore_errors=True)
-    with contextlib.suppress(OSError):
-        for p in run_dir.glob(f".*.tmp-{os.getpid()}"):
-            p.unlink(missing_ok=True)
-
-
 def unwritable_reason(exc: OSError) -> str:
     """``"read-only"`` for a read-only file system or missing permission, else the OS's words."""
     import errno
@@ -285,12 +275,11 @@ def unwritable_reason(exc: OSError) -> str:
 
 @contextlib.contextmanager
 def writing(run_dir: Path) -> Iterator[None]:
-    """Turn an OSError while writing ``run_dir`` into a one-line :class:`RunDirWriteError`, after removing
-    what the failed write left behind (:func:`remove_partial_writes`)."""
+    """Turn an OSError while writing ``run_dir`` into a one-line :class:`RunDirWriteError` (the writers
+    themselves leave no partial file behind: ``benchmark._io``, :func:`nasopt.checkpoint.save_checkpoint`)."""
     try:
         yield
     except OSError as exc:
-        remove_partial_writes(run_dir)
         where = f" ({exc.filename})" if exc.filename else ""
         raise RunDirWriteError(
             f"cannot write to run directory {run_dir}: {unwritable_reason(exc)}{where}; nothing half-written "
@@ -335,7 +324,12 @@ def publish_trials(run_dir: Path) -> None:
     except OSError:
         atomic_copy(src, dst)
         return
-    os.replace(tmp, dst)
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_checkpoint(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame | None] | None:
@@ -639,7 +633,6 @@ __all__ = [
     "read_run",
     "read_runs",
     "read_summary",
-    "remove_partial_writes",
     "std_column",
     "trial_columns",
     "unwritable_reason",
