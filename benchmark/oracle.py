@@ -6,11 +6,13 @@
     bench.cost(X)                                  # simulated training seconds, (n,)
 
 The cache lives in ``<cache dir>/surrogates/<dataset sha256[:16]>-<config key>/`` (native models, compiled
-tables, ``meta.json``). A stale or incompatible cache is refitted with a message, never a crash.
+tables, ``meta.json`` with the SHA-256 of every file). A stale, incompatible, truncated or edited cache is
+refitted with one message naming the file, never a crash.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,7 +32,13 @@ from benchmark._typing import FloatArray
 from benchmark.api import TargetPrediction
 from benchmark.macs import macs_params
 from benchmark.noise import noise_summary
-from benchmark.surrogate import MODEL_FORMAT_VERSION, SurrogateConfig, SurrogateModel, fit_surrogate
+from benchmark.surrogate import (
+    MODEL_FORMAT_VERSION,
+    SurrogateCacheError,
+    SurrogateConfig,
+    SurrogateModel,
+    fit_surrogate,
+)
 from benchmark.targets import TARGET_NAMES, TARGETS, check_targets
 
 
@@ -186,9 +194,9 @@ def load_benchmark(
             try:
                 model = SurrogateModel.load(path)
                 return Benchmark(model, sha, path)
-            except (OSError, ValueError, KeyError) as exc:
-                problem = f"unreadable ({type(exc).__name__}: {exc})"
-        say(f"cached surrogate at {path} is {problem}; refitting")
+            except SurrogateCacheError as exc:
+                problem = str(exc)
+        say(f"cached surrogate at {path}: {problem}; refitting (delete the directory to silence this)")
     if data is None:
         data = read_records(source)
     t0 = time.perf_counter()
@@ -231,11 +239,14 @@ def load_benchmark(
 
 
 def _check_cache(path: Path, sha: str, cfg: SurrogateConfig) -> str | None:
-    """None if the cache at ``path`` matches, else why not."""
+    """None if the cache at ``path`` is for this data and configuration, else why not (the files themselves
+    are verified against their integrity record by :meth:`SurrogateModel.load`)."""
     try:
         meta = json.loads((path / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        return f"incomplete or corrupt ({type(exc).__name__})"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"meta.json incomplete or corrupt ({type(exc).__name__})"
+    if not isinstance(meta, dict):
+        return "meta.json corrupt (not a JSON object)"
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
         return f"of an older format ({meta.get('format_version')})"
     if meta.get("dataset_sha256") != sha:
@@ -243,26 +254,39 @@ def _check_cache(path: Path, sha: str, cfg: SurrogateConfig) -> str | None:
     try:
         if SurrogateConfig.from_json(meta.get("config", {})) != cfg:
             return "for a different configuration"
-    except (ValueError, TypeError) as exc:
-        return f"incompatible ({exc})"
+    except (ValueError, TypeError, AttributeError) as exc:
+        return f"meta.json has an incompatible 'config' ({exc})"
     if not (path / "tables.npz").is_file():
         return "incomplete (tables.npz missing)"
     return None
 
 
 def _write_atomically(model: SurrogateModel, path: Path) -> None:
+    """Write the cache into a temporary sibling, then swap it in with renames.
+
+    A process killed at any point leaves either the old entry, the new one or none (refitted next time), never
+    a mix. Concurrent writers of one key are safe: whoever renames last wins, and the entries are identical
+    (the fit is deterministic).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
+    old: Path | None = None
     try:
         model.save(tmp)
         if path.exists():
-            old = path.with_name(path.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, path)
+            old = Path(tempfile.mkdtemp(prefix=".old-", dir=path.parent))
+            with contextlib.suppress(FileNotFoundError):  # another writer moved it first
+                os.replace(path, old)  # onto an empty directory: allowed on POSIX
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if not (path / "meta.json").is_file():
+                raise
+            # another process put a complete entry there meanwhile: keep it
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = ["TARGET_NAMES", "Benchmark", "load_benchmark", "surrogate_cache_root"]
