@@ -189,13 +189,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if root.is_dir():
         for d in sorted(root.iterdir()):
             meta = d / "meta.json"
-            if meta.is_file():
+            if d.name.startswith(".") or not d.is_dir():
+                continue
+            try:
                 m = json.loads(meta.read_text())
-                print(
-                    f"  {d.name}: {m.get('config', {}).get('backend')} "
-                    f"members={m.get('config', {}).get('n_members')} "
-                    f"versions={m.get('versions')} fitted {m.get('created')}"
-                )
+                if not isinstance(m, dict):
+                    raise ValueError("not a JSON object")
+            except (OSError, ValueError) as exc:
+                print(f"  {d.name}: unreadable meta.json ({type(exc).__name__}); refitted on next use")
+                continue
+            cfg: dict[str, Any] = m["config"] if isinstance(m.get("config"), dict) else {}
+            print(
+                f"  {d.name}: {cfg.get('backend')} members={cfg.get('n_members')} "
+                f"versions={m.get('versions')} fitted {m.get('created')}"
+            )
     return 0
 
 
