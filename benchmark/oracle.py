@@ -156,6 +156,7 @@ def load_benchmark(
     refit: bool = False,
     download: bool = True,
     verbose: bool = True,
+    exclude: ArrayLike | None = None,
     **config_overrides: Any,
 ) -> Benchmark:
     """Find the data, then load the fitted surrogate from the cache or fit it once and cache it.
@@ -167,10 +168,14 @@ def load_benchmark(
         cache_dir: where fitted surrogates live (default ``<user cache>/surrogates``).
         refit: ignore any cached fit.
         verbose: print what happens (fit time, cache hits) to stderr.
+        exclude: architectures ``(k, 28)`` (e.g. a test set) whose records are left out of the training (and
+            scoring) rows, matched by :func:`benchmark.space.arch_id`; if any record is left out, the fit is
+            cached under a digest of the data *and* the excluded architectures, and its ``meta["excluded"]``
+            says how many records and architectures went.
     """
     import hashlib
 
-    from benchmark.dataset import read_records
+    from benchmark.dataset import DatasetError, read_records
     from benchmark.sources import resolve_dataset, resolve_split_dir
     from benchmark.splits import make_split
 
@@ -186,6 +191,27 @@ def load_benchmark(
     else:
         data = read_records(source)
         sha = data.sha256
+    keep = None
+    excluded: dict[str, int] = {}
+    if exclude is not None:
+        if data is None:
+            data = read_records(source)
+        ids = space.arch_id(data.X)
+        drop = np.isin(ids, space.arch_id(exclude))
+        if drop.all():
+            raise DatasetError(
+                f"every record of {source} is of an excluded (test) architecture: nothing is left to train "
+                f"on; train on other records"
+            )
+        if drop.any():
+            keep = ~drop
+            gone = np.unique(ids[drop])
+            excluded = {"n_records": int(drop.sum()), "n_architectures": len(gone)}
+            sha = hashlib.sha256(f"{sha} without ".encode() + gone.astype("<i8").tobytes()).hexdigest()
+            say(
+                f"leaving {excluded['n_records']} records ({excluded['n_architectures']} architectures) out "
+                f"of the training data: they are in the excluded (test) set"
+            )
     root = surrogate_cache_root(cache_dir)
     path = root / f"{sha[:16]}-{base.key()}"
     if path.exists() and not refit:
@@ -205,8 +231,11 @@ def load_benchmark(
     if base.split != "all":
         split = make_split(data, base.split, seed=base.seed, split_dir=resolve_split_dir(data.source))
         rows = split.train
-        score_X = data.X[split.val]
-        score_labels = {k: v[split.val] for k, v in data.labels.items()}
+        val = split.val if keep is None else split.val[keep[split.val]]
+        score_X = data.X[val]
+        score_labels = {k: v[val] for k, v in data.labels.items()}
+    if keep is not None:
+        rows = rows[keep[rows]]
     say(
         f"fitting surrogates for {len(base.targets)} targets on {len(rows)} records "
         f"({base.backend}, {base.n_members} members; first use only) ..."
@@ -221,12 +250,13 @@ def load_benchmark(
     )
     elapsed = time.perf_counter() - t0
     scored = score_labels if score_labels is not None else {k: v[rows] for k, v in data.labels.items()}
+    kept = data if keep is None else data.subset(keep)
     model.meta.update(
         {
-            "noise": noise_summary(data.X, dict(data.labels), scored, base.targets),
-            "dataset_sha256": data.sha256,
+            "noise": noise_summary(kept.X, dict(kept.labels), scored, base.targets),
+            "dataset_sha256": sha,
             "dataset_source": data.source,
-            "n_records": len(data),
+            "n_records": len(kept),
             "feature_order": [space.gene_name(j) for j in range(space.N_GENES)],
             "versions": package_versions(),
             "fit_total_seconds": elapsed,
@@ -234,8 +264,10 @@ def load_benchmark(
         }
     )
     say(f"fitted in {elapsed:.1f} s; caching at {path}")
+    if excluded:
+        model.meta["excluded"] = {**excluded, "source_dataset_sha256": data.sha256}
     _write_atomically(model, path)
-    return Benchmark(model, data.sha256, path)
+    return Benchmark(model, sha, path)
 
 
 def _check_cache(path: Path, sha: str, cfg: SurrogateConfig) -> str | None:

@@ -239,3 +239,27 @@ def test_info_lists_a_corrupt_entry_instead_of_crashing(
     out = capsys.readouterr().out
     assert f"{entry.name}: unreadable meta.json (JSONDecodeError)" in out
     assert ".tmp-123" not in out
+
+
+def test_excluded_architectures_get_their_own_cache_entry(
+    data_dir: Path, fitted: Benchmark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmark.dataset import read_records
+
+    data = read_records(data_dir)
+    assert fitted.cache_path is not None
+    # nothing of the data excluded: the very same entry, no fit
+    outside = space.sample(5, np.random.default_rng(99))
+    assert not np.isin(space.arch_id(outside), space.arch_id(data.X)).any()
+    same = load_benchmark(data_dir, cache_dir=fitted.cache_path.parent, verbose=False, exclude=outside, **CFG)
+    assert same.cache_path == fitted.cache_path and same.digest == fitted.digest
+    # ten records excluded: another entry, trained on the rest, and a cache hit the second time
+    held = load_benchmark(data_dir, cache_dir=tmp_path, verbose=False, exclude=data.X[:10], **CFG)
+    assert held.cache_path != fitted.cache_path and held.digest != fitted.digest
+    assert held.model.meta["excluded"]["n_records"] == 10
+    assert held.model.meta["n_train"] == len(data) - 10
+    import benchmark.oracle as oracle
+
+    monkeypatch.setattr(oracle, "fit_surrogate", lambda *a, **k: pytest.fail("refitted"))
+    again = load_benchmark(data_dir, cache_dir=tmp_path, verbose=False, exclude=data.X[:10], **CFG)
+    assert again.cache_path == held.cache_path
