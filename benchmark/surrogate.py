@@ -21,13 +21,14 @@ block-triple tables (:mod:`benchmark.tables`): prediction becomes a handful of a
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
+import os
 import time
 import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -498,19 +499,26 @@ class SurrogateModel:
         meta = _read_meta(directory)
         config = _cache_field(lambda: SurrogateConfig.from_json(meta["config"]), "config")
         tmetas = _check_targets_meta(meta.get("targets"))
-        tables = _verify_integrity(directory, meta, tmetas)
+        files = _integrity_files(directory, meta)
+        names = [TABLES_FILE] + [f for tm in tmetas.values() for f in tm.get("native_models", [])]
         targets = {}
-        try:
-            with np.load(io.BytesIO(tables), allow_pickle=False) as arrays:
-                for name, tm in tmetas.items():
-                    channels = [
-                        TripleTables.from_arrays(arrays, f"{name}/c{ci}/") for ci in range(tm["n_channels"])
-                    ]
-                    targets[name] = FittedTarget(
-                        name, tm["kind"], channels, float(tm["std_scale"]), list(tm["rounds"])
-                    )
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-            raise SurrogateCacheError(f"{TABLES_FILE} unreadable ({type(exc).__name__}: {exc})") from exc
+        # the files are hashed in a thread while the tables are parsed; nothing is returned before both end
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            verified = pool.submit(_verify_files, directory, names, files)
+            try:
+                with np.load(directory / TABLES_FILE, allow_pickle=False) as arrays:
+                    for name, tm in tmetas.items():
+                        channels = [
+                            TripleTables.from_arrays(arrays, f"{name}/c{ci}/")
+                            for ci in range(tm["n_channels"])
+                        ]
+                        targets[name] = FittedTarget(
+                            name, tm["kind"], channels, float(tm["std_scale"]), list(tm["rounds"])
+                        )
+            except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+                verified.result()  # a file that fails its check explains the failure better
+                raise SurrogateCacheError(f"{TABLES_FILE} unreadable ({type(exc).__name__}: {exc})") from exc
+            verified.result()
         rest = {
             k: v for k, v in meta.items() if k not in ("config", "targets", "format_version", INTEGRITY_KEY)
         }
@@ -588,8 +596,8 @@ def _check_targets_meta(tmetas: Any) -> dict[str, dict[str, Any]]:
     return tmetas
 
 
-def _verify_integrity(directory: Path, meta: dict[str, Any], tmetas: dict[str, dict[str, Any]]) -> bytes:
-    """Check every cache file against the integrity record in ``meta``; returns the bytes of the tables."""
+def _integrity_files(directory: Path, meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-file records of ``meta``'s integrity section, after checking ``meta.json``'s own digest."""
     record = meta.get(INTEGRITY_KEY)
     if record is None:
         raise SurrogateCacheError(
@@ -603,32 +611,33 @@ def _verify_integrity(directory: Path, meta: dict[str, Any], tmetas: dict[str, d
         raise SurrogateCacheError(
             f"{META_FILE} was edited after it was written (its content no longer matches its SHA-256)"
         )
-    expected = [TABLES_FILE] + [f for tm in tmetas.values() for f in tm.get("native_models", [])]
-    tables = b""
-    for fn in expected:
-        rec = files.get(fn)
-        if rec is None:
-            raise SurrogateCacheError(f"{META_FILE}: no integrity record for {fn}")
-        path = directory / fn
-        try:
-            size = path.stat().st_size
+    return files
+
+
+def _verify_file(directory: Path, fn: str, files: dict[str, dict[str, Any]]) -> None:
+    """Check one cache file's size and SHA-256 against its record in ``files``."""
+    rec = files.get(fn)
+    if rec is None:
+        raise SurrogateCacheError(f"{META_FILE}: no integrity record for {fn}")
+    try:
+        with open(directory / fn, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
             if size != rec.get("size"):
                 raise SurrogateCacheError(
                     f"{fn} is truncated or replaced ({size} bytes; {rec.get('size')} were written)"
                 )
-            if fn == TABLES_FILE:
-                tables = path.read_bytes()
-                digest = hashlib.sha256(tables).hexdigest()
-            else:
-                with open(path, "rb") as fh:
-                    digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        except OSError as exc:
-            raise SurrogateCacheError(f"{fn} unreadable ({type(exc).__name__}: {exc.strerror})") from exc
-        if digest != rec.get("sha256"):
-            raise SurrogateCacheError(
-                f"{fn} was edited or corrupted after it was written (its SHA-256 differs from the recorded)"
-            )
-    return tables
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise SurrogateCacheError(f"{fn} unreadable ({type(exc).__name__}: {exc.strerror})") from exc
+    if digest != rec.get("sha256"):
+        raise SurrogateCacheError(
+            f"{fn} was edited or corrupted after it was written (its SHA-256 differs from the recorded)"
+        )
+
+
+def _verify_files(directory: Path, names: list[str], files: dict[str, dict[str, Any]]) -> None:
+    for fn in names:
+        _verify_file(directory, fn, files)
 
 
 def fit_surrogate(
