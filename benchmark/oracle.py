@@ -222,7 +222,7 @@ def load_benchmark(
                 return Benchmark(model, sha, path)
             except SurrogateCacheError as exc:
                 problem = str(exc)
-        say(f"cached surrogate at {path}: {problem}; refitting (delete the directory to silence this)")
+        say(f"cached surrogate at {path}: {problem}; refitting")
     if data is None:
         data = read_records(source)
     t0 = time.perf_counter()
@@ -280,12 +280,12 @@ def _check_cache(path: Path, sha: str, cfg: SurrogateConfig) -> str | None:
     if not isinstance(meta, dict):
         return "meta.json corrupt (not a JSON object)"
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
-        return f"of an older format ({meta.get('format_version')})"
+        return f"of another format ({meta.get('format_version')}; this nasopt writes {MODEL_FORMAT_VERSION})"
     if meta.get("dataset_sha256") != sha:
         return "stale (fitted on different data)"
     try:
         if SurrogateConfig.from_json(meta.get("config", {})) != cfg:
-            return "for a different configuration"
+            return "fitted for a different configuration"
     except (ValueError, TypeError, AttributeError) as exc:
         return f"meta.json has an incompatible 'config' ({exc})"
     if not (path / "tables.npz").is_file():

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 import zipfile
@@ -585,8 +584,8 @@ def _check_targets_meta(tmetas: Any) -> dict[str, dict[str, Any]]:
         if type(n_ch) is not int or n_ch < 1:
             raise bad(name, "n_channels", "a positive integer")
         scale: Any = tm.get("std_scale")
-        if type(scale) not in (int, float) or not math.isfinite(scale) or scale < 0:
-            raise bad(name, "std_scale", "a finite number >= 0")
+        if type(scale) not in (int, float) or scale < 0:
+            raise bad(name, "std_scale", "a number >= 0")
         rounds = tm.get("rounds")
         if not isinstance(rounds, list) or not all(type(r) is int for r in rounds):
             raise bad(name, "rounds", "a list of integers")
@@ -630,9 +629,7 @@ def _verify_file(directory: Path, fn: str, files: dict[str, dict[str, Any]]) -> 
     except OSError as exc:
         raise SurrogateCacheError(f"{fn} unreadable ({type(exc).__name__}: {exc.strerror})") from exc
     if digest != rec.get("sha256"):
-        raise SurrogateCacheError(
-            f"{fn} was edited or corrupted after it was written (its SHA-256 differs from the recorded)"
-        )
+        raise SurrogateCacheError(f"{fn} was edited or corrupted after it was written (SHA-256 mismatch)")
 
 
 def _verify_files(directory: Path, names: list[str], files: dict[str, dict[str, Any]]) -> None:
