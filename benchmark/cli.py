@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="fit on training records and score against measured results")
     _common(p)
     p.add_argument("--test", required=True, help="measured results: .tar.gz or directory of result_*.json")
-    p.add_argument("--train", help="training records (default: the configured dataset, all of it)")
+    p.add_argument(
+        "--train",
+        help="training records (default: the configured dataset); records of the test architectures are "
+        "always left out of training",
+    )
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("info", help="dataset statistics, space size, cache location, versions")
     _common(p)
@@ -151,7 +155,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from benchmark.dataset import read_records
 
     test = read_records(args.test)
-    bench = _load(args, dataset=args.train or args.dataset)
+    # never score on training data: records of the test architectures are left out of the training rows
+    bench = _load(args, dataset=args.train or args.dataset, exclude=test.X)
+    excluded = bench.model.meta.get("excluded")
+    n_train = bench.model.meta.get("n_train")
+    if excluded:
+        note = (
+            f"left {excluded['n_records']} training records ({excluded['n_architectures']} architectures) of "
+            f"the test set out of training; trained on {n_train} records"
+        )
+    else:
+        note = f"no test architecture is in the training data; trained on {n_train} records"
     preds = bench.query(test.X)
     result = {t: fit_quality(test.labels[t], p.mean, p.std) for t, p in preds.items()}
     if args.json:
@@ -161,10 +175,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 {t: {k: (int(q[k]) if k == "n" else q[k]) for k in keys} for t, q in result.items()}, indent=2
             )
         )
+        print(f"nasopt bench evaluate: {note}", file=sys.stderr)
         return 0
     caps = noise_caps(bench.noise, test.labels)
     title = f"surrogate {bench.digest} vs {len(test)} measured records in {args.test}"
     print(format_quality_table(result, title, caps=caps))
+    print(f"\n{note}")
     return 0
 
 
@@ -201,13 +217,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if root.is_dir():
         for d in sorted(root.iterdir()):
             meta = d / "meta.json"
-            if meta.is_file():
+            if d.name.startswith(".") or not d.is_dir():
+                continue
+            try:
                 m = json.loads(meta.read_text())
-                print(
-                    f"  {d.name}: {m.get('config', {}).get('backend')} "
-                    f"members={m.get('config', {}).get('n_members')} "
-                    f"versions={m.get('versions')} fitted {m.get('created')}"
-                )
+                if not isinstance(m, dict):
+                    raise ValueError("not a JSON object")
+            except (OSError, ValueError) as exc:
+                print(f"  {d.name}: unreadable meta.json ({type(exc).__name__}); refitted on next use")
+                continue
+            cfg: dict[str, Any] = m["config"] if isinstance(m.get("config"), dict) else {}
+            print(
+                f"  {d.name}: {cfg.get('backend')} members={cfg.get('n_members')} "
+                f"versions={m.get('versions')} fitted {m.get('created')}"
+            )
     return 0
 
 

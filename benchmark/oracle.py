@@ -6,11 +6,13 @@
     bench.cost(X)                                  # simulated training seconds, (n,)
 
 The cache lives in ``<cache dir>/surrogates/<dataset sha256[:16]>-<config key>/`` (native models, compiled
-tables, ``meta.json``). A stale or incompatible cache is refitted with a message, never a crash.
+tables, ``meta.json`` with the SHA-256 of every file). A stale, incompatible, truncated or edited cache is
+refitted with one message naming the file, never a crash.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,7 +32,13 @@ from benchmark._typing import FloatArray
 from benchmark.api import TargetPrediction
 from benchmark.macs import macs_params
 from benchmark.noise import noise_summary
-from benchmark.surrogate import MODEL_FORMAT_VERSION, SurrogateConfig, SurrogateModel, fit_surrogate
+from benchmark.surrogate import (
+    MODEL_FORMAT_VERSION,
+    SurrogateCacheError,
+    SurrogateConfig,
+    SurrogateModel,
+    fit_surrogate,
+)
 from benchmark.targets import TARGET_NAMES, TARGETS, check_targets
 
 
@@ -148,6 +156,7 @@ def load_benchmark(
     refit: bool = False,
     download: bool = True,
     verbose: bool = True,
+    exclude: ArrayLike | None = None,
     **config_overrides: Any,
 ) -> Benchmark:
     """Find the data, then load the fitted surrogate from the cache or fit it once and cache it.
@@ -159,10 +168,14 @@ def load_benchmark(
         cache_dir: where fitted surrogates live (default ``<user cache>/surrogates``).
         refit: ignore any cached fit.
         verbose: print what happens (fit time, cache hits) to stderr.
+        exclude: architectures ``(k, 28)`` (e.g. a test set) whose records are left out of the training (and
+            scoring) rows, matched by :func:`benchmark.space.arch_id`; if any record is left out, the fit is
+            cached under a digest of the data *and* the excluded architectures, and its ``meta["excluded"]``
+            says how many records and architectures went.
     """
     import hashlib
 
-    from benchmark.dataset import read_records
+    from benchmark.dataset import DatasetError, read_records
     from benchmark.sources import resolve_dataset, resolve_split_dir
     from benchmark.splits import make_split
 
@@ -178,6 +191,27 @@ def load_benchmark(
     else:
         data = read_records(source)
         sha = data.sha256
+    keep = None
+    excluded: dict[str, int] = {}
+    if exclude is not None:
+        if data is None:
+            data = read_records(source)
+        ids = space.arch_id(data.X)
+        drop = np.isin(ids, space.arch_id(exclude))
+        if drop.all():
+            raise DatasetError(
+                f"every record of {source} is of an excluded (test) architecture: nothing is left to train "
+                f"on; train on other records"
+            )
+        if drop.any():
+            keep = ~drop
+            gone = np.unique(ids[drop])
+            excluded = {"n_records": int(drop.sum()), "n_architectures": len(gone)}
+            sha = hashlib.sha256(f"{sha} without ".encode() + gone.astype("<i8").tobytes()).hexdigest()
+            say(
+                f"leaving {excluded['n_records']} records ({excluded['n_architectures']} architectures) out "
+                f"of the training data: they are in the excluded (test) set"
+            )
     root = surrogate_cache_root(cache_dir)
     path = root / f"{sha[:16]}-{base.key()}"
     if path.exists() and not refit:
@@ -186,9 +220,9 @@ def load_benchmark(
             try:
                 model = SurrogateModel.load(path)
                 return Benchmark(model, sha, path)
-            except (OSError, ValueError, KeyError) as exc:
-                problem = f"unreadable ({type(exc).__name__}: {exc})"
-        say(f"cached surrogate at {path} is {problem}; refitting")
+            except SurrogateCacheError as exc:
+                problem = str(exc)
+        say(f"cached surrogate at {path}: {problem}; refitting")
     if data is None:
         data = read_records(source)
     t0 = time.perf_counter()
@@ -197,8 +231,11 @@ def load_benchmark(
     if base.split != "all":
         split = make_split(data, base.split, seed=base.seed, split_dir=resolve_split_dir(data.source))
         rows = split.train
-        score_X = data.X[split.val]
-        score_labels = {k: v[split.val] for k, v in data.labels.items()}
+        val = split.val if keep is None else split.val[keep[split.val]]
+        score_X = data.X[val]
+        score_labels = {k: v[val] for k, v in data.labels.items()}
+    if keep is not None:
+        rows = rows[keep[rows]]
     say(
         f"fitting surrogates for {len(base.targets)} targets on {len(rows)} records "
         f"({base.backend}, {base.n_members} members; first use only) ..."
@@ -213,12 +250,13 @@ def load_benchmark(
     )
     elapsed = time.perf_counter() - t0
     scored = score_labels if score_labels is not None else {k: v[rows] for k, v in data.labels.items()}
+    kept = data if keep is None else data.subset(keep)
     model.meta.update(
         {
-            "noise": noise_summary(data.X, dict(data.labels), scored, base.targets),
-            "dataset_sha256": data.sha256,
+            "noise": noise_summary(kept.X, dict(kept.labels), scored, base.targets),
+            "dataset_sha256": sha,
             "dataset_source": data.source,
-            "n_records": len(data),
+            "n_records": len(kept),
             "feature_order": [space.gene_name(j) for j in range(space.N_GENES)],
             "versions": package_versions(),
             "fit_total_seconds": elapsed,
@@ -226,43 +264,61 @@ def load_benchmark(
         }
     )
     say(f"fitted in {elapsed:.1f} s; caching at {path}")
+    if excluded:
+        model.meta["excluded"] = {**excluded, "source_dataset_sha256": data.sha256}
     _write_atomically(model, path)
-    return Benchmark(model, data.sha256, path)
+    return Benchmark(model, sha, path)
 
 
 def _check_cache(path: Path, sha: str, cfg: SurrogateConfig) -> str | None:
-    """None if the cache at ``path`` matches, else why not."""
+    """None if the cache at ``path`` is for this data and configuration, else why not (the files themselves
+    are verified against their integrity record by :meth:`SurrogateModel.load`)."""
     try:
         meta = json.loads((path / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        return f"incomplete or corrupt ({type(exc).__name__})"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"meta.json incomplete or corrupt ({type(exc).__name__})"
+    if not isinstance(meta, dict):
+        return "meta.json corrupt (not a JSON object)"
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
-        return f"of an older format ({meta.get('format_version')})"
+        return f"of another format ({meta.get('format_version')}; this nasopt writes {MODEL_FORMAT_VERSION})"
     if meta.get("dataset_sha256") != sha:
         return "stale (fitted on different data)"
     try:
         if SurrogateConfig.from_json(meta.get("config", {})) != cfg:
-            return "for a different configuration"
-    except (ValueError, TypeError) as exc:
-        return f"incompatible ({exc})"
+            return "fitted for a different configuration"
+    except (ValueError, TypeError, AttributeError) as exc:
+        return f"meta.json has an incompatible 'config' ({exc})"
     if not (path / "tables.npz").is_file():
         return "incomplete (tables.npz missing)"
     return None
 
 
 def _write_atomically(model: SurrogateModel, path: Path) -> None:
+    """Write the cache into a temporary sibling, then swap it in with renames.
+
+    A process killed at any point leaves either the old entry, the new one or none (refitted next time), never
+    a mix. Concurrent writers of one key are safe: whoever renames last wins, and the entries are identical
+    (the fit is deterministic).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
+    old: Path | None = None
     try:
         model.save(tmp)
         if path.exists():
-            old = path.with_name(path.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, path)
+            old = Path(tempfile.mkdtemp(prefix=".old-", dir=path.parent))
+            with contextlib.suppress(FileNotFoundError):  # another writer moved it first
+                os.replace(path, old)  # onto an empty directory: allowed on POSIX
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if not (path / "meta.json").is_file():
+                raise
+            # another process put a complete entry there meanwhile: keep it
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = ["TARGET_NAMES", "Benchmark", "load_benchmark", "surrogate_cache_root"]

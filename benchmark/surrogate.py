@@ -20,10 +20,14 @@ block-triple tables (:mod:`benchmark.tables`): prediction becomes a handful of a
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
+import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -444,57 +448,193 @@ class SurrogateModel:
 
     # persistence -----------------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """Write native models, the compiled tables (``tables.npz``) and ``meta.json`` into ``directory``."""
+        """Write native models, the compiled tables (``tables.npz``) and ``meta.json`` into ``directory``.
+
+        ``meta.json`` records an integrity section: the SHA-256 and size of every other file, and the SHA-256
+        of its own content (without that section), so :meth:`load` detects a truncated or edited cache.
+        """
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "models").mkdir(exist_ok=True)
         arrays: dict[str, NDArray[Any]] = {}
         targets_meta = {}
+        files: dict[str, dict[str, Any]] = {}
         ext = BACKENDS[self.config.backend].model_suffix
         for name, ft in self.targets.items():
             for ci, ch in enumerate(ft.channels):
                 arrays.update(ch.to_arrays(f"{name}/c{ci}/"))
-            files = []
+            native_files = []
             for m, raw in enumerate(ft.native):
                 fn = f"models/{name}_member{m}.{ext}"
                 (directory / fn).write_bytes(raw)
-                files.append(fn)
+                files[fn] = _file_record(raw)
+                native_files.append(fn)
             targets_meta[name] = {
                 "kind": ft.kind,
                 "n_channels": len(ft.channels),
                 "std_scale": ft.std_scale,
                 "rounds": ft.rounds,
-                "native_models": files,
+                "native_models": native_files,
             }
         np.savez(directory / "tables.npz", **arrays)  # type: ignore[arg-type]
-        meta = {
+        files[TABLES_FILE] = _file_record((directory / TABLES_FILE).read_bytes())
+        meta: dict[str, Any] = {
             **self.meta,
             "config": self.config.to_json(),
             "targets": targets_meta,
             "format_version": MODEL_FORMAT_VERSION,
         }
-        (directory / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        meta = json.loads(json.dumps(meta))  # the digest is over what load() will read back
+        meta[INTEGRITY_KEY] = {"algorithm": "sha256", "files": files, "meta_sha256": _meta_digest(meta)}
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     @classmethod
     def load(cls, directory: Path) -> SurrogateModel:
-        """Load from :meth:`save` output (JSON + ``.npz`` with ``allow_pickle=False``: never unpickles)."""
-        meta = json.loads((directory / "meta.json").read_text())
-        if meta.get("format_version") != MODEL_FORMAT_VERSION:
-            raise ValueError(f"surrogate format {meta.get('format_version')} != {MODEL_FORMAT_VERSION}")
-        config = SurrogateConfig.from_json(meta["config"])
+        """Load from :meth:`save` output (JSON + ``.npz`` with ``allow_pickle=False``: never unpickles).
+
+        Raises :class:`SurrogateCacheError` (naming the file and what is wrong) when a file is missing,
+        unreadable, ill-typed, or differs from the integrity record written with it (truncated or edited), and
+        for a cache written before that record existed.
+        """
+        meta = _read_meta(directory)
+        config = _cache_field(lambda: SurrogateConfig.from_json(meta["config"]), "config")
+        tmetas = _check_targets_meta(meta.get("targets"))
+        files = _integrity_files(directory, meta)
+        names = [TABLES_FILE] + [f for tm in tmetas.values() for f in tm.get("native_models", [])]
         targets = {}
-        with np.load(directory / "tables.npz", allow_pickle=False) as arrays:
-            for name, tm in meta["targets"].items():
-                kind = tm["kind"]
-                if kind not in MODEL_KINDS:
-                    raise ValueError(f"{name}: unknown model kind {kind!r} (known: {sorted(MODEL_KINDS)})")
-                channels = [
-                    TripleTables.from_arrays(arrays, f"{name}/c{ci}/") for ci in range(tm["n_channels"])
-                ]
-                targets[name] = FittedTarget(
-                    name, kind, channels, float(tm["std_scale"]), list(tm["rounds"])
-                )
-        rest = {k: v for k, v in meta.items() if k not in ("config", "targets", "format_version")}
+        # the files are hashed in a thread while the tables are parsed; nothing is returned before both end
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            verified = pool.submit(_verify_files, directory, names, files)
+            try:
+                with np.load(directory / TABLES_FILE, allow_pickle=False) as arrays:
+                    for name, tm in tmetas.items():
+                        channels = [
+                            TripleTables.from_arrays(arrays, f"{name}/c{ci}/")
+                            for ci in range(tm["n_channels"])
+                        ]
+                        targets[name] = FittedTarget(
+                            name, tm["kind"], channels, float(tm["std_scale"]), list(tm["rounds"])
+                        )
+            except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+                verified.result()  # a file that fails its check explains the failure better
+                raise SurrogateCacheError(f"{TABLES_FILE} unreadable ({type(exc).__name__}: {exc})") from exc
+            verified.result()
+        rest = {
+            k: v for k, v in meta.items() if k not in ("config", "targets", "format_version", INTEGRITY_KEY)
+        }
         return cls(config, targets, rest)
+
+
+class SurrogateCacheError(NasoptError, ValueError):
+    """A cached surrogate is missing a file, unreadable, ill-typed, or fails its integrity check (truncated or
+    edited since it was written); the message names the file and what is wrong. The oracle refits on it."""
+
+
+#: files of a saved surrogate (besides ``models/``) and the key of the integrity section in ``meta.json``
+META_FILE = "meta.json"
+TABLES_FILE = "tables.npz"
+INTEGRITY_KEY = "integrity"
+
+
+def _file_record(data: bytes) -> dict[str, Any]:
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def _meta_digest(meta: dict[str, Any]) -> str:
+    """SHA-256 of ``meta`` without its integrity section, as canonical JSON."""
+    body = {k: v for k, v in meta.items() if k != INTEGRITY_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _cache_field(get: Callable[[], Any], what: str) -> Any:
+    try:
+        return get()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SurrogateCacheError(f"{META_FILE}: bad {what!r} ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((directory / META_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SurrogateCacheError(f"{META_FILE} unreadable ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(meta, dict):
+        raise SurrogateCacheError(f"{META_FILE} is not a JSON object")
+    if meta.get("format_version") != MODEL_FORMAT_VERSION:
+        raise SurrogateCacheError(f"surrogate format {meta.get('format_version')} != {MODEL_FORMAT_VERSION}")
+    return meta
+
+
+def _check_targets_meta(tmetas: Any) -> dict[str, dict[str, Any]]:
+    """The ``targets`` section of ``meta.json``, every field type-checked."""
+    if not isinstance(tmetas, dict) or not tmetas:
+        raise SurrogateCacheError(f"{META_FILE}: 'targets' must be a non-empty object")
+
+    def bad(name: str, key: str, want: str) -> SurrogateCacheError:
+        return SurrogateCacheError(
+            f"{META_FILE}: targets.{name}.{key} must be {want}, got {tmetas[name].get(key)!r}"
+        )
+
+    for name, tm in tmetas.items():
+        if name not in TARGETS or not isinstance(tm, dict):
+            raise SurrogateCacheError(f"{META_FILE}: bad target entry {name!r}")
+        kind = tm.get("kind")
+        if kind not in MODEL_KINDS:
+            raise SurrogateCacheError(f"{name}: unknown model kind {kind!r} (known: {sorted(MODEL_KINDS)})")
+        n_ch = tm.get("n_channels")
+        if type(n_ch) is not int or n_ch < 1:
+            raise bad(name, "n_channels", "a positive integer")
+        scale: Any = tm.get("std_scale")
+        if type(scale) not in (int, float) or scale < 0:
+            raise bad(name, "std_scale", "a number >= 0")
+        rounds = tm.get("rounds")
+        if not isinstance(rounds, list) or not all(type(r) is int for r in rounds):
+            raise bad(name, "rounds", "a list of integers")
+        files = tm.get("native_models", [])
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise bad(name, "native_models", "a list of file names")
+    return tmetas
+
+
+def _integrity_files(directory: Path, meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-file records of ``meta``'s integrity section, after checking ``meta.json``'s own digest."""
+    record = meta.get(INTEGRITY_KEY)
+    if record is None:
+        raise SurrogateCacheError(
+            f"{META_FILE} has no integrity record (written by an older nasopt, before cache files were "
+            f"checksummed)"
+        )
+    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values()):
+        raise SurrogateCacheError(f"{META_FILE}: its {INTEGRITY_KEY!r} section is malformed")
+    if record.get("meta_sha256") != _meta_digest(meta):
+        raise SurrogateCacheError(
+            f"{META_FILE} was edited after it was written (its content no longer matches its SHA-256)"
+        )
+    return files
+
+
+def _verify_file(directory: Path, fn: str, files: dict[str, dict[str, Any]]) -> None:
+    """Check one cache file's size and SHA-256 against its record in ``files``."""
+    rec = files.get(fn)
+    if rec is None:
+        raise SurrogateCacheError(f"{META_FILE}: no integrity record for {fn}")
+    try:
+        with open(directory / fn, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size != rec.get("size"):
+                raise SurrogateCacheError(
+                    f"{fn} is truncated or replaced ({size} bytes; {rec.get('size')} were written)"
+                )
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise SurrogateCacheError(f"{fn} unreadable ({type(exc).__name__}: {exc.strerror})") from exc
+    if digest != rec.get("sha256"):
+        raise SurrogateCacheError(f"{fn} was edited or corrupted after it was written (SHA-256 mismatch)")
+
+
+def _verify_files(directory: Path, names: list[str], files: dict[str, dict[str, Any]]) -> None:
+    for fn in names:
+        _verify_file(directory, fn, files)
 
 
 def fit_surrogate(

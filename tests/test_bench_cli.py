@@ -81,6 +81,30 @@ def test_evaluate_against_measured_results(dirs: dict[str, Path], capsys: pytest
     assert result["throughput_a100"]["r2"] > 0.9
 
 
+def test_evaluate_never_trains_on_the_test_architectures(
+    dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the test set: the 20 re-measurements (result_1000+) of training records; the first measurement of each
+    # architecture, under another record name, must leave the training data too
+    test = tmp_path / "overlap" / "anb_dataset_jsons"
+    test.mkdir(parents=True)
+    for i in range(20):
+        name = f"result_{1000 + i}.json"
+        (test / name).write_text((dirs["train"] / "anb_dataset_jsons" / name).read_text())
+    assert main(["evaluate", *_args(dirs), "--test", str(test.parent), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["accuracy"]["n"] == 20
+    assert "left 40 training records (20 architectures) of the test set out of training" in captured.err
+    assert "trained on 580 records" in captured.err  # 620 - 40
+    # the disjoint test set trains on everything, and says so
+    assert main(["evaluate", *_args(dirs), "--test", str(dirs["test"])]) == 0
+    assert "no test architecture is in the training data; trained on 620 records" in capsys.readouterr().out
+    # nothing left to train on: a one-line error
+    code = main(["evaluate", *_args(dirs), "--train", str(test.parent), "--test", str(test.parent)])
+    assert code == 2
+    assert "nothing is left to train on" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
