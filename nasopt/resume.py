@@ -116,7 +116,7 @@ class Checkpointer:
         self,
         fingerprint: Mapping[str, Any],
         batch_size_given: bool,
-        resolve_params: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+        resolve_params: Callable[[str, Mapping[str, Any]], dict[str, Any]] | None = None,
     ) -> tuple[dict[str, Any], pd.DataFrame] | None:
         """``(state, trials)`` of the checkpoint, or None; refuses another format, a different run
         (``fingerprint``; its batch size is taken from the checkpoint unless ``batch_size_given``; the
@@ -135,7 +135,7 @@ class Checkpointer:
         if resolve_params is not None:
             for fp in (saved, want):
                 opt = dict(fp.get("optimizer") or {})
-                opt["params"] = resolve_params(opt.get("params") or {})
+                opt["params"] = resolve_params(str(opt.get("name")), opt.get("params") or {})
                 fp["optimizer"] = opt
         if not batch_size_given:  # the default is resolved on restore: take the saved one
             want["batch_size"] = saved.get("batch_size")

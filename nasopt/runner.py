@@ -83,7 +83,7 @@ from nasopt.rundir import (
 )
 from nasopt.signals import StopFlag
 from nasopt.trial_log import TrialLog
-from optimizers import check_optimizer_params, make_optimizer, optimizer_class
+from optimizers import OPTIMIZERS, check_optimizer_params, make_optimizer, optimizer_class
 from optimizers.base import Optimizer
 
 OptimizerFactory = Callable[..., Optimizer]
@@ -257,11 +257,17 @@ class Runner:
                 raise ConfigurationError(f"optimizer {spec!r}: {exc}") from exc
         return spec(self.problem.info, rng, **self.optimizer_params)
 
-    def _resolved_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """``params`` with the optimizer constructor's defaults filled in: two runs whose optimizers were
-        built with the same settings compare equal whether a setting was given or left to its default."""
-        spec = self.optimizer_spec
-        cls = optimizer_class(spec) if isinstance(spec, str) else spec
+    def _resolved_params(self, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` of optimizer ``name`` with its constructor's defaults filled in: two runs whose
+        optimizers were built with the same settings compare equal whether a setting was given or left to
+        its default (an optimizer that is neither this run's nor registered keeps its params as saved)."""
+        if name == self.optimizer_name:
+            spec = self.optimizer_spec
+            cls = optimizer_class(spec) if isinstance(spec, str) else spec
+        elif name in OPTIMIZERS:
+            cls = optimizer_class(name)
+        else:
+            return dict(_plain(dict(params)))
         return dict(_plain({**keyword_defaults(cls, skip=2), **params}))
 
     def _fresh(self) -> None:

@@ -331,3 +331,13 @@ def test_from_trials_continues_with_a_fresh_optimizer(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="problem 'acc_zcu102_latency'"):
         shutil.rmtree(d / "checkpoint")
         nasopt.search("acc_a100", "re", 60, run_dir=d, bench=SyntheticBenchmark(), from_trials=True)
+
+
+def test_refusal_for_another_optimizer_shows_each_side_with_its_own_defaults(tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    nasopt.search("acc_a100", "nsga2", budget=20, seed=0, run_dir=d, bench=SyntheticBenchmark())
+    with pytest.raises(RunDirError) as info:
+        nasopt.search("acc_a100", "rs", budget=20, seed=0, run_dir=d, bench=SyntheticBenchmark())
+    saved, now = str(info.value).split(" vs now ", 1)
+    assert "population_size" in saved and "max_resample" not in saved  # not rs's defaults
+    assert "max_resample" in now and "population_size" not in now
