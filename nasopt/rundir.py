@@ -216,7 +216,7 @@ def check_fresh_start(run_dir: Path, config: Mapping[str, Any]) -> None:
     found = existing_results(run_dir)
     if found == [CONFIG_FILE]:
         with contextlib.suppress(RunFormatError):
-            if _plain_json(read_config(run_dir)) == _plain_json(config):
+            if json_plain(read_config(run_dir)) == json_plain(config):
                 return
     if not found:
         return
@@ -260,8 +260,19 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _plain_json(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+def json_plain(obj: Any) -> Any:
+    """JSON round trip (sorted keys; numpy scalars and Enum members as plain values, anything else as its
+    ``str``): what a config or fingerprint looks like once written, for comparisons."""
+    from enum import Enum
+
+    def default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, Enum):
+            return o.value
+        return str(o)
+
+    return json.loads(json.dumps(obj, sort_keys=True, default=default))
 
 
 def unwritable_reason(exc: OSError) -> str:
@@ -623,6 +634,7 @@ __all__ = [
     "find_runs",
     "gene_column",
     "genes",
+    "json_plain",
     "locked",
     "mean_column",
     "obs_column",

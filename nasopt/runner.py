@@ -38,7 +38,6 @@ table), :class:`~nasopt.incumbents.Incumbents` (front, HV, best accuracy),
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -71,6 +70,7 @@ from nasopt.rundir import (
     clear_results,
     config_get,
     genes,
+    json_plain,
     locked,
     obs_column,
     publish_trials,
@@ -87,20 +87,6 @@ from optimizers import OPTIMIZERS, check_optimizer_params, make_optimizer, optim
 from optimizers.base import Optimizer
 
 OptimizerFactory = Callable[..., Optimizer]
-
-
-def _plain(obj: Any) -> Any:
-    """JSON round trip (sorted keys; numpy scalars and Enum members as plain values) for comparisons."""
-    from enum import Enum
-
-    def default(o: Any) -> Any:
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, Enum):
-            return o.value
-        return str(o)
-
-    return json.loads(json.dumps(obj, sort_keys=True, default=default))
 
 
 def default_batch_size(opt: Optimizer) -> int:
@@ -183,7 +169,7 @@ class Runner:
         self.checkpoint_every_s = checkpoint_every_s
         self.progress = progress
         self.print_summary = print_summary
-        self.config = None if config is None else _plain(dict(config))
+        self.config = None if config is None else json_plain(dict(config))
         self.on_batch = on_batch
         self.handle_signals = handle_signals
         self.overwrite = bool(overwrite)
@@ -213,7 +199,7 @@ class Runner:
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies this run; a run directory refuses to continue under a different one."""
-        return _plain(
+        return json_plain(
             {
                 "problem": self.problem.spec(),
                 "optimizer": {"name": self.optimizer_name, "params": self.optimizer_params},
@@ -226,7 +212,7 @@ class Runner:
 
     def default_config(self) -> dict[str, Any]:
         """The config stored when none was given: what the runner was given."""
-        return _plain(
+        return json_plain(
             {
                 "problem": {**self.problem.spec(), "description": self.problem.description},
                 "optimizer": {
@@ -267,8 +253,8 @@ class Runner:
         elif name in OPTIMIZERS:
             cls = optimizer_class(name)
         else:
-            return dict(_plain(dict(params)))
-        return dict(_plain({**keyword_defaults(cls, skip=2), **params}))
+            return dict(json_plain(dict(params)))
+        return dict(json_plain({**keyword_defaults(cls, skip=2), **params}))
 
     def _fresh(self) -> None:
         self.optimizer = self._make_optimizer()
@@ -331,7 +317,7 @@ class Runner:
     def summary(self, finished: bool) -> dict[str, Any]:
         """The ``summary.json`` content for the current state."""
         c, inc, p = self.counters, self.incumbents, self.problem
-        return _plain(
+        return json_plain(
             {
                 "problem": p.name,
                 "optimizer": self.optimizer_name,
