@@ -5,7 +5,8 @@ The upstream Accel-NASBench records carry ``model_info.macs`` / ``model_info.par
 only on the block, the layer's position in it and that block's e/k/se choices, so they are tabulated once
 here and a batch is evaluated with a handful of gathers -- no network is built.
 
-Network (per layer; ``c_in`` is the layer's input width, ``h = c_in * e``):
+Network (its geometry lives in :mod:`benchmark.geometry`; per layer, ``c_in`` is the layer's input width
+and ``h = c_in * e``):
 
 - stem: 3x3 stride-2 conv 3->32 (no bias) + BN + activation, 224 -> 112
 - MBConv layer: [1x1 expand conv c_in->h + BN + act, only if e != 1], kxk depthwise conv stride s (no bias)
@@ -30,15 +31,19 @@ from numpy.typing import ArrayLike
 
 from benchmark import space
 from benchmark._typing import FloatArray, IntArray
+from benchmark.geometry import (
+    HEAD_CHANNELS,
+    IN_CHANNELS,
+    INPUT_SIZE,
+    NUM_CLASSES,
+    OUT_CHANNELS,
+    STEM_CHANNELS,
+    STEM_KERNEL,
+    STEM_STRIDE,
+    STRIDES,
+    squeeze_channels,
+)
 
-#: Input resolution the records were counted at.
-INPUT_SIZE = 224
-STEM_CHANNELS = 32
-HEAD_CHANNELS = 1280
-NUM_CLASSES = 1000
-#: Per block: stride of its first layer and output channels.
-STRIDES = (1, 2, 2, 2, 1, 2, 1)
-OUT_CHANNELS = (16, 24, 40, 80, 112, 192, 320)
 _MAX_LAYERS = max(space.LAYERS_BLOCK5)
 _BN_MACS_PER_ELEMENT = 4  # thop: 2 per element, doubled for an affine BatchNorm
 
@@ -71,7 +76,7 @@ def _mbconv(c_in: int, c_out: int, e: int, k: int, stride: int, se: bool, in_res
         terms += [_conv(c_in, hidden, 1, in_res), _bn(hidden, in_res)]
     terms += [_conv(hidden, hidden, k, out_res, groups=hidden), _bn(hidden, out_res)]
     if se:
-        squeeze = c_in // 4
+        squeeze = squeeze_channels(c_in)
         terms += [
             (_global_pool(hidden, out_res), 0),
             _conv(hidden, squeeze, 1, 1, bias=True),
@@ -83,10 +88,10 @@ def _mbconv(c_in: int, c_out: int, e: int, k: int, stride: int, se: bool, in_res
 
 def _fixed_terms() -> tuple[int, int]:
     """(MACs, params) of everything outside the MBConv blocks: stem, head, pool and classifier."""
-    stem_res = INPUT_SIZE // 2
+    stem_res = INPUT_SIZE // STEM_STRIDE
     final_res = stem_res // int(np.prod(STRIDES))
     terms = [
-        _conv(3, STEM_CHANNELS, 3, stem_res),
+        _conv(IN_CHANNELS, STEM_CHANNELS, STEM_KERNEL, stem_res),
         _bn(STEM_CHANNELS, stem_res),
         _conv(OUT_CHANNELS[-1], HEAD_CHANNELS, 1, final_res),
         _bn(HEAD_CHANNELS, final_res),
@@ -105,7 +110,7 @@ def _cumulative_tables() -> tuple[IntArray, IntArray]:
     shape = (space.N_BLOCKS, _MAX_LAYERS, len(space.EXPANSIONS), len(space.KERNELS), 2)
     macs = np.zeros(shape, dtype=np.int64)
     params = np.zeros(shape, dtype=np.int64)
-    res = INPUT_SIZE // 2
+    res = INPUT_SIZE // STEM_STRIDE
     c_in_block = STEM_CHANNELS
     for b in range(space.N_BLOCKS):
         c_out = OUT_CHANNELS[b]

@@ -1,0 +1,100 @@
+"""Measurement backends: a lazy registry, :func:`make_backend` and :func:`measure`.
+
+Adding a backend: subclass :class:`~nasopt.validation.measure.base.MeasurementBackend` and add one line
+``"name": "module:Class"`` to :data:`BACKENDS`; check it with
+:class:`nasopt.validation.testing.BackendConformance`. Modules are imported only when a backend is used,
+so a missing runtime (onnxruntime, CUDA, torch_xla) costs nothing until then, and then one clear line.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from benchmark.errors import ConfigurationError, check_keywords
+from nasopt.validation.measure.base import (
+    METRICS,
+    BackendUnavailableError,
+    Measurement,
+    MeasurementBackend,
+    MeasurementError,
+    Protocol,
+)
+
+#: registry name -> "module:Class"
+BACKENDS: dict[str, str] = {
+    "onnxruntime": "nasopt.validation.measure.cpu:OnnxRuntimeBackend",
+    "torch-cpu": "nasopt.validation.measure.cpu:TorchCPUBackend",
+    "cuda": "nasopt.validation.measure.cuda:CudaBackend",
+}
+#: short names users type
+ALIASES: dict[str, str] = {"cpu": "onnxruntime", "ort": "onnxruntime", "gpu": "cuda"}
+
+
+class UnknownBackendError(ConfigurationError, KeyError):
+    """A backend name that is not registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def backend_class(name: str) -> type[MeasurementBackend]:
+    """The class registered under ``name`` (or an alias such as ``cpu``)."""
+    key = ALIASES.get(name, name)
+    if key not in BACKENDS:
+        known = ", ".join([*BACKENDS, *(f"{a} (= {t})" for a, t in ALIASES.items())])
+        raise UnknownBackendError(f"unknown measurement backend {name!r}; available: {known}")
+    module, cls = BACKENDS[key].split(":")
+    out: type[MeasurementBackend] = getattr(importlib.import_module(module), cls)
+    return out
+
+
+def make_backend(name: str, **settings: Any) -> MeasurementBackend:
+    """A backend by registry name with its settings checked (unknown keywords named in one line)."""
+    cls = backend_class(name)
+    check_keywords(f"measurement backend {name!r}", _accepted_settings(cls), settings)
+    return cls(**settings)
+
+
+def _accepted_settings(cls: type[MeasurementBackend]) -> Any:
+    """A callable whose signature is every keyword ``cls`` accepts (its own and the base class's)."""
+    import inspect
+
+    params: dict[str, inspect.Parameter] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                params[p.name] = p
+
+    def accepted(**kwargs: Any) -> None:  # pragma: no cover - only its signature is read
+        return None
+
+    accepted.__signature__ = inspect.Signature(list(params.values()))  # type: ignore[attr-defined]
+    return accepted
+
+
+def measure(
+    model_or_arch: Any, backend: str = "onnxruntime", metric: str = "latency", **settings: Any
+) -> Measurement:
+    """Measure a network or an architecture on a backend, e.g.
+    ``measure("efficientnet_b0", "onnxruntime", "latency", threads=1)``."""
+    return make_backend(backend, metric=metric, **settings).measure(model_or_arch)
+
+
+__all__ = [
+    "ALIASES",
+    "BACKENDS",
+    "METRICS",
+    "BackendUnavailableError",
+    "Measurement",
+    "MeasurementBackend",
+    "MeasurementError",
+    "Protocol",
+    "UnknownBackendError",
+    "backend_class",
+    "make_backend",
+    "measure",
+]
