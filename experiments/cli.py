@@ -1,7 +1,7 @@
 """The ``nasopt`` console command: ``nasopt bench|search|report|fronts ...``, dispatched to each command.
 
 It lives in the top layer (``experiments``) because it reaches every layer below it: ``benchmark.cli``,
-``experiments.search_app``, ``nasopt.report_cli`` and ``nasopt.fronts_cli``. ``python -m experiments.cli``
+``experiments.search_app``, ``nasopt.report_cli``, ``nasopt.fronts_cli`` and ``nasopt.validation.cli``. ``python -m experiments.cli``
 runs it too.
 """
 
@@ -16,6 +16,8 @@ commands:
   search   run a search (Hydra app; overrides like optimizer=nsga2 problem=acc_a100, -m for sweeps)
   report   compare runs: nasopt report DIR [DIR ...]
   fronts   compute reference Pareto fronts for the named problems
+  model    build and export a network: nasopt model info|export --arch ...
+  measure  measure networks on a device: nasopt measure --arch ... --backend cpu|cuda|...
 """
 
 
@@ -45,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         from nasopt.fronts_cli import main as fronts_main
 
         return fronts_main(rest)
+    if command == "model":
+        from nasopt.validation.cli import model_main
+
+        return model_main(rest)
+    if command == "measure":
+        from nasopt.validation.cli import measure_main
+
+        return measure_main(rest)
     print(f"nasopt: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
