@@ -166,9 +166,23 @@ def build_model(
     # structure first, on the meta device: skips torch's default initialisation, which ours replaces
     model = ArchNet(genes, config, device=torch.device("meta"))
     if torch.device(device).type != "meta":
-        model.to_empty(device=device)
+        _materialize(model, torch.device(device))
         model.reset_parameters()
     return model
+
+
+def _materialize(model: nn.Module, device: torch.device) -> None:
+    """Give every meta parameter and buffer uninitialised storage on ``device`` (what ``Module.to_empty``
+    does, several times faster: it skips the per-tensor layout inference of ``empty_like``)."""
+    for module in model.modules():
+        for name, p in module._parameters.items():
+            if p is not None:
+                module._parameters[name] = nn.Parameter(
+                    torch.empty(p.shape, dtype=p.dtype, device=device), requires_grad=p.requires_grad
+                )
+        for name, b in module._buffers.items():
+            if b is not None:
+                module._buffers[name] = torch.empty(b.shape, dtype=b.dtype, device=device)
 
 
 def count_parameters(model: nn.Module) -> int:
