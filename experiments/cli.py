@@ -1,8 +1,8 @@
 """The ``nasopt`` console command: ``nasopt bench|search|report|fronts ...``, dispatched to each command.
 
 It lives in the top layer (``experiments``) because it reaches every layer below it: ``benchmark.cli``,
-``experiments.search_app``, ``nasopt.report_cli``, ``nasopt.fronts_cli`` and ``nasopt.validation.cli``. ``python -m experiments.cli``
-runs it too.
+``experiments.search_app``, ``nasopt.report_cli``, ``nasopt.fronts_cli`` and ``nasopt.validation.cli``.
+``python -m experiments.cli`` runs it too.
 """
 
 from __future__ import annotations
