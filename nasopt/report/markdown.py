@@ -39,15 +39,17 @@ def _count_range(counts: Sequence[int]) -> str:
 def too_few_seeds(family: pd.DataFrame, alpha: float) -> str | None:
     """Why no test of ``family`` (the rows of ``tests.csv`` of one problem, metric and checkpoint) can be
     significant whatever the values, in words, or None if one can."""
-    p_min = family["p_holm_min"].to_numpy(dtype=float) if "p_holm_min" in family else []
-    if len(family) < 2 or not len(p_min) or not math.isfinite(p_min[0]) or p_min[0] < alpha:
+    if len(family) < 2 or "p_holm_min" not in family:
+        return None
+    p_holm_min = float(family["p_holm_min"].iloc[0])
+    if not math.isfinite(p_holm_min) or p_holm_min < alpha:
         return None
     k = len(family) - 1
     runs = _count_range([int(n) for n in family["n"]])
     return (
         f"With {runs} runs per optimizer no rank-sum test can be significant: the smallest p a two-sided "
-        f"Wilcoxon rank-sum test of these numbers of runs can give is {format_p(p_min[0] / k)}"
-        + (f", {format_p(p_min[0])} after Holm's correction for {k} comparisons" if k > 1 else "")
+        f"Wilcoxon rank-sum test of these numbers of runs can give is {format_p(p_holm_min / k)}"
+        + (f", {format_p(p_holm_min)} after Holm's correction for {k} comparisons" if k > 1 else "")
         + f", not below α = {alpha}. No tests are shown; at least {stats.min_seeds_for(alpha, k)} runs "
         "(seeds) per optimizer are needed."
     )
