@@ -247,7 +247,9 @@ def load_benchmark(
         score_X = data.X[val]
         score_labels = {k: v[val] for k, v in data.labels.items()}
         files = str(split_dir) if split_dir is not None and base.split == "default" else None
-        split_meta.update({"seed": base.seed, "dir": files, "n_val": len(val)})
+        split_meta.update({"dir": files, "n_val": len(val)})
+        if base.split == "random":
+            split_meta["seed"] = base.seed
     if keep is not None:
         rows = rows[keep[rows]]
     split_meta["n_train"] = len(rows)

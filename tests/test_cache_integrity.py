@@ -423,3 +423,14 @@ def test_temporaries_of_killed_fits_are_pruned_but_never_a_running_ones(
         running.kill()
         running.wait(timeout=30)
     assert leftover_temporaries(root) == [live]  # its writer is gone now
+
+
+def test_an_entry_fitted_on_a_split_records_and_lists_it(data_dir: Path, tmp_path: Path) -> None:
+    from benchmark.oracle import list_cache
+
+    bench = load_benchmark(data_dir, cache_dir=tmp_path, verbose=False, **{**CFG, "split": "random"})
+    split = bench.model.meta["split"]
+    assert split["name"] == "random" and split["seed"] == 0 and split["dir"] is None
+    assert split["n_train"] == bench.model.meta["n_train"] and 0 < split["n_val"] < split["n_train"]
+    (e,) = list_cache(tmp_path)
+    assert e.split == "random(seed=0)" and e.path == bench.cache_path
