@@ -1,4 +1,4 @@
-"""``nasopt bench fit | query | evaluate | info``."""
+"""``nasopt bench fit | query | evaluate | info | cache list | cache prune``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,15 +17,16 @@ from benchmark.metrics import fit_quality, format_quality_table
 from benchmark.noise import estimate_noise, noise_caps
 from benchmark.targets import TARGET_NAMES, TARGETS, check_targets
 
+if TYPE_CHECKING:
+    from benchmark.surrogate import CacheEntry
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
         help="archive (.tar.gz) or directory of result_*.json (default: NASOPT_DATASET, cache, download)",
     )
-    p.add_argument(
-        "--cache-dir", help="where fitted surrogates are cached (default: <user cache>/surrogates)"
-    )
+    _cache_dir(p)
     p.add_argument("--backend", choices=["xgboost", "lightgbm"], default="xgboost")
     p.add_argument("--members", type=int, default=5, help="ensemble size (default 5)")
     p.add_argument("--seed", type=int, default=0)
@@ -65,7 +66,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("info", help="dataset statistics, space size, cache location, versions")
     _common(p)
+    p = sub.add_parser("cache", help="list or prune the cached surrogates")
+    csub = p.add_subparsers(dest="cache_cmd", required=True)
+    c = csub.add_parser(
+        "list", help="every cached surrogate: key, dataset, split, targets, size, created, last used"
+    )
+    _cache_dir(c)
+    c.add_argument("--json", action="store_true")
+    c = csub.add_parser(
+        "prune",
+        help="remove cached surrogates (dry run unless --yes) and temporary folders left by killed fits",
+        description="Entries go with --all, or when they pass every criterion given (--older-than, --keep); "
+        "with no criterion only the temporary folders of killed fits go. Nothing is removed without --yes.",
+    )
+    _cache_dir(c)
+    c.add_argument("--older-than", type=float, metavar="DAYS", help="entries last used more than DAYS ago")
+    c.add_argument("--keep", type=int, metavar="N", help="keep the N most recently used entries")
+    c.add_argument("--all", action="store_true", help="every entry")
+    c.add_argument("--yes", action="store_true", help="remove them (default: only say what would go)")
     return ap
+
+
+def _cache_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cache-dir", help="where fitted surrogates are cached (default: <user cache>/surrogates)"
+    )
 
 
 def _load(args: argparse.Namespace, **over: Any) -> Any:
@@ -234,10 +259,112 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(n: int) -> str:
+    """Bytes as "12.3 MB" (one decimal, powers of 1000)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))
+
+
+def _entry_line(e: CacheEntry) -> list[str]:
+    sha = e.dataset_sha256[:16] if e.dataset_sha256 != "unknown" else e.dataset_sha256
+    targets = (
+        f"all {len(TARGET_NAMES)}"
+        if set(e.targets) == set(TARGET_NAMES)
+        else (",".join(e.targets) or "unknown")
+    )
+    return [
+        e.key,
+        e.dataset,
+        sha,
+        e.split,
+        targets,
+        _size(e.size_bytes),
+        e.created,
+        _when(e.last_used) + (f"  [{e.problem}; refitted on next use]" if e.problem else ""),
+    ]
+
+
+def _print_entries(entries: list[CacheEntry]) -> None:
+    header = ["key", "dataset", "sha256", "split", "targets", "size", "created", "last used"]
+    rows = [header, *[_entry_line(e) for e in entries]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from benchmark.oracle import leftover_temporaries, list_cache, prune_cache, surrogate_cache_root
+
+    root = surrogate_cache_root(args.cache_dir)
+    if args.cache_cmd == "list":
+        entries = list_cache(args.cache_dir)
+        temps = leftover_temporaries(args.cache_dir)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "root": str(root),
+                        "entries": [e.to_json() for e in entries],
+                        "leftover_temporaries": [str(d) for d in temps],
+                    },
+                    indent=2,
+                )
+            )
+            return 0
+        total = sum(e.size_bytes for e in entries)
+        print(f"{len(entries)} cached surrogate(s) in {root} ({_size(total)})")
+        if entries:
+            _print_entries(entries)
+        if temps:
+            print(
+                f"{len(temps)} temporary folder(s) left by killed fits: {', '.join(d.name for d in temps)} "
+                "(nasopt bench cache prune --yes removes them)"
+            )
+        return 0
+    res = prune_cache(
+        args.cache_dir,
+        older_than_days=args.older_than,
+        keep=args.keep,
+        everything=args.all,
+        dry_run=not args.yes,
+    )
+    verb = "would remove" if res.dry_run else "removed"
+    if res.entries:
+        print(f"{verb} {len(res.entries)} cached surrogate(s):")
+        _print_entries(res.entries)
+    for d in res.temporaries:
+        print(f"{verb} {d.name} (a temporary folder left by a killed fit)")
+    if args.older_than is None and args.keep is None and not args.all:
+        print("no --older-than, --keep or --all given: only temporary folders of killed fits are pruned")
+    print(
+        f"{verb} {len(res.entries)} entr{'y' if len(res.entries) == 1 else 'ies'} and "
+        f"{len(res.temporaries)} temporary folder(s), {_size(res.freed_bytes)}; {len(res.kept)} "
+        f"entr{'y' if len(res.kept) == 1 else 'ies'} kept in {root}"
+        + (
+            "; run again with --yes to remove them"
+            if res.dry_run and (res.entries or res.temporaries)
+            else ""
+        )
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nasopt bench``; returns the exit code."""
     args = _parser().parse_args(argv)
-    handlers = {"fit": _cmd_fit, "query": _cmd_query, "evaluate": _cmd_evaluate, "info": _cmd_info}
+    handlers = {
+        "fit": _cmd_fit,
+        "query": _cmd_query,
+        "evaluate": _cmd_evaluate,
+        "info": _cmd_info,
+        "cache": _cmd_cache,
+    }
     try:
         return handlers[args.cmd](args)
     except NasoptError as exc:

@@ -7,7 +7,9 @@
 
 The cache lives in ``<cache dir>/surrogates/<dataset sha256[:16]>-<config key>/`` (native models, compiled
 tables, ``meta.json`` with the SHA-256 of every file). A stale, incompatible, truncated or edited cache is
-refitted with one message naming the file, never a crash.
+refitted with one message naming the file, never a crash. :func:`list_cache` and :func:`prune_cache`
+(``nasopt bench cache list|prune``) show and remove entries; temporary folders left by killed writers
+(``.tmp-<pid>@<host>@…``) are removed on the next fit or prune, never while their writer runs.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +35,16 @@ from benchmark import space
 from benchmark._io import package_versions
 from benchmark._typing import FloatArray
 from benchmark.api import TargetPrediction
+from benchmark.errors import ConfigurationError
 from benchmark.macs import macs_params
 from benchmark.noise import noise_summary
 from benchmark.surrogate import (
     MODEL_FORMAT_VERSION,
+    CacheEntry,
     SurrogateCacheError,
     SurrogateConfig,
     SurrogateModel,
+    describe_cache_entry,
     fit_surrogate,
 )
 from benchmark.targets import TARGET_NAMES, TARGETS, check_targets
@@ -219,6 +227,8 @@ def load_benchmark(
         if problem is None:
             try:
                 model = SurrogateModel.load(path)
+                with contextlib.suppress(OSError):  # "last used" of `nasopt bench cache list|prune`
+                    os.utime(path)
                 return Benchmark(model, sha, path)
             except SurrogateCacheError as exc:
                 problem = str(exc)
@@ -228,14 +238,21 @@ def load_benchmark(
     t0 = time.perf_counter()
     rows = np.arange(len(data))
     score_X = score_labels = None
+    split_meta: dict[str, Any] = {"name": base.split}
     if base.split != "all":
-        split = make_split(data, base.split, seed=base.seed, split_dir=resolve_split_dir(data.source))
+        split_dir = resolve_split_dir(data.source)
+        split = make_split(data, base.split, seed=base.seed, split_dir=split_dir)
         rows = split.train
         val = split.val if keep is None else split.val[keep[split.val]]
         score_X = data.X[val]
         score_labels = {k: v[val] for k, v in data.labels.items()}
+        files = str(split_dir) if split_dir is not None and base.split == "default" else None
+        split_meta.update({"dir": files, "n_val": len(val)})
+        if base.split == "random":
+            split_meta["seed"] = base.seed
     if keep is not None:
         rows = rows[keep[rows]]
+    split_meta["n_train"] = len(rows)
     say(
         f"fitting surrogates for {len(base.targets)} targets on {len(rows)} records "
         f"({base.backend}, {base.n_members} members; first use only) ..."
@@ -256,6 +273,7 @@ def load_benchmark(
             "noise": noise_summary(kept.X, dict(kept.labels), scored, base.targets),
             "dataset_sha256": sha,
             "dataset_source": data.source,
+            "split": split_meta,
             "n_records": len(kept),
             "feature_order": [space.gene_name(j) for j in range(space.N_GENES)],
             "versions": package_versions(),
@@ -266,7 +284,9 @@ def load_benchmark(
     say(f"fitted in {elapsed:.1f} s; caching at {path}")
     if excluded:
         model.meta["excluded"] = {**excluded, "source_dataset_sha256": data.sha256}
-    _write_atomically(model, path)
+    leftovers = _write_atomically(model, path)
+    if leftovers:
+        say(f"removed {len(leftovers)} temporary folder(s) left in {root} by killed fits")
     return Benchmark(model, sha, path)
 
 
@@ -293,20 +313,22 @@ def _check_cache(path: Path, sha: str, cfg: SurrogateConfig) -> str | None:
     return None
 
 
-def _write_atomically(model: SurrogateModel, path: Path) -> None:
-    """Write the cache into a temporary sibling, then swap it in with renames.
+def _write_atomically(model: SurrogateModel, path: Path) -> list[Path]:
+    """Write the cache into a temporary sibling, then swap it in with renames; first remove the temporary
+    folders killed writers left (:func:`leftover_temporaries`) and return them.
 
     A process killed at any point leaves either the old entry, the new one or none (refitted next time), never
     a mix. Concurrent writers of one key are safe: whoever renames last wins, and the entries are identical
     (the fit is deterministic).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=path.parent))
+    gone = remove_leftover_temporaries(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix("tmp"), dir=path.parent))
     old: Path | None = None
     try:
         model.save(tmp)
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=".old-", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix("old"), dir=path.parent))
             with contextlib.suppress(FileNotFoundError):  # another writer moved it first
                 os.replace(path, old)  # onto an empty directory: allowed on POSIX
         try:
@@ -319,6 +341,168 @@ def _write_atomically(model: SurrogateModel, path: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    return gone
 
 
-__all__ = ["TARGET_NAMES", "Benchmark", "load_benchmark", "surrogate_cache_root"]
+# ---------------------------------------------------------------------------------------- cache upkeep
+#: a temporary folder of a writer whose pid cannot be checked (other host, older name) is left this long
+STALE_TEMP_SECONDS = 3600.0
+_TEMP_NAME = re.compile(r"^\.(?:tmp|old)-(?:(\d+)@([^@]*)@)?")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+
+
+def _temp_prefix(kind: str) -> str:
+    """Prefix of a writer's temporary folder: its pid and host, so a pruner can tell whether it still runs."""
+    return f".{kind}-{os.getpid()}@{_host()}@"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    try:  # a killed process its parent has not reaped yet is a zombie: gone
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _age_s(path: Path, now: float) -> float:
+    newest = path.stat().st_mtime
+    with contextlib.suppress(OSError):
+        for f in path.iterdir():
+            newest = max(newest, f.stat().st_mtime)
+    return now - newest
+
+
+def leftover_temporaries(
+    cache_dir: str | os.PathLike[str] | None = None, *, now: float | None = None
+) -> list[Path]:
+    """Temporary folders (``.tmp-*``, ``.old-*``) under the cache root whose writer is gone: its pid (same
+    host) no longer runs, or, where that cannot be checked, the folder is older than
+    :data:`STALE_TEMP_SECONDS`. A folder of a writer that runs now is never listed."""
+    root = surrogate_cache_root(cache_dir)
+    if not root.is_dir():
+        return []
+    now = time.time() if now is None else now
+    out = []
+    for d in sorted(root.iterdir()):
+        m = _TEMP_NAME.match(d.name)
+        if m is None or not d.is_dir():
+            continue
+        try:
+            if m.group(1) is not None and m.group(2) == _host():
+                gone = not _pid_alive(int(m.group(1)))
+            else:
+                gone = _age_s(d, now) > STALE_TEMP_SECONDS
+        except OSError:  # removed meanwhile (its writer finished)
+            continue
+        if gone:
+            out.append(d)
+    return out
+
+
+def remove_leftover_temporaries(cache_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove :func:`leftover_temporaries`; returns what was removed."""
+    gone = leftover_temporaries(cache_dir)
+    for d in gone:
+        shutil.rmtree(d, ignore_errors=True)
+    return gone
+
+
+def list_cache(cache_dir: str | os.PathLike[str] | None = None) -> list[CacheEntry]:
+    """Every cached surrogate under the cache root, most recently used first."""
+    root = surrogate_cache_root(cache_dir)
+    if not root.is_dir():
+        return []
+    entries = []
+    for d in root.iterdir():
+        if d.name.startswith(".") or not d.is_dir():
+            continue
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+            entries.append(describe_cache_entry(d))
+    return sorted(entries, key=lambda e: (-e.last_used, e.key))
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What :func:`prune_cache` removed (or, in a dry run, would remove).
+
+    Attributes:
+        entries: the cache entries; temporaries: folders left by killed writers.
+        dry_run: True if nothing was removed; freed_bytes: their total size.
+        kept: the entries that stay.
+    """
+
+    entries: list[CacheEntry]
+    temporaries: list[Path]
+    dry_run: bool
+    freed_bytes: int
+    kept: list[CacheEntry] = field(default_factory=list)
+
+
+def prune_cache(
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    older_than_days: float | None = None,
+    keep: int | None = None,
+    everything: bool = False,
+    dry_run: bool = True,
+    now: float | None = None,
+) -> PruneResult:
+    """Remove cache entries and the temporary folders of killed writers.
+
+    Entries go if ``everything``, else if they pass every criterion given: last used more than
+    ``older_than_days`` ago, and not among the ``keep`` most recently used. With no criterion only the
+    leftover temporary folders go. ``dry_run`` (the default) removes nothing and says what would go.
+    """
+    if older_than_days is not None and not (older_than_days >= 0 and np.isfinite(older_than_days)):
+        raise ConfigurationError(f"--older-than must be a number of days >= 0, got {older_than_days}")
+    if keep is not None and keep < 0:
+        raise ConfigurationError(f"--keep must be a number of entries >= 0, got {keep}")
+    now = time.time() if now is None else now
+    entries = list_cache(cache_dir)
+    if everything:
+        chosen = entries
+    elif older_than_days is None and keep is None:
+        chosen = []
+    else:
+        chosen = [
+            e
+            for i, e in enumerate(entries)
+            if (older_than_days is None or now - e.last_used > older_than_days * 86400.0)
+            and (keep is None or i >= keep)
+        ]
+    temps = leftover_temporaries(cache_dir, now=now)
+    freed = sum(e.size_bytes for e in chosen)
+    for d in temps:
+        with contextlib.suppress(OSError):
+            freed += sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+    if not dry_run:
+        for e in chosen:
+            shutil.rmtree(e.path, ignore_errors=True)
+        for d in temps:
+            shutil.rmtree(d, ignore_errors=True)
+    kept = [e for e in entries if e not in chosen]
+    return PruneResult(chosen, temps, dry_run, freed, kept)
+
+
+__all__ = [
+    "STALE_TEMP_SECONDS",
+    "TARGET_NAMES",
+    "Benchmark",
+    "PruneResult",
+    "leftover_temporaries",
+    "list_cache",
+    "load_benchmark",
+    "prune_cache",
+    "remove_leftover_temporaries",
+    "surrogate_cache_root",
+]

@@ -637,6 +637,95 @@ def _verify_files(directory: Path, names: list[str], files: dict[str, dict[str, 
         _verify_file(directory, fn, files)
 
 
+#: what a cache listing shows for a fact an entry's ``meta.json`` does not record (older caches)
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cached surrogate as ``nasopt bench cache list`` shows it (read from ``meta.json`` without checking
+    the files: :meth:`SurrogateModel.load` does that on use).
+
+    Attributes:
+        key: directory name (``<dataset sha256[:16]>-<config key>``); path: the directory.
+        dataset: path of the records it was fitted on; dataset_sha256: their digest (the archive's bytes).
+        split: training rows (``all``, ``default``, ``random(seed=…)``) and, for ``default``, the split files.
+        targets: the fitted targets; backend, n_members: the ensemble.
+        size_bytes: the files' total size; created: when fitted (ISO time, as written).
+        last_used: when last loaded or written (seconds since the epoch: the directory's mtime).
+        problem: why the entry cannot be used (it is refitted on use), or None.
+    """
+
+    key: str
+    path: Path
+    dataset: str
+    dataset_sha256: str
+    split: str
+    targets: tuple[str, ...]
+    backend: str
+    n_members: int | None
+    size_bytes: int
+    created: str
+    last_used: float
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"], d["targets"] = str(self.path), list(self.targets)
+        return d
+
+
+def _split_text(meta: dict[str, Any], cfg: dict[str, Any]) -> str:
+    split = meta.get("split")
+    if isinstance(split, dict) and isinstance(split.get("name"), str):
+        name = split["name"]
+        if name == "random":
+            name = f"random(seed={split.get('seed')})"
+        if split.get("dir"):
+            name += f" ({split['dir']})"
+        return str(name)
+    if isinstance(cfg.get("split"), str):  # older caches: the configuration says which split
+        return f"random(seed={cfg.get('seed')})" if cfg["split"] == "random" else str(cfg["split"])
+    return UNKNOWN
+
+
+def describe_cache_entry(directory: Path) -> CacheEntry:
+    """What the entry in ``directory`` holds, from its ``meta.json`` (facts it lacks are :data:`UNKNOWN`)."""
+    size = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+    last_used = directory.stat().st_mtime
+    try:
+        meta = _read_meta(directory)
+        problem = None
+    except SurrogateCacheError as exc:
+        meta, problem = {}, str(exc)
+        try:  # an entry of another format may still say what it was fitted on
+            raw = json.loads((directory / META_FILE).read_text())
+            meta = raw if isinstance(raw, dict) else {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            pass
+    cfg: dict[str, Any] = meta["config"] if isinstance(meta.get("config"), dict) else {}
+    targets = meta.get("targets") if isinstance(meta.get("targets"), dict) else cfg.get("targets")
+    members = cfg.get("n_members")
+
+    def text(value: Any) -> str:
+        return str(value) if isinstance(value, str) and value else UNKNOWN
+
+    return CacheEntry(
+        key=directory.name,
+        path=directory,
+        dataset=text(meta.get("dataset_source")),
+        dataset_sha256=text(meta.get("dataset_sha256")),
+        split=_split_text(meta, cfg),
+        targets=tuple(str(t) for t in targets) if isinstance(targets, dict | list) else (),
+        backend=text(cfg.get("backend")),
+        n_members=members if type(members) is int else None,
+        size_bytes=size,
+        created=text(meta.get("created")),
+        last_used=last_used,
+        problem=problem,
+    )
+
+
 def fit_surrogate(
     X: IntArray,
     labels: dict[str, FloatArray],

@@ -171,3 +171,31 @@ def test_every_benchmark_error_is_a_nasopt_error_and_keeps_its_builtin_base() ->
         (ChecksumMismatchError, Exception),
     ):
         assert issubclass(cls, NasoptError) and issubclass(cls, builtin), cls
+
+
+def test_cache_list_and_prune_of_the_fitted_cache(
+    dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["fit", *_args(dirs), "--json"]) == 0
+    key = Path(json.loads(capsys.readouterr().out)["cache"]).name
+    assert main(["cache", "list", "--cache-dir", str(dirs["cache"])]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith(key))
+    assert str(dirs["train"]) in line and " all " in line and ("MB" in line or "kB" in line)
+    assert main(["cache", "prune", "--cache-dir", str(dirs["cache"]), "--all"]) == 0  # a dry run
+    out = capsys.readouterr().out
+    assert "would remove" in out and key in out and "--yes" in out
+    assert (dirs["cache"] / key).is_dir()
+
+
+def test_cache_commands_on_an_empty_cache_and_bad_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cache", "list", "--cache-dir", str(tmp_path / "none")]) == 0
+    assert "0 cached surrogate(s)" in capsys.readouterr().out
+    assert main(["cache", "prune", "--cache-dir", str(tmp_path / "none"), "--all", "--yes"]) == 0
+    assert "removed 0 entries and 0 temporary folder(s)" in capsys.readouterr().out
+    for bad in (["prune", "--keep", "x"], ["prune", "--older-than", "soon"], ["nope"], []):
+        with pytest.raises(SystemExit) as exc:
+            main(["cache", *bad])
+        assert exc.value.code == 2

@@ -5,7 +5,12 @@ is bit-identical to the first fit."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -263,3 +268,169 @@ def test_excluded_architectures_get_their_own_cache_entry(
     monkeypatch.setattr(oracle, "fit_surrogate", lambda *a, **k: pytest.fail("refitted"))
     again = load_benchmark(data_dir, cache_dir=tmp_path, verbose=False, exclude=data.X[:10], **CFG)
     assert again.cache_path == held.cache_path
+
+
+# ------------------------------------------------------------------------------ listing and pruning the cache
+def _cli(*args: str) -> int:
+    from benchmark.cli import main
+
+    return main(list(args))
+
+
+def test_cache_list_shows_dataset_split_targets_size_and_times(
+    data_dir: Path, fitted: Benchmark, entry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    meta = json.loads((entry / "meta.json").read_text())
+    assert meta["split"] == {"name": "all", "n_train": 300}  # written with every fit now
+    assert _cli("cache", "list", "--cache-dir", str(entry.parent), "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    (e,) = listed["entries"]
+    assert e["key"] == entry.name and e["dataset"] == meta["dataset_source"] != "unknown"
+    assert e["dataset_sha256"] == fitted.dataset_sha256 and e["split"] == "all"
+    assert e["targets"] == ["accuracy", "throughput_a100"] and e["backend"] == "xgboost"
+    assert e["size_bytes"] == sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+    assert e["created"] == meta["created"] and e["problem"] is None
+    assert _cli("cache", "list", "--cache-dir", str(entry.parent)) == 0
+    out = capsys.readouterr().out
+    assert "1 cached surrogate(s)" in out and entry.name in out and meta["dataset_source"] in out
+    assert "dataset" in out and "split" in out and "last used" in out
+
+
+def test_cache_list_of_an_older_entry_says_unknown(entry: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An entry written before the split was recorded (and without the dataset): "unknown", no crash."""
+
+    def old(meta: dict[str, Any]) -> None:
+        for key in ("split", "dataset_source", "dataset_sha256", "created"):
+            meta.pop(key)
+        meta["config"].pop("split")
+
+    _edit_meta(entry, old)
+    (entry.parent / "not-an-entry").write_text("x")  # a stray file is not listed
+    assert _cli("cache", "list", "--cache-dir", str(entry.parent), "--json") == 0
+    (e,) = json.loads(capsys.readouterr().out)["entries"]
+    assert (e["dataset"], e["dataset_sha256"], e["split"], e["created"]) == ("unknown",) * 4
+    (entry / "meta.json").write_text("{not json")
+    assert _cli("cache", "list", "--cache-dir", str(entry.parent)) == 0
+    out = capsys.readouterr().out
+    assert entry.name in out and "unknown" in out and "refitted on next use" in out
+
+
+def test_loading_an_entry_marks_it_used(data_dir: Path, entry: Path) -> None:
+    from benchmark.oracle import list_cache
+
+    long_ago = time.time() - 30 * 86400
+    os.utime(entry, (long_ago, long_ago))
+    assert list_cache(entry.parent)[0].last_used == pytest.approx(long_ago)
+    load_benchmark(data_dir, cache_dir=entry.parent, verbose=False, **CFG)  # a cache hit
+    assert list_cache(entry.parent)[0].last_used > time.time() - 60
+
+
+def _aged_copies(entry: Path, days: dict[str, float]) -> dict[str, Path]:
+    """Copies of ``entry`` named like entries, last used ``days`` ago."""
+    out = {}
+    for name, age in days.items():
+        d = entry.parent / name
+        if d != entry:
+            shutil.copytree(entry, d)
+        t = time.time() - age * 86400
+        os.utime(d, (t, t))
+        out[name] = d
+    return out
+
+
+def test_cache_prune_by_age_count_and_all_is_a_dry_run_unless_yes(
+    entry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = entry.parent
+    d = _aged_copies(entry, {"aaaa-old": 10.0, "bbbb-mid": 5.0, entry.name: 0.0})
+    assert _cli("cache", "prune", "--cache-dir", str(root), "--older-than", "7") == 0
+    out = capsys.readouterr().out
+    assert "would remove 1 cached surrogate(s)" in out and "aaaa-old" in out and "--yes" in out
+    assert all(p.is_dir() for p in d.values())  # a dry run
+    assert _cli("cache", "prune", "--cache-dir", str(root), "--older-than", "7", "--yes") == 0
+    assert "removed 1 entry and 0 temporary folder(s)" in capsys.readouterr().out
+    assert not d["aaaa-old"].exists() and d["bbbb-mid"].is_dir()
+    # --keep N keeps the N most recently used; with --older-than both must hold
+    assert _cli("cache", "prune", "--cache-dir", str(root), "--keep", "1", "--older-than", "6", "--yes") == 0
+    assert d["bbbb-mid"].is_dir()
+    assert _cli("cache", "prune", "--cache-dir", str(root), "--keep", "1", "--yes") == 0
+    assert not d["bbbb-mid"].exists() and entry.is_dir()
+    capsys.readouterr()
+    # no criterion: entries stay
+    assert _cli("cache", "prune", "--cache-dir", str(root), "--yes") == 0
+    assert "only temporary folders" in capsys.readouterr().out and entry.is_dir()
+    assert _cli("cache", "prune", "--cache-dir", str(root), "--all", "--yes") == 0
+    assert "removed 1 entry" in capsys.readouterr().out and not entry.exists()
+
+
+@pytest.mark.parametrize("bad", [["--keep", "-1"], ["--older-than", "-2"], ["--older-than", "nan"]])
+def test_cache_prune_bad_arguments_are_one_line_exit_2(
+    tmp_path: Path, bad: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli("cache", "prune", "--cache-dir", str(tmp_path), *bad) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and bad[0] in err
+
+
+def _writer(root: Path) -> tuple[subprocess.Popen[str], Path]:
+    """A real process that made a cache temporary folder the way a fit does, and waits in it."""
+    code = (
+        "import sys, tempfile, time\n"
+        "from benchmark.oracle import _temp_prefix\n"
+        f"print(tempfile.mkdtemp(prefix=_temp_prefix('tmp'), dir={str(root)!r}), flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, Path(proc.stdout.readline().strip())
+
+
+def test_temporaries_of_killed_fits_are_pruned_but_never_a_running_ones(
+    fitted: Benchmark, entry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmark.oracle import STALE_TEMP_SECONDS, leftover_temporaries
+
+    root = entry.parent
+    running, live = _writer(root)
+    killed, dead = _writer(root)
+    try:
+        (dead / "tables.npz").write_bytes(b"half a file")
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+        fresh_unknown = root / ".tmp-abc123"  # a writer we cannot check (older name): young, kept
+        fresh_unknown.mkdir()
+        stale_unknown = root / ".old-def456"
+        stale_unknown.mkdir()
+        t = time.time() - 2 * STALE_TEMP_SECONDS
+        os.utime(stale_unknown, (t, t))
+        assert sorted(leftover_temporaries(root)) == sorted([dead, stale_unknown])
+        assert _cli("cache", "list", "--cache-dir", str(root)) == 0
+        assert "2 temporary folder(s) left by killed fits" in capsys.readouterr().out
+        assert _cli("cache", "prune", "--cache-dir", str(root)) == 0  # a dry run
+        assert dead.is_dir()
+        assert _cli("cache", "prune", "--cache-dir", str(root), "--yes") == 0
+        assert "removed 0 entries and 2 temporary folder(s)" in capsys.readouterr().out
+        assert not dead.exists() and not stale_unknown.exists()
+        assert live.is_dir() and fresh_unknown.is_dir() and entry.is_dir()
+        # the next fit's write removes a killed writer's folder too, and still not the running one
+        killed2, dead2 = _writer(root)
+        os.kill(killed2.pid, signal.SIGKILL)
+        killed2.wait(timeout=30)
+        assert _write_atomically(fitted.model, entry) == [dead2]
+        assert not dead2.exists() and live.is_dir()
+        SurrogateModel.load(entry)
+    finally:
+        running.kill()
+        running.wait(timeout=30)
+    assert leftover_temporaries(root) == [live]  # its writer is gone now
+
+
+def test_an_entry_fitted_on_a_split_records_and_lists_it(data_dir: Path, tmp_path: Path) -> None:
+    from benchmark.oracle import list_cache
+
+    bench = load_benchmark(data_dir, cache_dir=tmp_path, verbose=False, **{**CFG, "split": "random"})
+    split = bench.model.meta["split"]
+    assert split["name"] == "random" and split["seed"] == 0 and split["dir"] is None
+    assert split["n_train"] == bench.model.meta["n_train"] and 0 < split["n_val"] < split["n_train"]
+    (e,) = list_cache(tmp_path)
+    assert e.split == "random(seed=0)" and e.path == bench.cache_path

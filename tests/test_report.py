@@ -310,6 +310,117 @@ def test_dataset_context_finds_b0_and_measured_points() -> None:
     assert dataset_context(FakeDataset())(TRI) is None  # latency not in the data
 
 
+# ------------------------------------------------------------------------------- runs of different lengths
+@pytest.fixture(scope="module")
+def uneven(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 optimizers x 3 seeds of 150, 60 and 100 evaluations (different lengths and simulated times)."""
+    root = tmp_path_factory.mktemp("uneven")
+    for o, (opt, skill) in enumerate(OPTIMIZERS.items()):
+        for seed, n in enumerate((150, 60, 100)):
+            for info in (BI, SINGLE):
+                rng = np.random.default_rng([o, seed])
+                write_synthetic_run(root / info.name / f"{opt}_{seed}", info, opt, seed, n, skill, rng)
+    return root
+
+
+@pytest.mark.parametrize("axis", ["evals", "time"])
+@pytest.mark.parametrize("problem", ["t_bi", "t_single"])
+def test_anytime_median_never_falls_when_runs_drop_out(uneven: Path, axis: str, problem: str) -> None:
+    """A run's HV (and best accuracy) never falls; the median curve must not fall when the best runs end."""
+    from nasopt.report.data import load_problem_data
+    from nasopt.report.figures import anytime_bands
+    from nasopt.report.metrics import plotted_metric
+
+    data, _ = load_problem_data([uneven / problem], checkpoints=(50,), problems=PROBLEMS)
+    p = data[problem]
+    end = max(t.n_evals for t in p.traces) if axis == "evals" else max(t.sim_time_s for t in p.traces) / 3600
+    grid = np.linspace(0.0 if axis == "time" else 1.0, end, 400)
+    metric = plotted_metric(p.info)
+    for label, traces in p.by_label().items():
+        med, lo, hi = anytime_bands(traces, metric, axis, grid)
+        for curve in (med, lo, hi):
+            ok = curve[np.isfinite(curve)]
+            assert np.all(np.diff(ok) >= 0), (label, np.diff(ok).min())
+        assert np.isfinite(med[-1])  # held to the end of the common axis
+        # at the end: the median of every run's final value
+        assert med[-1] == pytest.approx(np.median([metric.final(t) for t in traces]))
+
+
+def test_anytime_quantiles_equal_numpy_and_rank_missing_values_worst() -> None:
+    from nasopt.report.figures import _quantiles
+
+    M = np.random.default_rng(0).normal(size=(7, 20))
+    np.testing.assert_allclose(_quantiles(M, (0.5, 0.25, 0.75), True), np.percentile(M, [50, 25, 75], axis=0))
+    M = np.array([[np.nan, 1.0, 1.0], [np.nan, np.nan, 2.0], [5.0, 5.0, 5.0]])
+    med = _quantiles(M, (0.5,), True)[0]
+    np.testing.assert_allclose(med, [np.nan, 1.0, 2.0])  # not 5.0: the runs with no value yet are worse
+    np.testing.assert_allclose(_quantiles(M, (0.5,), False)[0], [np.nan, 5.0, 2.0])
+
+
+def test_anytime_figure_says_how_runs_of_different_lengths_are_drawn(uneven: Path, tmp_path: Path) -> None:
+    res = build_report([uneven], tmp_path / "r", checkpoints=(50,), problems=PROBLEMS)
+    assert "keeps its last value to the end of the axis" in res.markdown.read_text()
+    assert any(f.name == "anytime_t_bi.png" for f in res.figures)
+
+
+def test_checkpoints_no_run_reached_get_no_column(report: ReportResult) -> None:
+    """The runs end at 120 (and 60) evaluations: the 200 checkpoint is left out (and said so)."""
+    md = report.markdown.read_text()
+    assert "@ 100 evals" in md and "@ 200 evals" not in md
+    assert "Left out: 200 evaluations (no run reached them)" in md
+    runs = pd.read_csv(report.tables["runs"])
+    assert {"hv_20", "hv_50", "hv_100"} <= set(runs.columns) and "hv_200" not in runs.columns
+
+
+def _final_section_of(md: str, problem: str) -> str:
+    part = md.split(f"## Problem `{problem}`", 1)[1]
+    return part.split("at checkpoints", 1)[0]
+
+
+def test_too_few_seeds_for_a_significant_test_is_said_in_words(report: ReportResult) -> None:
+    """4 seeds per optimizer, 2 comparisons: the smallest Holm p is 2 x 2/C(8,4) = 0.057 >= 0.05. In t_bi
+    rs has a 5th run, so there the smallest is 2 x 2/C(9,4) = 0.032 and the tests are shown."""
+    md = report.markdown.read_text()
+    for problem in ("t_single", "t_tri"):
+        sec = _final_section_of(md, problem)
+        assert "no rank-sum test can be significant" in sec
+        assert "0.029" in sec and "0.057" in sec and "at least 5 runs" in sec
+        assert "p (Holm) vs best" not in sec and "significantly worse" not in sec
+    sec = _final_section_of(md, "t_bi")
+    assert "p (Holm) vs best" in sec and "no rank-sum test" not in sec
+    tests = pd.read_csv(report.tables["tests"])
+    end = tests[(tests["metric"] == "hv") & (tests["checkpoint"] == "end")]
+    pmin = end.groupby("problem")["p_holm_min"].first()
+    assert pmin["t_single"] == pytest.approx(4 / 70) and pmin["t_bi"] == pytest.approx(4 / 126)
+    assert (tests["p_holm"].dropna() >= tests.loc[tests["p_holm"].notna(), "p_holm_min"] - 1e-12).all()
+
+
+def test_numbers_in_one_column_share_one_format(report: ReportResult) -> None:
+    import re
+
+    for name, path in report.tables.items():
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        for col in raw.columns:
+            cells = [c for c in raw[col] if re.fullmatch(r"-?[0-9.]+(e[-+][0-9]+)?", c)]
+            kinds = {("e" in c, "." in c) for c in cells}
+            decimals = {len(re.sub(r"e[-+][0-9]+$", "", c).split(".")[1]) for c in cells if "." in c}
+            assert len(kinds) <= 1 and len(decimals) <= 1, (name, col, cells[:5])
+
+    # every Markdown table: the cells of a column with numbers have one shape (digits of the integer part
+    # aside), e.g. "9.dddd [9.dddd, 9.dddd]"; p-values are "9.ddd" or "< 0.001" (+ " *" if significant)
+    def shape(cell: str) -> str:
+        cell = cell.removesuffix(" *").removeprefix("< ")
+        return re.sub(r"\d", "d", re.sub(r"(?<![.\d])\d+", "9", cell))
+
+    tables = re.findall(r"((?:^\|.*\|\n)+)", report.markdown.read_text(), re.M)
+    assert len(tables) > 5
+    for table in tables:
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.strip().splitlines()[2:]]
+        for column in zip(*rows, strict=True):
+            shapes = {shape(c) for c in column if re.search(r"\d", c) and not c.startswith("**")}
+            assert len(shapes) <= 1, (column, shapes)
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 def test_report_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from experiments.perf.report_speed import default_problems

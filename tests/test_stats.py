@@ -81,6 +81,28 @@ def test_rank_sum_matches_scipy_and_effect_size() -> None:
     assert math.isnan(stats.rank_sum([], [1.0]).p)
 
 
+def test_smallest_attainable_rank_sum_p() -> None:
+    assert stats.min_rank_sum_p(3, 3) == pytest.approx(0.1)
+    assert stats.min_rank_sum_p(4, 4) == pytest.approx(2 / 70)
+    assert stats.min_rank_sum_p(1, 1) == 1.0 and math.isnan(stats.min_rank_sum_p(0, 3))
+    assert stats.rank_sum([0, 1, 2], [3, 4, 5]).p == pytest.approx(stats.min_rank_sum_p(3, 3))
+    assert stats.min_seeds_for(0.05) == 4 and stats.min_seeds_for(0.05, n_tests=2) == 5
+
+
+def test_rank_sum_with_ties_never_goes_below_the_smallest_attainable_p() -> None:
+    """scipy's asymptotic p for 3 tied against 3 tied values is 0.047: "significant" with 3 seeds."""
+    assert stats.rank_sum([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]).p == pytest.approx(0.1)
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        na, nb = (int(v) for v in rng.integers(2, 7, 2))
+        a, b = rng.integers(0, 3, na).astype(float), rng.integers(1, 4, nb).astype(float)
+        r = stats.rank_sum(a, b)
+        assert r.p >= stats.min_rank_sum_p(na, nb) - 1e-12
+        if not (np.all(a == a[0]) and np.all(b == a[0])):  # the exact p, as scipy's permutation test gives
+            ref = sps.mannwhitneyu(a, b, method=sps.PermutationMethod(n_resamples=math.comb(na + nb, na)))
+            assert r.p == pytest.approx(ref.pvalue)
+
+
 def test_compare_to_best_picks_best_median_and_holm_corrects() -> None:
     rng = np.random.default_rng(1)
     groups = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,35 +26,58 @@ def label_colors(labels: Iterable[str]) -> dict[str, Any]:
     return {lab: cmap(i % cmap.N) for i, lab in enumerate(labs)}
 
 
-def _bands(M: FloatArray, min_active: float = 0.5) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Median and quartiles over rows of ``M (runs, points)``; NaN where fewer than ``min_active`` of the
-    runs have a value."""
-    active = np.isfinite(M).sum(axis=0)
-    enough = active >= max(1, math.ceil(min_active * M.shape[0]))
-    out = np.full((3, M.shape[1]), np.nan)
-    if enough.any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out[:, enough] = np.nanpercentile(M[:, enough], [50, 25, 75], axis=0)
-    return out[0], out[1], out[2]
+#: how the anytime figure treats runs of different lengths (also said in its title and the report text)
+HOLD_NOTE = (
+    "a run that ended (its budget reached, or stopped early) keeps its last value to the end of the axis, "
+    "so a median never falls because runs drop out"
+)
+
+
+def _quantiles(M: FloatArray, qs: Sequence[float], higher_is_better: bool) -> FloatArray:
+    """Quantiles ``(len(qs), points)`` over the rows of ``M (runs, points)``, linear interpolation as
+    ``np.percentile``. A NaN (a run with no value yet, e.g. no feasible point) ranks as the worst value: a
+    quantile is NaN where it would depend on one. Non-decreasing rows give non-decreasing quantiles."""
+    n = M.shape[0]
+    missing = ~np.isfinite(M)
+    n_missing = missing.sum(axis=0)
+    worst = -np.inf if higher_is_better else np.inf
+    S = np.sort(np.where(missing, worst, M), axis=0)  # missing first (higher is better) or last
+    out = np.full((len(qs), M.shape[1]), np.nan)
+    for i, q in enumerate(qs):
+        pos = q * (n - 1)
+        lo, hi = math.floor(pos), math.ceil(pos)
+        frac = pos - lo
+        ok = lo >= n_missing if higher_is_better else hi < n - n_missing
+        with np.errstate(invalid="ignore"):
+            val = S[lo] if frac == 0.0 else S[lo] + frac * (S[hi] - S[lo])
+        out[i] = np.where(ok, val, np.nan)
+    return out
 
 
 def _curves(traces: Sequence[RunTrace], metric: Metric, axis: str, grid: FloatArray) -> FloatArray:
     """``metric`` of each run as a step function on ``grid`` ``(runs, points)``, against evaluations or
-    simulated hours; NaN after the run's end."""
+    simulated hours; after the run's end it holds its last value (:data:`HOLD_NOTE`)."""
     M = np.full((len(traces), grid.size), np.nan)
     for r, t in enumerate(traces):
         y = np.asarray(getattr(t, metric.trace), dtype=float)
-        if axis == "evals":
-            x = t.counts.astype(float)
-            end = float(t.n_evals)
-        else:
-            x = t.sim_hours
-            end = float(t.sim_time_s / 3600.0)
-        v = step_values(x, y, grid, before=metric.curve_start)
-        v[grid > end + 1e-12] = np.nan
-        M[r] = v
+        x = t.counts.astype(float) if axis == "evals" else t.sim_hours
+        M[r] = step_values(x, y, grid, before=metric.curve_start)
     return M
+
+
+def _run_end(trace: RunTrace, axis: str) -> float:
+    """Where a run ends on the ``"evals"`` or ``"time"`` (simulated GPU-hours) axis."""
+    return float(trace.n_evals) if axis == "evals" else float(trace.sim_time_s / 3600.0)
+
+
+def anytime_bands(
+    traces: Sequence[RunTrace], metric: Metric, axis: str, grid: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Median, 25% and 75% quantile over ``traces`` of ``metric`` on ``grid`` ``(points,)`` against
+    ``axis`` (``"evals"`` or ``"time"``): what the anytime figure draws. Every run holds its last value
+    after its end (:data:`HOLD_NOTE`), so for a metric a run never worsens the curves never worsen."""
+    q = _quantiles(_curves(traces, metric, axis, grid), (0.5, 0.25, 0.75), metric.higher_is_better)
+    return q[0], q[1], q[2]
 
 
 def _median_final(traces: Sequence[RunTrace], metric: Metric) -> float:
@@ -81,12 +103,13 @@ def anytime(problem: ProblemData, colors: Mapping[str, Any], path: Path, checkpo
 
     fig = Figure(figsize=(13, 5), dpi=110, layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
+    held = False
     for ax, axis, grid, xlabel in (
         (axes[0], "evals", egrid, "evaluations"),
         (axes[1], "time", tgrid, "simulated training time (GPU-hours)"),
     ):
         for lab in order:
-            med, lo, hi = _bands(_curves(groups[lab], metric, axis, grid))
+            med, lo, hi = anytime_bands(groups[lab], metric, axis, grid)
             c = colors[lab]
             ax.fill_between(grid, lo, hi, color=c, alpha=0.2, linewidth=0, step="post")
             ax.step(
@@ -95,8 +118,14 @@ def anytime(problem: ProblemData, colors: Mapping[str, Any], path: Path, checkpo
                 where="post",
                 color=c,
                 linewidth=2.0,
-                label=f"{lab}  (final median {finals[lab]:.4g}, n={len(groups[lab])})",
+                label=f"{lab}  (final median {metric.format(finals[lab])}, n={len(groups[lab])})",
             )
+            ends = [_run_end(t, axis) for t in groups[lab]]
+            first = min(ends)
+            if first < max(ends):  # from here on the curves hold finished runs' last values
+                at = min(int(np.searchsorted(grid, first, side="right")) - 1, grid.size - 1)
+                ax.plot([first], [med[max(at, 0)]], marker="|", markersize=14, mew=2, color=c, linestyle="")
+                held = True
         if metric is HV and np.isfinite(problem.ref_hv):
             ax.axhline(
                 problem.ref_hv, color="black", linestyle="--", linewidth=1.2, label="reference front HV"
@@ -108,12 +137,20 @@ def anytime(problem: ProblemData, colors: Mapping[str, Any], path: Path, checkpo
         if c <= n_max:
             axes[0].axvline(c, color="grey", linestyle=":", linewidth=0.8)
     axes[0].set_ylabel(metric.axis_label)
+    if held:
+        axes[0].plot(
+            [], [], marker="|", markersize=14, mew=2, color="grey", linestyle="", label="first run ends"
+        )
     axes[0].legend(loc="lower right", fontsize=9, framealpha=0.9, title="median and IQR over seeds")
     info = problem.info
     objs = ", ".join(
         f"{'max' if mx else 'min'} {t}" for t, mx in zip(info.objectives, info.maximize, strict=True)
     )
-    fig.suptitle(f"{info.name}: anytime performance ({objs}); curves stop where < half the runs go on")
+    fig.suptitle(
+        f"{info.name}: anytime performance ({objs})\n"
+        "a run that ended keeps its last value to the end of the axis (medians do not fall as runs drop out)",
+        fontsize=11,
+    )
     fig.savefig(path)
     return path
 
@@ -306,4 +343,13 @@ def write_figures(
     return out
 
 
-__all__ = ["anytime", "final_boxes", "fronts_2d", "fronts_nd", "label_colors", "write_figures"]
+__all__ = [
+    "HOLD_NOTE",
+    "anytime",
+    "anytime_bands",
+    "final_boxes",
+    "fronts_2d",
+    "fronts_nd",
+    "label_colors",
+    "write_figures",
+]

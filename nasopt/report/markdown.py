@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from nasopt import stats
 from nasopt.analysis import target_label
 from nasopt.report.data import ProblemData
+from nasopt.report.figures import HOLD_NOTE
 from nasopt.report.metrics import END, METRICS, PRIMARY, Metric, checkpoint_names, format_number, metrics_for
 from nasopt.report.tables import ReportTables
 
@@ -23,10 +25,34 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def format_p(p: float | None) -> str:
-    """A p-value with two significant digits (scientific below 0.001), "–" if missing."""
+    """A p-value with three decimals ("< 0.001" below), "–" if missing: one format for a whole column."""
     if p is None or not math.isfinite(p):
         return "–"
-    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+    return "< 0.001" if p < 1e-3 else f"{p:.3f}"
+
+
+def _count_range(counts: Sequence[int]) -> str:
+    lo, hi = min(counts), max(counts)
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
+def too_few_seeds(family: pd.DataFrame, alpha: float) -> str | None:
+    """Why no test of ``family`` (the rows of ``tests.csv`` of one problem, metric and checkpoint) can be
+    significant whatever the values, in words, or None if one can."""
+    if len(family) < 2 or "p_holm_min" not in family:
+        return None
+    p_holm_min = float(family["p_holm_min"].iloc[0])
+    if not math.isfinite(p_holm_min) or p_holm_min < alpha:
+        return None
+    k = len(family) - 1
+    runs = _count_range([int(n) for n in family["n"]])
+    return (
+        f"With {runs} runs per optimizer no rank-sum test can be significant: the smallest p a two-sided "
+        f"Wilcoxon rank-sum test of these numbers of runs can give is {format_p(p_holm_min / k)}"
+        + (f", {format_p(p_holm_min)} after Holm's correction for {k} comparisons" if k > 1 else "")
+        + f", not below α = {alpha}. No tests are shown; at least {stats.min_seeds_for(alpha, k)} runs "
+        "(seeds) per optimizer are needed."
+    )
 
 
 def _introduction(data: Mapping[str, ProblemData], confidence: float, alpha: float) -> list[str]:
@@ -44,6 +70,8 @@ def _introduction(data: Mapping[str, ProblemData], confidence: float, alpha: flo
         f"mean ± {round(confidence * 100)}% Student-t intervals are over seeds. Tests: two-sided Wilcoxon "
         f"rank-sum against the best optimizer (highest median) per problem, Holm-corrected, α = {alpha}; "
         "A12 = P(best > other).",
+        "",
+        f"Anytime figures: median and IQR over seeds; with runs of different lengths, {HOLD_NOTE}.",
         "",
         "Tables: `tables/runs.csv`, `tables/checkpoints.csv`, `tables/final.csv`, `tables/tests.csv`, "
         "`tables/ranks.csv`.",
@@ -103,9 +131,15 @@ def _metric_cells(m: Metric, row: pd.Series) -> list[str]:
 
 
 def _final_section(
-    name: str, problem: ProblemData, final: pd.DataFrame, tests: pd.DataFrame, confidence: float
+    name: str,
+    problem: ProblemData,
+    final: pd.DataFrame,
+    tests: pd.DataFrame,
+    confidence: float,
+    alpha: float,
 ) -> list[str]:
-    """Final results per optimizer, best first, with the Holm-corrected p-value against the best."""
+    """Final results per optimizer, best first, with the Holm-corrected p-value against the best (or, when
+    no test can be significant with so few runs, a sentence saying so instead)."""
     metrics = metrics_for(problem.ref_front is not None)
     t_end = tests[
         (tests["problem"] == name) & (tests["metric"] == PRIMARY.name) & (tests["checkpoint"] == END)
@@ -113,10 +147,13 @@ def _final_section(
     p_of = dict(zip(t_end["optimizer"], t_end["p_holm"], strict=True))
     sig_of = dict(zip(t_end["optimizer"], t_end["significant"], strict=True))
     best = t_end["best"].iloc[0] if len(t_end) else (final["optimizer"].iloc[0] if len(final) else "")
+    why_no_tests = too_few_seeds(t_end, alpha)
     header = ["optimizer", "runs"]
     for m in metrics:
         header += _metric_headers(m, confidence)
-    header += ["sim. GPU-h", "wall s", "optimizer overhead", "p (Holm) vs best"]
+    header += ["sim. GPU-h", "wall s", "optimizer overhead"]
+    if why_no_tests is None:
+        header.append("p (Holm) vs best")
     rows = []
     for _, r in final.iterrows():
         lab = str(r["optimizer"])
@@ -131,9 +168,12 @@ def _final_section(
             format_number(r["sim_gpu_hours_median"], 1),
             format_number(r["wall_time_s_median"], 1),
             format_number(r["optimizer_overhead_pct_median"], 1) + " %",
-            ptxt,
         ]
+        if why_no_tests is None:
+            row.append(ptxt)
         rows.append(row)
+    if why_no_tests is not None:
+        return ["Final results:", "", md_table(header, rows), "", why_no_tests, ""]
     return ["Final results (* = significantly worse than the best):", "", md_table(header, rows), ""]
 
 
@@ -145,9 +185,10 @@ def _checkpoint_section(
     checkpoints: Sequence[int],
     confidence: float,
 ) -> list[str]:
-    """``m`` at every checkpoint per optimizer: median [IQR], then mean ± CI."""
+    """``m`` at every checkpoint some run reached, per optimizer: median [IQR], then mean ± CI."""
     sub = checkpoints_df[(checkpoints_df["problem"] == name) & (checkpoints_df["metric"] == m.name)]
-    cp_names = [str(c) for c in checkpoint_names(checkpoints)]
+    reached = [c for c in checkpoints if (sub[sub["checkpoint"] == str(c)]["n"] > 0).any()]
+    cp_names = [str(c) for c in checkpoint_names(reached)]
     header = ["optimizer", *[f"{m.label} @ {c}" + (" evals" if c != END else "") for c in cp_names]]
     rows = []
     for lab in optimizers:
@@ -164,9 +205,13 @@ def _checkpoint_section(
                     f"{m.format(h['mean'])} ± {m.format(half)} (n={int(h['n'])})"
                 )
         rows.append(row)
+    unreached = sorted(set(checkpoints) - set(reached))
+    left_out = (
+        f" Left out: {', '.join(map(str, unreached))} evaluations (no run reached them)." if unreached else ""
+    )
     return [
         f"{m.label} at checkpoints: median [IQR], then mean ± {round(confidence * 100)}% CI "
-        "(n = runs that reached the checkpoint):",
+        f"(n = runs that reached the checkpoint).{left_out}",
         "",
         md_table(header, rows),
         "",
@@ -193,7 +238,7 @@ def render_markdown(
         final = tables.final[tables.final["problem"] == name].sort_values(
             f"{PRIMARY.name}_median", ascending=not PRIMARY.higher_is_better
         )
-        parts += _final_section(name, problem, final, tables.tests, confidence)
+        parts += _final_section(name, problem, final, tables.tests, confidence, alpha)
         for m in METRICS:
             if m.by_checkpoint:
                 parts += _checkpoint_section(
@@ -206,4 +251,4 @@ def render_markdown(
     return "\n".join(parts)
 
 
-__all__ = ["format_p", "md_table", "render_markdown"]
+__all__ = ["format_p", "md_table", "render_markdown", "too_few_seeds"]

@@ -29,7 +29,12 @@ TESTS_COLUMNS = (
     "p_holm",
     "a12_best_vs_group",
     "significant",
+    "p_holm_min",
 )
+#: columns of p-values: written in scientific notation (every other float column with fixed decimals)
+P_COLUMNS = ("p", "p_holm", "p_holm_min")
+#: decimals of every other float column of the CSV files (enough to read every value back exactly)
+CSV_DECIMALS = 15
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,29 @@ class ReportTables:
         paths = {}
         for name in ("runs", "checkpoints", "final", "tests", "ranks"):
             paths[name] = directory / f"{name}.csv"
-            getattr(self, name).to_csv(paths[name], index=name == "ranks")
+            csv_formatted(getattr(self, name)).to_csv(paths[name], index=name == "ranks")
         return paths
+
+
+def csv_formatted(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every float column as text in one format per column: p-values (:data:`P_COLUMNS`) in
+    scientific notation, the others with :data:`CSV_DECIMALS` decimals; missing values empty."""
+
+    def fmt(spec: str) -> Any:
+        return lambda x: "" if not np.isfinite(x) else format(float(x), spec)
+
+    out = df.copy()
+    for col in out.columns:
+        if pd.api.types.is_float_dtype(out[col]):
+            spec = ".15e" if col in P_COLUMNS else f".{CSV_DECIMALS}f"
+            out[col] = out[col].map(fmt(spec))
+    return out
+
+
+def reached_checkpoints(traces: Sequence[RunTrace], checkpoints: Sequence[int]) -> list[int]:
+    """The checkpoints at least one of ``traces`` reached (sorted); the others get no column."""
+    n_max = max((t.n_evals for t in traces), default=0)
+    return sorted({int(c) for c in checkpoints if c <= n_max})
 
 
 def _costs(trace: RunTrace) -> dict[str, float]:
@@ -75,6 +101,7 @@ def runs_table(data: Mapping[str, ProblemData], checkpoints: Sequence[int]) -> p
     """One row per run: every metric at the end (and per checkpoint where the registry asks), the costs,
     the run-directory facts and the path."""
     rows = []
+    reached = reached_checkpoints([t for p in data.values() for t in p.traces], checkpoints)
     for problem in data.values():
         for trace, facts in zip(problem.traces, problem.run_columns, strict=True):
             row: dict[str, Any] = {
@@ -87,7 +114,7 @@ def runs_table(data: Mapping[str, ProblemData], checkpoints: Sequence[int]) -> p
             for m in METRICS:
                 row[f"{m.name}_end"] = m.final(trace)
                 if m.by_checkpoint:
-                    row.update({f"{m.name}_{c}": m.at(trace, c) for c in checkpoints})
+                    row.update({f"{m.name}_{c}": m.at(trace, c) for c in reached})
             row.update(_costs(trace))
             row.update(facts)
             row["path"] = str(trace.path)
@@ -186,6 +213,7 @@ def tests_table(data: Mapping[str, ProblemData], checkpoints: Sequence[int], alp
             if len(groups) < 2:
                 continue
             df = stats.compare_to_best(groups, higher_is_better=m.higher_is_better, alpha=alpha)
+            df["p_holm_min"] = smallest_holm_p(df)
             df.insert(0, "checkpoint", str(c))
             df.insert(0, "metric", m.name)
             df.insert(0, "problem", name)
@@ -193,6 +221,19 @@ def tests_table(data: Mapping[str, ProblemData], checkpoints: Sequence[int], alp
     if not frames:
         return pd.DataFrame(columns=list(TESTS_COLUMNS))
     return pd.concat(frames, ignore_index=True)
+
+
+def smallest_holm_p(family: pd.DataFrame) -> float:
+    """The smallest Holm-corrected p any test of ``family`` (rows of :func:`nasopt.stats.compare_to_best`)
+    can reach with its numbers of runs: (number of tests) x the smallest attainable rank-sum p. At or above
+    alpha, no test of the family can be significant whatever the values."""
+    n_of = dict(zip(family["group"], family["n"], strict=True))
+    best = str(family["best"].iloc[0])
+    others = [g for g in n_of if g != best and n_of[g] > 0]
+    if not others or n_of[best] < 1:
+        return math.nan
+    p_min = min(stats.min_rank_sum_p(int(n_of[best]), int(n_of[g])) for g in others)
+    return min(1.0, len(others) * p_min)
 
 
 def ranks_table(final: pd.DataFrame) -> pd.DataFrame:
@@ -220,11 +261,17 @@ def compute_tables(
 
 
 __all__ = [
+    "CSV_DECIMALS",
+    "P_COLUMNS",
+    "TESTS_COLUMNS",
     "ReportTables",
     "checkpoints_table",
     "compute_tables",
+    "csv_formatted",
     "final_table",
     "ranks_table",
+    "reached_checkpoints",
     "runs_table",
+    "smallest_holm_p",
     "tests_table",
 ]
