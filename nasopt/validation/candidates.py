@@ -46,33 +46,83 @@ _ANB_SOURCE = "Accel-NASBench repository, anb_eval/README.md (commit 9204f4f), '
 PUBLISHED: dict[str, PublishedResult] = {
     p.name: p
     for p in (
-        PublishedResult("efficientnet-vck190-a", "vck190",
-                        {"accuracy": 77.568, "accuracy_int8": 76.966, "throughput_vck190": 2805.14},
-                        "full", _ANB_SOURCE),
-        PublishedResult("efficientnet-vck190-b", "vck190",
-                        {"accuracy": 76.656, "accuracy_int8": 76.300, "throughput_vck190": 4015.04},
-                        "full", _ANB_SOURCE),
-        PublishedResult("efficientnet-zcu102-a", "zcu102",
-                        {"accuracy": 77.698, "accuracy_int8": 77.432, "throughput_zcu102": 271.94},
-                        "full", _ANB_SOURCE),
-        PublishedResult("efficientnet-zcu102-b", "zcu102",
-                        {"accuracy": 76.602, "accuracy_int8": 76.314, "throughput_zcu102": 398.54},
-                        "full", _ANB_SOURCE),
-        PublishedResult("efficientnet-zcu102-c", "zcu102",
-                        {"accuracy": 75.048, "accuracy_int8": 74.794, "throughput_zcu102": 520.06},
-                        "full", _ANB_SOURCE),
-        PublishedResult("efficientnet-tpuv3-a", "tpuv3", {"accuracy": 77.921, "throughput_tpuv3": 1010.304},
-                        "full", _ANB_SOURCE),
-        PublishedResult("efficientnet-tpuv3-b", "tpuv3", {"accuracy": 77.348, "throughput_tpuv3": 1012.89},
-                        "full", _ANB_SOURCE),
-        PublishedResult("efficientnet-a100-a", "a100", {"accuracy": 77.81, "throughput_a100": 7734.21},
-                        "full", _ANB_SOURCE),
-        PublishedResult("efficientnet-a100-b", "a100", {"accuracy": 76.51, "throughput_a100": 11098.05},
-                        "full", _ANB_SOURCE),
-        PublishedResult("efficientnet-3090-a", "3090", {"accuracy": 77.358, "throughput_3090": 5988.54},
-                        "full", _ANB_SOURCE),
-        PublishedResult("efficientnet-3090-b", "3090", {"accuracy": 76.510, "throughput_3090": 7674.69},
-                        "full", _ANB_SOURCE),
+        PublishedResult(
+            "efficientnet-vck190-a",
+            "vck190",
+            {"accuracy": 77.568, "accuracy_int8": 76.966, "throughput_vck190": 2805.14},
+            "full",
+            _ANB_SOURCE,
+        ),
+        PublishedResult(
+            "efficientnet-vck190-b",
+            "vck190",
+            {"accuracy": 76.656, "accuracy_int8": 76.300, "throughput_vck190": 4015.04},
+            "full",
+            _ANB_SOURCE,
+        ),
+        PublishedResult(
+            "efficientnet-zcu102-a",
+            "zcu102",
+            {"accuracy": 77.698, "accuracy_int8": 77.432, "throughput_zcu102": 271.94},
+            "full",
+            _ANB_SOURCE,
+        ),
+        PublishedResult(
+            "efficientnet-zcu102-b",
+            "zcu102",
+            {"accuracy": 76.602, "accuracy_int8": 76.314, "throughput_zcu102": 398.54},
+            "full",
+            _ANB_SOURCE,
+        ),
+        PublishedResult(
+            "efficientnet-zcu102-c",
+            "zcu102",
+            {"accuracy": 75.048, "accuracy_int8": 74.794, "throughput_zcu102": 520.06},
+            "full",
+            _ANB_SOURCE,
+        ),
+        PublishedResult(
+            "efficientnet-tpuv3-a",
+            "tpuv3",
+            {"accuracy": 77.921, "throughput_tpuv3": 1010.304},
+            "full",
+            _ANB_SOURCE,
+        ),
+        PublishedResult(
+            "efficientnet-tpuv3-b",
+            "tpuv3",
+            {"accuracy": 77.348, "throughput_tpuv3": 1012.89},
+            "full",
+            _ANB_SOURCE,
+        ),
+        PublishedResult(
+            "efficientnet-a100-a",
+            "a100",
+            {"accuracy": 77.81, "throughput_a100": 7734.21},
+            "full",
+            _ANB_SOURCE,
+        ),
+        PublishedResult(
+            "efficientnet-a100-b",
+            "a100",
+            {"accuracy": 76.51, "throughput_a100": 11098.05},
+            "full",
+            _ANB_SOURCE,
+        ),
+        PublishedResult(
+            "efficientnet-3090-a",
+            "3090",
+            {"accuracy": 77.358, "throughput_3090": 5988.54},
+            "full",
+            _ANB_SOURCE,
+        ),
+        PublishedResult(
+            "efficientnet-3090-b",
+            "3090",
+            {"accuracy": 76.510, "throughput_3090": 7674.69},
+            "full",
+            _ANB_SOURCE,
+        ),
     )
 }
 
@@ -104,13 +154,21 @@ class Candidate:
         return self.reason.startswith("reference")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"arch": self.arch, "reason": self.reason, "runs": list(self.runs),
-                "predicted": {t: list(v) for t, v in self.predicted.items()}}
+        return {
+            "arch": self.arch,
+            "reason": self.reason,
+            "runs": list(self.runs),
+            "predicted": {t: list(v) for t, v in self.predicted.items()},
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Candidate:
-        return cls(str(d["arch"]), str(d["reason"]), tuple(d.get("runs", ())),
-                   {t: (float(v[0]), float(v[1])) for t, v in dict(d.get("predicted", {})).items()})
+        return cls(
+            str(d["arch"]),
+            str(d["reason"]),
+            tuple(d.get("runs", ())),
+            {t: (float(v[0]), float(v[1])) for t, v in dict(d.get("predicted", {})).items()},
+        )
 
 
 def read_search_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Run]:
@@ -119,7 +177,7 @@ def read_search_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Run]:
     for p in paths:
         if not Path(p).exists():
             raise CandidateError(f"run directory {str(p)!r} does not exist")
-        found = find_runs(p)
+        found = find_runs(Path(p))
         if not found:
             raise CandidateError(f"{p} holds no nasopt run (no trials.parquet below it)")
         dirs += found
@@ -128,8 +186,9 @@ def read_search_runs(paths: Iterable[str | os.PathLike[str]]) -> list[Run]:
     for r in runs[1:]:
         if r.info.objectives != first.info.objectives or r.info.constraints != first.info.constraints:
             raise CandidateError(
-                f"{r.path} is a run of problem {r.problem!r} ({', '.join(r.info.objectives)}), but {first.path} "
-                f"is of {first.problem!r} ({', '.join(first.info.objectives)}); validate one problem at a time"
+                f"{r.path} is a run of problem {r.problem!r} ({', '.join(r.info.objectives)}), but "
+                f"{first.path} is of {first.problem!r} ({', '.join(first.info.objectives)}); "
+                "validate one problem at a time"
             )
     return runs
 
@@ -186,8 +245,14 @@ def knee_point(F: FloatArray) -> int:
     return int(np.argmin(np.linalg.norm(F, axis=1)))
 
 
-def select_candidates(runs: Sequence[Run], *, select: str = "pareto", n: int = 10, target: str | None = None,
-                      references: Sequence[str] = ("efficientnet_b0",)) -> list[Candidate]:
+def select_candidates(
+    runs: Sequence[Run],
+    *,
+    select: str = "pareto",
+    n: int = 10,
+    target: str | None = None,
+    references: Sequence[str] = ("efficientnet_b0",),
+) -> list[Candidate]:
     """Candidates from ``runs`` (without predictions; see :func:`attach_predictions`).
 
     ``pareto``: ``n`` points spread along the pooled front; ``knee``: its knee; ``top-k``: the ``n`` best
@@ -200,15 +265,18 @@ def select_candidates(runs: Sequence[Run], *, select: str = "pareto", n: int = 1
         raise ConfigurationError(f"--n must be a positive integer, got {n!r}")
     unknown = [r for r in references if r.lower().replace("-", "_") not in space.REFERENCES]
     if unknown:
-        raise ConfigurationError(f"unknown reference architecture(s) {', '.join(map(repr, unknown))}; "
-                                 f"known: {', '.join(sorted(space.REFERENCES))}")
+        raise ConfigurationError(
+            f"unknown reference architecture(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(sorted(space.REFERENCES))}"
+        )
     info: ProblemInfo = runs[0].info
     out: list[Candidate] = []
     if select == "top-k":
         tgt = target or info.objectives[0]
         if tgt not in info.objectives:
-            raise ConfigurationError(f"top-k target {tgt!r} is not an objective of {info.name!r} "
-                                     f"({', '.join(info.objectives)})")
+            raise ConfigurationError(
+                f"top-k target {tgt!r} is not an objective of {info.name!r} ({', '.join(info.objectives)})"
+            )
         j = info.objectives.index(tgt)
         rows: dict[int, tuple[float, IntArray, set[str]]] = {}
         for r in runs:
@@ -239,16 +307,18 @@ def select_candidates(runs: Sequence[Run], *, select: str = "pareto", n: int = 1
     return out
 
 
-def attach_predictions(candidates: Sequence[Candidate], oracle: Any,
-                       targets: Sequence[str] | None = None) -> list[Candidate]:
+def attach_predictions(
+    candidates: Sequence[Candidate], oracle: Any, targets: Sequence[str] | None = None
+) -> list[Candidate]:
     """The candidates with the oracle's ``(mean, std)`` for ``targets`` (default: every target it has)."""
     if not candidates:
         return []
     X = space.from_strings([c.arch for c in candidates])
     preds = oracle.query(X, list(targets) if targets is not None else None)
     return [
-        Candidate(c.arch, c.reason, c.runs,
-                  {t: (float(p.mean[i]), float(p.std[i])) for t, p in preds.items()})
+        Candidate(
+            c.arch, c.reason, c.runs, {t: (float(p.mean[i]), float(p.std[i])) for t, p in preds.items()}
+        )
         for i, c in enumerate(candidates)
     ]
 
