@@ -28,8 +28,9 @@ from numpy.typing import ArrayLike
 
 from benchmark import space
 from benchmark._io import package_versions
-from benchmark._typing import FloatArray
+from benchmark._typing import FloatArray, IntArray
 from benchmark.api import TargetPrediction
+from benchmark.coverage import TrainingCoverage
 from benchmark.macs import macs_params
 from benchmark.noise import noise_summary
 from benchmark.surrogate import (
@@ -78,6 +79,24 @@ class Benchmark:
         it existed."""
         out: dict[str, dict[str, Any]] = self.model.meta.get("noise", {})
         return out
+
+    @property
+    def coverage(self) -> TrainingCoverage | None:
+        """What the training records cover (:mod:`benchmark.coverage`); None for a model built without."""
+        return self.model.coverage
+
+    @property
+    def measured_ranges(self) -> dict[str, tuple[float, float]]:
+        """Per fitted target: ``(min, max)`` over the training records (:func:`.api.measured_ranges`)."""
+        cov = self.model.coverage
+        return {} if cov is None else {t: cov.ranges[t] for t in self.targets if t in cov.ranges}
+
+    def distance_to_data(self, X: ArrayLike) -> IntArray:
+        """Gene Hamming distance ``(n,)`` from each of ``X (n, 28)`` to the nearest training architecture
+        (0: measured; :meth:`benchmark.coverage.TrainingCoverage.distance`)."""
+        if self.model.coverage is None:
+            raise ValueError("this surrogate has no training-coverage record; refit it")
+        return self.model.coverage.distance(space.as_batch(X))
 
     def query(
         self,
