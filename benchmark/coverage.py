@@ -6,10 +6,14 @@ Two measures, recorded at fit time and saved with the surrogate (benchmark/SURRO
   *extrapolated* when its whole one-std interval lies outside that range, ``mean - std > max`` or
   ``mean + std < min`` (:func:`extrapolated`): the model then predicts a value no record has shown. O(n).
 - **distance to the data** per architecture: the gene Hamming distance (0-28) to the nearest training
-  architecture (0: measured itself). For the MnasNet space the training records are a random sample, so
-  most architectures lie 5-9 genes from the nearest one; the distance says how unusual a point is, the range
-  test says whether a prediction leaves the data. About 10 ms per 1,000 architectures (4,100 records;
-  ``experiments/perf/coverage_speed.py``), so it is computed only where asked, never in the search loop.
+  architecture (0: measured itself). The training records are a random sample of the space, so most
+  architectures lie 5-9 genes from the nearest one (validation records too): the distance says how unusual
+  a point is, the range test whether a prediction leaves the data. About 2 ms per 1,000 architectures
+  against 4,100 records, half a batched query (``experiments/perf/coverage_speed.py``), so it is computed
+  where asked (``nasopt bench query``), not in the search loop.
+
+The std is not widened where a prediction extrapolates: ``experiments/checks/extrapolation_calibration.py``
+found no one rule that improves calibration for every target (benchmark/SURROGATE.md).
 """
 
 from __future__ import annotations

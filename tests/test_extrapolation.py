@@ -140,7 +140,8 @@ def test_query_json_says_whether_each_prediction_extrapolates(
     m0, s0 = bench.query_one(SMALLEST, ["throughput_a100"])["throughput_a100"]
     ranges = {**bench.coverage.ranges, "throughput_a100": (0.0, m0 - 2 * s0)}
     cov = TrainingCoverage(ranges, bench.coverage.genes, bench.coverage.n_records)
-    bench = Benchmark(SurrogateModel(bench.model.config, bench.model.targets, bench.model.meta, cov), "x" * 64)
+    model = SurrogateModel(bench.model.config, bench.model.targets, bench.model.meta, cov)
+    bench = Benchmark(model, "x" * 64)
     monkeypatch.setattr(oracle, "load_benchmark", lambda *a, **k: bench)
     archs = [SMALLEST, space.to_string(space.reference("efficientnet_b0"))]
     f = Path(str(cache)) / "archs.json"
