@@ -45,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--refit", action="store_true", help="ignore the cache")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("query", help="predictions with std, MACs and params")
+    p = sub.add_parser(
+        "query",
+        help="predictions with std, MACs and params, and whether each extrapolates past the measured data",
+    )
     _common(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument(
@@ -158,7 +161,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             line = f"  {t:<18} {row[t]['mean']:12.4f} ± {row[t]['std']:.4f} {row[t]['unit']}"
             if row[t].get("extrapolated"):
                 lo, hi = row[t]["measured_range"]
-                line += f"  EXTRAPOLATED (measured range {lo:.4g} to {hi:.4g})"
+                line += f"  EXTRAPOLATED (measured range {lo:.4f} to {hi:.4f})"
             print(line)
         if "distance_to_data" in row:
             d = row["distance_to_data"]

@@ -110,6 +110,8 @@ class Benchmark:
 
         ``noisy=True`` draws each value from a normal with the ensemble's calibrated mean and std using
         ``rng`` (required); costs (device and training-time values) are clipped to stay positive.
+        Whether a prediction extrapolates past the training records: :attr:`coverage`
+        (``coverage.extrapolated(target, mean, std)``, ``coverage.distance(X)``).
         """
         names = self.targets if targets is None else check_targets(targets)
         if noisy and not isinstance(rng, np.random.Generator):
