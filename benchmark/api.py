@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -51,3 +51,14 @@ class Oracle(Protocol):
     def cost(self, X: ArrayLike) -> FloatArray:
         """Simulated training seconds of each architecture, shape ``(n,)``."""
         ...
+
+
+def measured_ranges(oracle: Any) -> dict[str, tuple[float, float]]:
+    """Per target, ``(min, max)`` of the records the oracle's models were fitted on: an oracle's optional
+    ``measured_ranges`` property (the surrogate :class:`benchmark.oracle.Benchmark` has one); ``{}`` for an
+    oracle without measured data (e.g. the synthetic one). Used to count extrapolated predictions
+    (:func:`benchmark.coverage.extrapolated`)."""
+    ranges = getattr(oracle, "measured_ranges", None)
+    if not isinstance(ranges, dict):
+        return {}
+    return {str(t): (float(lo), float(hi)) for t, (lo, hi) in ranges.items()}

@@ -46,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--refit", action="store_true", help="ignore the cache")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("query", help="predictions with std, MACs and params")
+    p = sub.add_parser(
+        "query",
+        help="predictions with std, MACs and params, and whether each extrapolates past the measured data",
+    )
     _common(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument(
@@ -158,11 +161,19 @@ def _cmd_query(args: argparse.Namespace) -> int:
     bench = _load(args)
     preds = bench.query(X, targets)
     macs, params = bench.macs_params(X)
+    cov = bench.coverage
+    distance = cov.distance(X) if cov is not None else None
+    flags = {t: cov.extrapolated(t, p.mean, p.std) for t, p in preds.items()} if cov is not None else {}
     rows = []
     for i, s in enumerate(space.to_strings(X)):
         row: dict[str, Any] = {"arch": s, "macs_m": float(macs[i]), "params_m": float(params[i])}
+        if distance is not None:
+            row["distance_to_data"] = int(distance[i])
         for t, p in preds.items():
             row[t] = {"mean": float(p.mean[i]), "std": float(p.std[i]), "unit": TARGETS[t].unit}
+            if cov is not None:
+                row[t]["extrapolated"] = bool(flags[t][i])
+                row[t]["measured_range"] = list(cov.ranges[t])
         rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -172,7 +183,14 @@ def _cmd_query(args: argparse.Namespace) -> int:
         print(f"  {'MACs':<18} {row['macs_m']:12.3f} M")
         print(f"  {'params':<18} {row['params_m']:12.4f} M")
         for t in preds:
-            print(f"  {t:<18} {row[t]['mean']:12.4f} ± {row[t]['std']:.4f} {row[t]['unit']}")
+            line = f"  {t:<18} {row[t]['mean']:12.4f} ± {row[t]['std']:.4f} {row[t]['unit']}"
+            if row[t].get("extrapolated"):
+                lo, hi = row[t]["measured_range"]
+                line += f"  EXTRAPOLATED (measured range {lo:.4f} to {hi:.4f})"
+            print(line)
+        if "distance_to_data" in row:
+            d = row["distance_to_data"]
+            print(f"  {'nearest measured':<18} {d:12d} gene{'s' if d != 1 else ''} away")
     return 0
 
 

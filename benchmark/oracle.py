@@ -33,8 +33,9 @@ from numpy.typing import ArrayLike
 
 from benchmark import space
 from benchmark._io import package_versions
-from benchmark._typing import FloatArray
+from benchmark._typing import FloatArray, IntArray
 from benchmark.api import TargetPrediction
+from benchmark.coverage import TrainingCoverage
 from benchmark.errors import ConfigurationError
 from benchmark.macs import macs_params
 from benchmark.noise import noise_summary
@@ -87,6 +88,24 @@ class Benchmark:
         out: dict[str, dict[str, Any]] = self.model.meta.get("noise", {})
         return out
 
+    @property
+    def coverage(self) -> TrainingCoverage | None:
+        """What the training records cover (:mod:`benchmark.coverage`); None for a model built without."""
+        return self.model.coverage
+
+    @property
+    def measured_ranges(self) -> dict[str, tuple[float, float]]:
+        """Per fitted target: ``(min, max)`` over the training records (:func:`.api.measured_ranges`)."""
+        cov = self.model.coverage
+        return {} if cov is None else {t: cov.ranges[t] for t in self.targets if t in cov.ranges}
+
+    def distance_to_data(self, X: ArrayLike) -> IntArray:
+        """Gene Hamming distance ``(n,)`` from each of ``X (n, 28)`` to the nearest training architecture
+        (0: measured; :meth:`benchmark.coverage.TrainingCoverage.distance`)."""
+        if self.model.coverage is None:
+            raise ValueError("this surrogate has no training-coverage record; refit it")
+        return self.model.coverage.distance(space.as_batch(X))
+
     def query(
         self,
         X: ArrayLike,
@@ -99,6 +118,8 @@ class Benchmark:
 
         ``noisy=True`` draws each value from a normal with the ensemble's calibrated mean and std using
         ``rng`` (required); costs (device and training-time values) are clipped to stay positive.
+        Whether a prediction extrapolates past the training records: :attr:`coverage`
+        (``coverage.extrapolated(target, mean, std)``, ``coverage.distance(X)``).
         """
         names = self.targets if targets is None else check_targets(targets)
         if noisy and not isinstance(rng, np.random.Generator):

@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 from benchmark import space
 from benchmark._typing import BoolArray, FloatArray, IntArray
 from benchmark.boosters import ACCURACY_PRESET_NAMES, BACKENDS, BoosterBackend
+from benchmark.coverage import GENES_KEY, TrainingCoverage
 from benchmark.errors import NasoptError
 from benchmark.metrics import fit_quality
 from benchmark.tables import BLOCK_SIZES, FusedTables, Leaf, TripleTables, block_configs
@@ -409,11 +410,16 @@ def assign_folds(n: int, n_members: int, rng: np.random.Generator) -> IntArray:
 
 @dataclass
 class SurrogateModel:
-    """All fitted targets plus metadata; the query engine of :class:`benchmark.Benchmark`."""
+    """All fitted targets plus metadata; the query engine of :class:`benchmark.Benchmark`.
+
+    ``coverage``: what the training records cover (measured ranges, architectures), for
+    :mod:`benchmark.coverage`; set by :func:`fit_surrogate` and saved with the model.
+    """
 
     config: SurrogateConfig
     targets: dict[str, FittedTarget]
     meta: dict[str, Any]
+    coverage: TrainingCoverage | None = None
 
     def __post_init__(self) -> None:
         self._fused: dict[tuple[str, ...], tuple[FusedTables, list[tuple[str, int, int]]]] = {}
@@ -475,10 +481,13 @@ class SurrogateModel:
                 "rounds": ft.rounds,
                 "native_models": native_files,
             }
+        if self.coverage is not None:
+            arrays[GENES_KEY] = self.coverage.genes
         np.savez(directory / "tables.npz", **arrays)  # type: ignore[arg-type]
         files[TABLES_FILE] = _file_record((directory / TABLES_FILE).read_bytes())
         meta: dict[str, Any] = {
             **self.meta,
+            **({COVERAGE_KEY: self.coverage.to_json()} if self.coverage is not None else {}),
             "config": self.config.to_json(),
             "targets": targets_meta,
             "format_version": MODEL_FORMAT_VERSION,
@@ -493,7 +502,7 @@ class SurrogateModel:
 
         Raises :class:`SurrogateCacheError` (naming the file and what is wrong) when a file is missing,
         unreadable, ill-typed, or differs from the integrity record written with it (truncated or edited), and
-        for a cache written before that record existed.
+        for a cache written before that record or the training-coverage record existed.
         """
         meta = _read_meta(directory)
         config = _cache_field(lambda: SurrogateConfig.from_json(meta["config"]), "config")
@@ -514,14 +523,18 @@ class SurrogateModel:
                         targets[name] = FittedTarget(
                             name, tm["kind"], channels, float(tm["std_scale"]), list(tm["rounds"])
                         )
+                    covered = np.asarray(arrays[GENES_KEY]) if GENES_KEY in arrays else None
             except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
                 verified.result()  # a file that fails its check explains the failure better
                 raise SurrogateCacheError(f"{TABLES_FILE} unreadable ({type(exc).__name__}: {exc})") from exc
             verified.result()
+        coverage = _read_coverage(meta, covered)
         rest = {
-            k: v for k, v in meta.items() if k not in ("config", "targets", "format_version", INTEGRITY_KEY)
+            k: v
+            for k, v in meta.items()
+            if k not in ("config", "targets", "format_version", INTEGRITY_KEY, COVERAGE_KEY)
         }
-        return cls(config, targets, rest)
+        return cls(config, targets, rest, coverage)
 
 
 class SurrogateCacheError(NasoptError, ValueError):
@@ -533,6 +546,19 @@ class SurrogateCacheError(NasoptError, ValueError):
 META_FILE = "meta.json"
 TABLES_FILE = "tables.npz"
 INTEGRITY_KEY = "integrity"
+#: key of the training-coverage record in ``meta.json`` (:class:`benchmark.coverage.TrainingCoverage`)
+COVERAGE_KEY = "coverage"
+
+
+def _read_coverage(meta: dict[str, Any], genes: IntArray | None) -> TrainingCoverage:
+    """The training coverage saved in ``meta.json`` + ``tables.npz`` (``genes``: its training architectures,
+    None if absent); a cache without it is refitted once."""
+    if COVERAGE_KEY not in meta or genes is None:
+        raise SurrogateCacheError(
+            f"{META_FILE} has no training-coverage record (written by an older nasopt, before predictions "
+            f"said when they extrapolate)"
+        )
+    return _cache_field(lambda: TrainingCoverage.from_json(meta[COVERAGE_KEY], genes), COVERAGE_KEY)
 
 
 def _file_record(data: bytes) -> dict[str, Any]:
@@ -755,7 +781,7 @@ def fit_surrogate(
         oof_quality[name] = fit_quality(labels[name], oof, std)
         if progress is not None:
             progress(f"fitted {name} in {timings[name]:.1f} s ({ft.kind}, rounds {ft.rounds})")
-    model = SurrogateModel(cfg, fitted, {})
+    model = SurrogateModel(cfg, fitted, {}, TrainingCoverage.from_data(X, labels, cfg.targets))
     if score_X is not None and score_labels is not None and len(score_X):
         preds = model.predict(score_X, tuple(cfg.targets))
         for name in cfg.targets:

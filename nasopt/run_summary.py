@@ -1,4 +1,5 @@
-"""Readable run summaries: the summary's Pareto set as a table and the end-of-run text the runner prints."""
+"""Readable run summaries: the summary's Pareto set as a table, the end-of-run text the runner prints, and
+the count of extrapolated evaluations the summary records."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.coverage import extrapolated
 from benchmark.targets import get_target
 
 
@@ -29,6 +31,24 @@ def pareto_table(summary: Mapping[str, Any]) -> pd.DataFrame:
     for t in targets:
         unit = _unit(t)
         out[f"{t} [{unit}]" if unit else t] = df[t]
+    return out
+
+
+def extrapolated_counts(
+    table: pd.DataFrame, targets: tuple[str, ...] | list[str], ranges: Mapping[str, tuple[float, float]]
+) -> dict[str, int]:
+    """Per target with a measured range: how many evaluations of the trial ``table`` were predicted outside
+    it by more than their std (:func:`benchmark.coverage.extrapolated`; constraint targets, which have no
+    std column, by their mean alone). ``{}`` for an oracle without measured data."""
+    from nasopt.rundir import mean_column, std_column
+
+    out: dict[str, int] = {}
+    for t in targets:
+        if t not in ranges or mean_column(t) not in table.columns:
+            continue
+        mean = table[mean_column(t)].to_numpy(np.float64)
+        std = table[std_column(t)].to_numpy(np.float64) if std_column(t) in table.columns else 0.0 * mean
+        out[t] = int(extrapolated(mean, std, *ranges[t]).sum())
     return out
 
 
@@ -65,6 +85,12 @@ def format_summary(summary: Mapping[str, Any], max_rows: int = 40) -> str:
         f"hypervolume {float(summary.get('hypervolume', float('nan'))):.4f}  best feasible accuracy "
         f"{'n/a' if best is None else f'{best:.2f} %'}",
     ]
+    extra = {t: c for t, c in summary.get("extrapolated_evaluations", {}).items() if c}
+    if extra:
+        lines.append(
+            "extrapolated (predicted outside the measured range by > 1 std): "
+            + ", ".join(f"{t} {c} of {summary.get('n_evals')}" for t, c in extra.items())
+        )
     table = pareto_table(summary)
     if table.empty:
         lines.append("Pareto set: empty (no feasible evaluation)")
@@ -78,4 +104,4 @@ def format_summary(summary: Mapping[str, Any], max_rows: int = 40) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["format_summary", "pareto_table"]
+__all__ = ["extrapolated_counts", "format_summary", "pareto_table"]

@@ -48,7 +48,7 @@ import pandas as pd
 
 from benchmark import space
 from benchmark._io import package_versions
-from benchmark.api import Oracle
+from benchmark.api import Oracle, measured_ranges
 from benchmark.errors import ConfigurationError, keyword_defaults
 from nasopt.budget import Budget
 from nasopt.evaluation import Evaluation, Evaluator
@@ -56,7 +56,7 @@ from nasopt.incumbents import ACCURACY, Incumbents
 from nasopt.problems import Problem, get_problem
 from nasopt.progress import ProgressBar
 from nasopt.resume import CheckpointCadence, Checkpointer, Counters, restore_rng, run_state
-from nasopt.run_summary import format_summary
+from nasopt.run_summary import extrapolated_counts, format_summary
 from nasopt.rundir import (
     CONFIG_FILE,
     FORMAT_KEY,
@@ -351,6 +351,10 @@ class Runner:
                 "n_batches": c.batch_index,
                 "n_feasible": inc.n_feasible,
                 "n_duplicates": inc.n_duplicates,
+                # per target: evaluations predicted outside the oracle's measured range by more than their std
+                "extrapolated_evaluations": extrapolated_counts(
+                    self.trials.table(), p.query_targets, measured_ranges(self.bench)
+                ),
                 FORMAT_KEY: FORMAT_VERSION,
             }
         )

@@ -200,6 +200,31 @@ def final_boxes(data: Mapping[str, ProblemData], colors: Mapping[str, Any], path
     return path
 
 
+def measured_box(ax: Any, measured: FloatArray | None, i: int = 0, j: int = 1) -> Any:
+    """Dashed box of the measured data's range of objectives ``i`` (x) and ``j`` (y), from the context's
+    measured points ``(n, m)``, labelled "measured range": predictions outside it are extrapolated by the
+    surrogate. Returns the patch (None without measured points)."""
+    from matplotlib.patches import Rectangle
+
+    if measured is None or not len(measured):
+        return None
+    lo = np.nanmin(measured[:, [i, j]], axis=0)
+    hi = np.nanmax(measured[:, [i, j]], axis=0)
+    box = Rectangle(
+        (float(lo[0]), float(lo[1])),
+        float(hi[0] - lo[0]),
+        float(hi[1] - lo[1]),
+        fill=False,
+        edgecolor="0.35",
+        linestyle=(0, (5, 3)),
+        linewidth=1.1,
+        label="measured range",
+        zorder=1.5,
+    )
+    ax.add_patch(box)
+    return box
+
+
 def fronts_2d(problem: ProblemData, colors: Mapping[str, Any], path: Path) -> Path:
     """Median attainment surface per optimizer of a bi-objective problem, over the reference front and the
     context points, in natural units."""
@@ -220,6 +245,7 @@ def fronts_2d(problem: ProblemData, colors: Mapping[str, Any], path: Path) -> Pa
             label=ctx.measured_label,
             zorder=1,
         )
+    measured_box(ax, None if ctx is None else ctx.measured)
     if problem.ref_front is not None and len(problem.ref_front.values):
         ref_norm = problem.ref_front.normalized(info)
         ref_norm = ref_norm[np.lexsort(ref_norm.T[::-1])]
@@ -312,7 +338,9 @@ def fronts_nd(problem: ProblemData, colors: Mapping[str, Any], path: Path) -> Pa
                 label=f"{lab} ({len(trs)} runs pooled)",
             )
     sense = _senses(info)
+    ctx = problem.context
     for ax, (i, j) in zip(axes, pairs, strict=True):
+        measured_box(ax, None if ctx is None else ctx.measured, i, j)
         ax.set_xlabel(f"{target_label(info.objectives[i])}, {sense[i]}")
         ax.set_ylabel(f"{target_label(info.objectives[j])}, {sense[j]}")
         ax.grid(True, alpha=0.3)
@@ -351,5 +379,6 @@ __all__ = [
     "fronts_2d",
     "fronts_nd",
     "label_colors",
+    "measured_box",
     "write_figures",
 ]
