@@ -18,6 +18,7 @@ commands:
   fronts   compute reference Pareto fronts for the named problems
   model    build and export a network: nasopt model info|export --arch ...
   measure  measure networks on a device: nasopt measure --arch ... --backend cpu|cuda|...
+  validate from search runs to measured candidates and a predicted-vs-measured report
 """
 
 
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         from nasopt.validation.cli import measure_main
 
         return measure_main(rest)
+    if command == "validate":
+        from nasopt.validation.cli import validate_main
+
+        return validate_main(rest)
     print(f"nasopt: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

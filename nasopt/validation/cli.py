@@ -233,3 +233,177 @@ def measure_main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([m.to_dict() for m in done], indent=1))
     return 0
+
+
+# ---------------------------------------------------------------------------------------------- validate
+
+
+def _validate_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="nasopt validate",
+        description="From search runs to measured (and trained) candidates and a predicted-vs-measured "
+        "report. Re-running the same command continues: finished jobs are never redone.",
+    )
+    ap.add_argument("runs", nargs="*", help="search run directories (or sweep roots); omit to continue --out")
+    ap.add_argument(
+        "--out",
+        required=True,
+        help="the validation directory (created; continued when it holds the same plan)",
+    )
+    ap.add_argument(
+        "--select", default="pareto", help="pareto (spread along the pooled front), knee, top-k, all"
+    )
+    ap.add_argument("--n", type=int, default=10, help="candidates to keep (pareto, top-k)")
+    ap.add_argument("--target", help="top-k: the objective to rank by (default the first)")
+    ap.add_argument("--references", default="efficientnet_b0", help="comma-separated reference architectures")
+    ap.add_argument("--measure", default="", help="comma-separated backends, e.g. cpu,cuda (empty: none)")
+    ap.add_argument("--metric", default="latency", help="latency or throughput (or both: latency,throughput)")
+    ap.add_argument(
+        "--measure-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend setting, e.g. threads=1, resolution=224, repeats=20 (repeatable)",
+    )
+    ap.add_argument(
+        "--train", metavar="SCHEME", help="train every candidate with this scheme (smoke, proxified)"
+    )
+    ap.add_argument(
+        "--train-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training setting, e.g. data=/path/to/imagefolder, epochs=2 (repeatable)",
+    )
+    ap.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="MEASURED=PREDICTED",
+        help="pair a measured quantity with a predicted target, e.g. latency_cpu=latency_zcu102",
+    )
+    ap.add_argument(
+        "--launcher",
+        default="local",
+        choices=["local", "submitit-local", "slurm"],
+        help="where jobs run (default: this process)",
+    )
+    ap.add_argument("--retry-failed", action="store_true", help="run failed jobs again")
+    ap.add_argument("--overwrite", action="store_true", help="replace another validation in --out")
+    ap.add_argument("--no-figures", action="store_true")
+    return ap
+
+
+def _options(pairs: list[str], what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise NasoptError(f"{what} {pair!r} is not KEY=VALUE")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def _executor(name: str, vdir: Path) -> Any:
+    if name == "local":
+        return None
+    try:
+        import submitit
+    except ImportError as exc:
+        raise NasoptError(f"--launcher {name} needs submitit: pip install submitit") from exc
+    folder = vdir / "launcher"
+    if name == "submitit-local":
+        return submitit.LocalExecutor(folder=str(folder))
+    ex = submitit.AutoExecutor(folder=str(folder))
+    return ex
+
+
+def validate_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``nasopt validate``; returns the exit code."""
+    args = _validate_parser().parse_args(argv)
+    from nasopt.validation.candidates import (
+        attach_predictions,
+        oracle_of,
+        read_search_runs,
+        select_candidates,
+    )
+    from nasopt.validation.plan import (
+        PLAN_FILE,
+        Plan,
+        collect,
+        locked_validation,
+        make_jobs,
+        open_plan,
+        read_plan,
+        run_plan,
+    )
+    from nasopt.validation.report import write_report
+
+    vdir = Path(args.out)
+    try:
+        overrides = dict(_options(args.compare, "--compare"))
+        if not args.runs:
+            if not (vdir / PLAN_FILE).exists():
+                raise NasoptError(
+                    f"give the search run directories (or an existing validation --out); "
+                    f"{vdir} holds no validation"
+                )
+            plan = read_plan(vdir)
+        else:
+            runs = read_search_runs(args.runs)
+            refs = [r for r in args.references.split(",") if r.strip()]
+            cands = select_candidates(runs, select=args.select, n=args.n, target=args.target, references=refs)
+            cands = attach_predictions(cands, oracle_of(runs[0]))
+            metrics = [m for m in args.metric.split(",") if m]
+            opts = _options(args.measure_opt, "--measure-opt")
+            measure = [
+                {"backend": b, "metric": m, **opts} for b in args.measure.split(",") if b for m in metrics
+            ]
+            if measure:  # settings are checked before anything is written
+                from nasopt.validation.measure import make_backend
+
+                for m in measure:
+                    s = dict(m)
+                    backend = make_backend(s.pop("backend"), **s)
+                    if args.launcher == "local":  # elsewhere the device is on the node the job runs on
+                        backend.check_available()
+            train = {"scheme": args.train, **_options(args.train_opt, "--train-opt")} if args.train else None
+            jobs = make_jobs(cands, measure, train)
+            if not jobs:
+                raise NasoptError("nothing to do: give --measure BACKENDS and/or --train SCHEME")
+            info = runs[0].info
+            plan = Plan(
+                tuple(cands),
+                {k: getattr(info, k) for k in info.__dataclass_fields__},
+                {"select": args.select, "n": args.n, "references": refs, "measure": measure, "train": train},
+                jobs,
+                tuple(str(r.path) for r in runs),
+            )
+        with locked_validation(vdir):
+            plan = open_plan(vdir, plan, overwrite=args.overwrite)
+            print(
+                f"validation {vdir}: {len(plan.candidates)} candidates, {len(plan.jobs)} jobs",
+                file=sys.stderr,
+            )
+            progress = run_plan(
+                vdir, plan, retry_failed=args.retry_failed, executor=_executor(args.launcher, vdir)
+            )
+            collected = collect(vdir, plan)
+            report = write_report(vdir, plan, collected, overrides, figures=not args.no_figures)
+    except NasoptError as exc:
+        print(f"nasopt validate: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"nasopt validate: interrupted; finished jobs are kept in {vdir}; "
+            "run the same command to continue",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"{progress.done} done, {progress.failed} failed, {progress.pending} pending; report: {report}")
+    for err in progress.errors.values():
+        print(f"  failed: {err}  (--retry-failed runs it again)")
+    return 1 if progress.failed else 0

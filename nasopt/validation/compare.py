@@ -154,7 +154,10 @@ def compare_fronts(
     measured: Mapping[str, FloatArray],
 ) -> FrontComparison | None:
     """Fronts of the candidates with values for every objective (None when an objective was not measured)."""
-    by_pred = {p.predicted: p for p in pairings}
+    by_pred: dict[str, Pairing] = {}
+    for p in pairings:  # per objective, the measurement of the same quantity when there is one
+        if p.measured in measured and (p.predicted not in by_pred or p.absolute):
+            by_pred[p.predicted] = p
     if not all(t in by_pred for t in info.objectives):
         return None
     names = tuple(by_pred[t].measured for t in info.objectives)

@@ -109,8 +109,8 @@ def _scatter(p: Pairing, c: Sequence[Candidate], collected: Collected, a: Agreem
     unit_p, unit_m = TARGETS[p.predicted].unit, TARGETS.get(p.measured, TARGETS[p.predicted]).unit
     ax.set_xlabel(f"predicted {p.predicted} ({unit_p}), ±1σ")
     ax.set_ylabel(f"measured {p.measured} ({unit_m if p.measured in TARGETS else unit_p})")
-    kind = "values compare" if p.absolute else "other hardware/data: ranking only"
-    ax.set_title(f"{p.label}: τ = {a.kendall_tau:.2f}, n = {a.n} ({kind})", fontsize=10)
+    kind = "values compare" if p.absolute else "other hardware or data: the ranking compares, values do not"
+    ax.set_title(f"{p.label}: τ = {a.kendall_tau:.2f}, n = {a.n}\n({kind})", fontsize=10)
     ax.legend(fontsize=8)
     fig.savefig(path)
     return path

@@ -39,7 +39,17 @@ class UnknownBackendError(ConfigurationError, KeyError):
 
 
 def backend_class(name: str) -> type[MeasurementBackend]:
-    """The class registered under ``name`` (or an alias such as ``cpu``)."""
+    """The class registered under ``name`` (or an alias such as ``cpu``), or a plug-in given as its import
+    path ``"package.module:Class"`` (a :class:`MeasurementBackend` subclass)."""
+    if ":" in name:
+        module, _, cls_name = name.partition(":")
+        try:
+            found = getattr(importlib.import_module(module), cls_name)
+        except (ImportError, AttributeError) as exc:
+            raise UnknownBackendError(f"cannot import measurement backend {name!r} ({exc})") from exc
+        if not (isinstance(found, type) and issubclass(found, MeasurementBackend)):
+            raise UnknownBackendError(f"{name!r} is not a MeasurementBackend subclass")
+        return found
     key = ALIASES.get(name, name)
     if key not in BACKENDS:
         known = ", ".join([*BACKENDS, *(f"{a} (= {t})" for a, t in ALIASES.items())])
