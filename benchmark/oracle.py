@@ -186,6 +186,7 @@ def load_benchmark(
     download: bool = True,
     verbose: bool = True,
     exclude: ArrayLike | None = None,
+    extra: str | os.PathLike[str] | None = None,
     **config_overrides: Any,
 ) -> Benchmark:
     """Find the data, then load the fitted surrogate from the cache or fit it once and cache it.
@@ -201,6 +202,9 @@ def load_benchmark(
             scoring) rows, matched by :func:`benchmark.space.arch_id`; if any record is left out, the fit is
             cached under a digest of the data *and* the excluded architectures, and its ``meta["excluded"]``
             says how many records and architectures went.
+        extra: more records (an archive or a directory of ``result_N.json``, e.g. your own measurements of a
+            built-in target) added to the *training* rows; records of architectures in the scoring rows are
+            left out of them, so the held-out quality stays honest. The fit is cached under a digest of both.
     """
     import hashlib
 
@@ -241,6 +245,12 @@ def load_benchmark(
                 f"leaving {excluded['n_records']} records ({excluded['n_architectures']} architectures) out "
                 f"of the training data: they are in the excluded (test) set"
             )
+    extra_data = None
+    if extra is not None:
+        extra_data = read_records(extra)
+        if len(extra_data) == 0:
+            raise DatasetError(f"--extra {extra} holds no result_N.json record")
+        sha = hashlib.sha256(f"{sha} with {extra_data.sha256}".encode()).hexdigest()
     root = surrogate_cache_root(cache_dir)
     path = root / f"{sha[:16]}-{base.key()}"
     if path.exists() and not refit:
@@ -273,21 +283,39 @@ def load_benchmark(
             split_meta["seed"] = base.seed
     if keep is not None:
         rows = rows[keep[rows]]
-    split_meta["n_train"] = len(rows)
+    train_X, train_labels = data.X[rows], {k: v[rows] for k, v in data.labels.items()}
+    if extra_data is not None:
+        scored_ids = space.arch_id(score_X) if score_X is not None else np.zeros(0, dtype=np.int64)
+        if exclude is not None:
+            scored_ids = np.concatenate([scored_ids, space.arch_id(exclude)])
+        use = ~np.isin(space.arch_id(extra_data.X), scored_ids)
+        train_X = np.concatenate([train_X, extra_data.X[use]])
+        train_labels = {k: np.concatenate([v, extra_data.labels[k][use]]) for k, v in train_labels.items()}
+        split_meta["extra"] = {
+            "source": extra_data.source,
+            "sha256": extra_data.sha256,
+            "n_records": int(use.sum()),
+            "n_left_out_scored": int((~use).sum()),
+        }
+        say(
+            f"adding {int(use.sum())} extra training records from {extra_data.source}"
+            + (f" ({int((~use).sum())} left out: their architectures are scored)" if (~use).any() else "")
+        )
+    split_meta["n_train"] = len(train_X)
     say(
-        f"fitting surrogates for {len(base.targets)} targets on {len(rows)} records "
+        f"fitting surrogates for {len(base.targets)} targets on {len(train_X)} records "
         f"({base.backend}, {base.n_members} members; first use only) ..."
     )
     model = fit_surrogate(
-        data.X[rows],
-        {k: v[rows] for k, v in data.labels.items()},
+        train_X,
+        train_labels,
         base,
         score_X=score_X,
         score_labels=score_labels,
         progress=say,
     )
     elapsed = time.perf_counter() - t0
-    scored = score_labels if score_labels is not None else {k: v[rows] for k, v in data.labels.items()}
+    scored = score_labels if score_labels is not None else train_labels
     kept = data if keep is None else data.subset(keep)
     model.meta.update(
         {

@@ -184,3 +184,26 @@ def test_write_record_with_trained_metrics(tmp_path: Path) -> None:
     assert (
         p.name == "result_0.json" and ds.labels["accuracy"][0] == 12.5 and ds.labels["train_time"][0] == 3.0
     )
+
+
+def test_bench_fit_extra_records_adds_training_rows_and_shows_both_fits(
+    dirs: dict[str, Path],  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Measured records fed back: ``nasopt bench fit --extra`` trains on them too and prints both fits, scored
+    on the same held-out rows (records of scored architectures are left out of the extra ones)."""
+    extra = tmp_path / "extra"
+    truth = read_records(dirs["test"])
+    ms = [
+        _measurement(space.to_string(x), "a100", "throughput", float(y))
+        for x, y in zip(truth.X[:30], truth.labels["throughput_a100"][:30], strict=True)
+    ]
+    write_measurements(extra, ms)
+    code = bench_main(["fit", *_args(dirs), "--split", "random", "--extra", str(extra), "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["extra"]["n_records"] == 30 and out["extra"]["n_left_out_scored"] == 0
+    assert set(out["with_extra"]) == set(out["without"])
+    assert out["with_extra"]["throughput_a100"]["n"] == out["without"]["throughput_a100"]["n"]  # same rows
+    assert bench_main(["fit", *_args(dirs), "--split", "random", "--extra", str(tmp_path / "none")]) == 2
