@@ -163,6 +163,11 @@ def _measure_parser() -> argparse.ArgumentParser:
     ):
         ap.add_argument(f"--{name}", type=kind, help=what)
     ap.add_argument("--precision", help="fp32, fp16, bf16 (what the backend supports)")
+    ap.add_argument(
+        "--batch-sweep",
+        help="throughput at each of these batch sizes (comma-separated), e.g. 32,64,128,256: the best is "
+        "reported beside every one (each keeps its own protocol)",
+    )
     ap.add_argument("--device-name", help="the record's device name, e.g. a100 (default: the backend's)")
     ap.add_argument("--out", help="directory to write Accel-NASBench records into (appended, never replaced)")
     ap.add_argument("--json", action="store_true", help="print the measurements as JSON")
@@ -207,13 +212,30 @@ def measure_main(argv: list[str] | None = None) -> int:
         for k in ("batch", "resolution", "threads", "warmup", "repeats", "passes", "precision", "device_name")
         if getattr(args, k) is not None
     }
-    done = []
+    done: list[Any] = []
+    swept: list[Any] = []  # the other batch sizes of a sweep: printed with --json, not written as records
     try:
         archs = [_parse_one(args.arch)] if args.arch is not None else _read_archs(args.archs)
         backend = make_backend(args.backend, metric=args.metric, **settings)
         backend.check_available()
+        sweep = [int(b) for b in args.batch_sweep.split(",") if b] if args.batch_sweep else []
+        if sweep and args.metric != "throughput":
+            raise NasoptError("--batch-sweep measures throughput; add --metric throughput")
         for i, genes in enumerate(archs):
-            m = backend.measure(genes)
+            if sweep:
+                from nasopt.validation.measure import best_batch
+
+                opts = {k: v for k, v in settings.items() if k != "batch"}
+                m, every = best_batch(genes, args.backend, sweep, **opts)
+                swept += [x for x in every if x is not m]
+                print(
+                    "  batch sweep: "
+                    + ", ".join(f"{x.protocol.batch}: {x.mean:.4g}" for x in every)
+                    + f" img/s; best batch {m.protocol.batch}",
+                    file=sys.stderr,
+                )
+            else:
+                m = backend.measure(genes)
             done.append(m)
             print(
                 f"[{i + 1}/{len(archs)}] {m.arch}  {m.target} {m.mean:.4g} ± {m.std:.2g} {m.unit}"
@@ -231,7 +253,7 @@ def measure_main(argv: list[str] | None = None) -> int:
             paths = write_measurements(args.out, done)
             print(f"wrote {len(paths)} record(s) to {args.out}", file=sys.stderr)
     if args.json:
-        print(json.dumps([m.to_dict() for m in done], indent=1))
+        print(json.dumps([m.to_dict() for m in done + swept], indent=1))
     return 0
 
 

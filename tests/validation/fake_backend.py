@@ -43,3 +43,12 @@ class ParamsLatencyBackend(MeasurementBackend):
 
     def environment(self) -> dict[str, Any]:
         return {"device": "fake", "runtime": "fake clock"}
+
+
+class OutOfMemoryAbove8(ParamsLatencyBackend):
+    """Runs out of memory above batch 8, as a GPU would."""
+
+    def prepare(self, model: Any) -> Callable[[], None]:
+        if self.batch > 8:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().prepare(model)

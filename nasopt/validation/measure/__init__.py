@@ -9,6 +9,7 @@ so a missing runtime (onnxruntime, CUDA, torch_xla) costs nothing until then, an
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Any
 
 from benchmark.errors import ConfigurationError, check_keywords
@@ -94,6 +95,30 @@ def measure(
     return make_backend(backend, metric=metric, **settings).measure(model_or_arch)
 
 
+def best_batch(
+    model_or_arch: Any,
+    backend: str = "cuda",
+    batches: Sequence[int] = (32, 64, 128, 256, 512),
+    **settings: Any,
+) -> tuple[Measurement, list[Measurement]]:
+    """Throughput at each batch size, stopping at the first that runs out of memory; returns the best
+    measurement and all of them (each keeps its own protocol, so the sweep is never mistaken for the
+    dataset's fixed-batch number)."""
+    results: list[Measurement] = []
+    for b in batches:
+        try:
+            results.append(
+                make_backend(backend, metric="throughput", batch=b, **settings).measure(model_or_arch)
+            )
+        except RuntimeError as exc:  # torch.cuda.OutOfMemoryError and onnxruntime's allocation failures
+            if "out of memory" not in str(exc).lower():
+                raise
+            break
+    if not results:
+        raise MeasurementError(f"every batch size of {list(batches)} ran out of memory on {backend!r}")
+    return max(results, key=lambda m: m.mean), results
+
+
 __all__ = [
     "ALIASES",
     "BACKENDS",
@@ -105,6 +130,7 @@ __all__ = [
     "Protocol",
     "UnknownBackendError",
     "backend_class",
+    "best_batch",
     "make_backend",
     "measure",
 ]

@@ -7,17 +7,17 @@ here, recorded in every measurement's protocol); ``resolution=224`` is the other
 
 Optional, and recorded in the protocol so they are never mixed up with the dataset's numbers:
 ``compile="default"|"reduce-overhead"|"max-autotune"`` (``torch.compile``; ``reduce-overhead`` uses CUDA
-graphs) and a batch sweep (:func:`best_batch`).
+graphs) and a batch sweep (:func:`nasopt.validation.measure.best_batch`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from benchmark.errors import ConfigurationError, plain
-from nasopt.validation.measure.base import Measurement, MeasurementBackend
+from nasopt.validation.measure.base import MeasurementBackend
 from nasopt.validation.measure.stats import Timer
 
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
@@ -178,21 +178,3 @@ def _driver_version() -> str | None:
             pynvml.nvmlShutdown()
     except Exception:  # not installed or no NVML: the runtime version above still identifies the stack
         return None
-
-
-def best_batch(
-    model_or_arch: Any, batches: Sequence[int] = (32, 64, 128, 256, 512), **settings: Any
-) -> tuple[Measurement, list[Measurement]]:
-    """Throughput at each batch size (skipping ones that run out of memory); returns the best and all."""
-    import torch
-
-    results: list[Measurement] = []
-    for b in batches:
-        try:
-            results.append(CudaBackend(metric="throughput", batch=b, **settings).measure(model_or_arch))
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            break
-    if not results:
-        raise ConfigurationError(f"every batch size of {list(batches)} ran out of GPU memory")
-    return max(results, key=lambda m: m.mean), results
