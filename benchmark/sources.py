@@ -93,6 +93,23 @@ SPLIT_FILES: dict[str, RemoteFile] = {
 }
 
 
+#: The paper's proxy ablation (``plots/ablations_plots/csvs/`` at the pinned commit): 117 architectures
+#: trained with the proxified scheme and with the higher-fidelity "few-proxy" reference scheme, 3 seeds each
+#: (top-1, top-5, MACs, params, training seconds and the genes per row); read by ``nasopt proxy analyze``.
+ABLATION_SUBDIR = Path("ablation")
+ABLATION_FILES: dict[str, RemoteFile] = {
+    name: RemoteFile(name, f"{_RAW_BASE}/plots/ablations_plots/csvs/{name}", sha, size)
+    for name, sha, size in (
+        ("fewproxy-seed1.csv", "108c3425e8ea4b865cf20a023266c396a3da9080074d3d0f2ce6d48c7db3351a", 17_348),
+        ("fewproxy-seed2.csv", "6d8f3f377f760e325dcb862ff0dc7e261d5702da712867047e321c0822bcee1d", 17_400),
+        ("fewproxy-seed3.csv", "e00d93833916d0ed9dbb556694a78f51be92787b5260282d946b5c9051bbd095", 17_357),
+        ("proxified-seed1.csv", "ab8dfce48bc0ca59d365f5bfde70c1036112fb694a773856fb72adc45ddf5e90", 17_411),
+        ("proxified-seed2.csv", "7cd2c96a6ec9c0c63a56780a700baa6dfa7df199a2d2d8281a1185c658c0b054", 17_389),
+        ("proxified-seed3.csv", "301f346c34f8528864f3332af07ae0fa71746aa442f27ce03409f7ea92cfdc3a", 17_411),
+    )
+}
+
+
 class DataSourceError(NasoptError):
     """Base class of the errors raised while locating or downloading the data."""
 
@@ -268,6 +285,28 @@ def download_splits(dest_dir: str | os.PathLike[str] | None = None, *, progress:
         target = dest / name
         if not target.is_file():
             fetch(SPLIT_FILES[name], target, progress=progress)
+    return dest
+
+
+def resolve_ablation_dir(path: str | os.PathLike[str] | None = None, *, download: bool = True) -> Path:
+    """A directory holding the six ablation CSVs of :data:`ABLATION_FILES`: ``path`` if given (it must hold
+    them), else ``<cache>/ablation``, downloaded there (checksum-verified) when missing and ``download``."""
+    if path is not None:
+        d = Path(path).expanduser()
+        missing = [n for n in ABLATION_FILES if not (d / n).is_file()]
+        if missing:
+            raise DatasetNotFoundError(
+                f"{d} lacks the ablation CSVs {', '.join(missing)}; give the directory of "
+                f"plots/ablations_plots/csvs/ of {UPSTREAM_REPO} at {PINNED_COMMIT[:7]}, or leave the path "
+                "out to download them into the cache"
+            )
+        return d
+    dest = cache_dir() / ABLATION_SUBDIR
+    for name, remote in ABLATION_FILES.items():
+        if not (dest / name).is_file():
+            if not download:
+                raise DatasetNotFoundError(f"the ablation CSVs are not in {dest} and downloading is off")
+            fetch(remote, dest / name, progress=False)
     return dest
 
 

@@ -19,6 +19,7 @@ commands:
   model    build and export a network: nasopt model info|export --arch ...
   measure  measure networks on a device: nasopt measure --arch ... --backend cpu|cuda|...
   validate from search runs to measured candidates and a predicted-vs-measured report
+  proxy    training proxies: nasopt proxy analyze --reference R --proxy P (or --upstream)
 """
 
 
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         from nasopt.validation.cli import validate_main
 
         return validate_main(rest)
+    if command == "proxy":
+        from nasopt.proxy.analyze import dispatch
+
+        return dispatch(rest)
     print(f"nasopt: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
