@@ -211,6 +211,7 @@ def test_quantize_compile_script(bundle: Path, tmp_path: Path) -> None:
     ]
     assert events[1]["shape"] == [5, 3, 64, 64] and events[4]["shape"] == [1, 3, 64, 64]
     assert events[0]["bitwidth"] == 8 and events[0]["model"] == "ArchNet"
+    assert events[0]["target"] == "DPUCZDX8G_ISA1_B4096"
     net = json.loads((work / "manifest.json").read_text())["net_name"]
     assert (work / "compiled" / f"{net}.xmodel").is_file() and "vai_c_xir -x" in r.stdout
 

@@ -187,9 +187,10 @@ class TpuBackend(MeasurementBackend):
 
     def prepare(self, model: Any) -> Callable[[], None]:
         import torch
+        import torch_xla
         import torch_xla.core.xla_model as xm
 
-        device = xm.xla_device()
+        device = torch_xla.device() if hasattr(torch_xla, "device") else xm.xla_device()
         self._device = device
         self._resolved_version = version = self.detected_version()
         if self._auto_batch and self.metric == "throughput" and version is not None:

@@ -23,7 +23,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Iterator
+from typing import Any, Iterator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -68,7 +68,7 @@ def batches(paths: list[str], resolution: int, n_random: int) -> Iterator:
         yield torch.from_numpy(np.stack([preprocess(p, resolution) for p in chunk]))
 
 
-def quantize(manifest: dict, paths: list[str], device_name: str, out_dir: str) -> str:
+def quantize(manifest: dict, paths: list[str], device_name: str, out_dir: str, target: str | None) -> str:
     import torch
     from pytorch_nndct.apis import torch_quantizer
 
@@ -79,7 +79,16 @@ def quantize(manifest: dict, paths: list[str], device_name: str, out_dir: str) -
     model = load_network(os.path.join(HERE, manifest["weights"])).to(device)
     dummy = torch.randn(1, 3, r, r, device=device)
 
-    quantizer = torch_quantizer("calib", model, (dummy,), output_dir=out_dir, device=device, bitwidth=8)
+    def make_quantizer(mode: str) -> Any:
+        kwargs = {"output_dir": out_dir, "device": device, "bitwidth": 8}
+        if target:
+            try:  # target-aware quantization (Vitis AI >= 3.0): the DPU's supported ops shape the graph
+                return torch_quantizer(mode, model, (dummy,), target=target, **kwargs)
+            except TypeError:
+                print("this vai_q_pytorch takes no target; quantizing without it")
+        return torch_quantizer(mode, model, (dummy,), **kwargs)
+
+    quantizer = make_quantizer("calib")
     qmodel = quantizer.quant_model
     with torch.no_grad():
         for i, x in enumerate(batches(paths, r, int(manifest.get("n_calibration", 150)))):
@@ -87,7 +96,7 @@ def quantize(manifest: dict, paths: list[str], device_name: str, out_dir: str) -
             print("calibration batch %d" % (i + 1))
     quantizer.export_quant_config()
 
-    quantizer = torch_quantizer("test", model, (dummy,), output_dir=out_dir, device=device, bitwidth=8)
+    quantizer = make_quantizer("test")
     qmodel = quantizer.quant_model
     with torch.no_grad():
         qmodel(dummy)  # the xmodel export needs one batch-1 forward pass in test mode
@@ -117,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU docker)")
     ap.add_argument("--arch-json", default=manifest["arch_json"])
     ap.add_argument("--skip-compile", action="store_true", help="stop after the quantized xmodel")
+    ap.add_argument("--no-target", action="store_true", help="no DPU target (older Vitis AI)")
     args = ap.parse_args(argv)
 
     paths = calibration_paths(manifest, args.calib_root)
@@ -124,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         "%s on %s (%s): %d calibration images"
         % (manifest["arch"], manifest["board"], manifest["dpu"], len(paths))
     )
-    xmodel = quantize(manifest, paths, args.device, os.path.join(HERE, "quantized"))
+    target = None if args.no_target else manifest["dpu"]
+    xmodel = quantize(manifest, paths, args.device, os.path.join(HERE, "quantized"), target)
     print("quantized: " + xmodel)
     if args.skip_compile:
         return 0

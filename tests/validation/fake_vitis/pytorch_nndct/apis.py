@@ -18,7 +18,13 @@ class torch_quantizer:
         self.mode = quant_mode
         self.module = module
         self.output_dir = output_dir
-        _log(event="init", mode=quant_mode, model=type(module).__name__, bitwidth=kw.get("bitwidth"))
+        _log(
+            event="init",
+            mode=quant_mode,
+            model=type(module).__name__,
+            bitwidth=kw.get("bitwidth"),
+            target=kw.get("target"),
+        )
 
         def forward(x: Any) -> Any:
             _log(event="forward", mode=quant_mode, shape=list(x.shape))
