@@ -124,14 +124,15 @@ def test_scripts_are_python_38(bundle: Path) -> None:
             subprocess.run([py38, "-m", "py_compile", str(bundle / name)], check=True, capture_output=True)
 
 
-def _python38() -> str | None:
-    """A working Python 3.8 interpreter, if this machine has one (PATH, or pyenv's versions)."""
+def _python38(numpy: bool = False) -> str | None:
+    """A working Python 3.8 interpreter (with numpy if asked), if this machine has one: ``NASOPT_PYTHON38``,
+    ``python3.8`` on the PATH, or pyenv's versions."""
     pyenv = sorted(map(str, Path.home().glob(".pyenv/versions/3.8*/bin/python")))
-    candidates = [shutil.which("python3.8"), *pyenv]
+    candidates = [os.environ.get("NASOPT_PYTHON38"), shutil.which("python3.8"), *pyenv]
     for c in candidates:
         if c is None:
             continue
-        check = "import sys; assert sys.version_info[:2] == (3, 8)"
+        check = "import sys; assert sys.version_info[:2] == (3, 8)" + ("; import numpy" if numpy else "")
         r = subprocess.run([c, "-c", check], capture_output=True)
         if r.returncode == 0:
             return c
@@ -232,7 +233,12 @@ def test_quantize_script_names_missing_calibration_images(bundle: Path, tmp_path
 
 # ---- the board runner, with a fake VART -----------------------------------------------------------------
 def _run_board(
-    work: Path, *args: str, seconds: float = 0.002, batch: int = 1, n_dpu: int = 1
+    work: Path,
+    *args: str,
+    seconds: float = 0.002,
+    batch: int = 1,
+    n_dpu: int = 1,
+    python: str = sys.executable,
 ) -> subprocess.CompletedProcess[str]:
     manifest = json.loads((work / "manifest.json").read_text())
     (work / "compiled").mkdir(exist_ok=True)
@@ -245,7 +251,7 @@ def _run_board(
         "FAKE_VART_LOG": str(work / "vart.log"),
     }
     return subprocess.run(
-        [sys.executable, str(work / "run_board.py"), *args],
+        [python, str(work / "run_board.py"), *args],
         cwd=work,
         env=env,
         capture_output=True,
@@ -281,6 +287,19 @@ def test_board_runner_end_to_end(bundle: Path, tmp_path: Path) -> None:
     for d, m in zip(raw["measurements"], (lat, thr), strict=True):
         assert d["mean"] == pytest.approx(m.mean) and d["std"] == pytest.approx(m.std)
         assert d["n"] == m.n and d["median"] == pytest.approx(m.median)
+
+
+def test_board_runner_on_python_38(bundle: Path, tmp_path: Path) -> None:
+    """The board images' Python: the runner runs under a real 3.8 (with numpy) where one is installed."""
+    py38 = _python38(numpy=True)
+    if py38 is None:
+        pytest.skip("no Python 3.8 with numpy here (set NASOPT_PYTHON38 to one)")
+    work = tmp_path / "b"
+    shutil.copytree(bundle, work)
+    r = _run_board(work, "--jobs", "2", "--repeats", "2", "--warmup", "0", python=py38)
+    assert r.returncode == 0, r.stderr
+    lat, thr = import_results(work / "results_zcu102.json")
+    assert lat.environment["python"].startswith("3.8.") and thr.protocol.threads == 5
 
 
 def test_board_runner_reads_the_batch_of_the_dpu(tmp_path: Path) -> None:
