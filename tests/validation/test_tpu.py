@@ -110,9 +110,10 @@ def test_measurement_on_a_fake_xla_device(monkeypatch: pytest.MonkeyPatch) -> No
     assert m.device == "tpuv2" and m.target == "throughput_tpuv2"
     assert m.protocol.batch == 64 and m.protocol.warmup == 300 and m.protocol.passes == 50
     assert m.protocol.precision == "bf16" and dict(m.protocol.options)["tpu_version"] == 2
-    # one sync per step, plus one before each sample; the device is waited for before each clock reading
+    # one sync after the transfers, one per step, one before each sample; the device is waited for before
+    # each clock reading
     steps = fake.events.count("sync")
-    assert steps == 300 + 3 * 50 + 3 and fake.events.count("wait") == 2 * 3
+    assert steps == 1 + 300 + 3 * 50 + 3 and fake.events.count("wait") == 2 * 3
     assert fake.events[-1] == "wait"
     # each sample = 50 steps of 2 ms (the timer's leading sync happens before the clock is read)
     assert m.mean == pytest.approx(64 * 50 / (50 * 0.002)) and m.n == 3

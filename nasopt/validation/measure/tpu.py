@@ -201,7 +201,7 @@ class TpuBackend(MeasurementBackend):
         x = torch.randn(self.batch, 3, self.resolution, self.resolution, generator=g)
         x = x.to(dtype=dtype).to(device)
         sync = _xla_sync()
-        xm.mark_step()
+        sync()  # the model's and the input's transfers: not part of the first step
 
         def step() -> None:
             with torch.no_grad():
