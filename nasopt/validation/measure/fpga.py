@@ -150,7 +150,8 @@ def write_bundle(
     out = Path(out_dir).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise FpgaBundleError(f"bundle folder {str(out)!r} exists and is not empty; pass overwrite=True")
-    images = [] if calibration_dir is None else select_images(calibration_dir, n_calibration, seed)
+    root = None if calibration_dir is None else Path(calibration_dir).expanduser().resolve()
+    images = [] if root is None else select_images(root, n_calibration, seed)
     model = _network(model_or_arch, seed)
     arch = model.arch_string
     name = net_name or f"nasopt_{hashlib.sha256(arch.encode()).hexdigest()[:10]}"
@@ -162,8 +163,7 @@ def write_bundle(
             shutil.copyfile(SCRIPTS_DIR / script, tmp / script)
         save_weights(model, tmp / "weights.safetensors")
         calibration: dict[str, Any] | None = None
-        if images:
-            root = Path(calibration_dir).expanduser().resolve()  # type: ignore[arg-type]
+        if root is not None:
             names = [p.resolve().relative_to(root).as_posix() for p in images]
             atomic_write_text(tmp / "calib_images.txt", "\n".join(names) + "\n")
             calibration = {"root": str(root), "list": "calib_images.txt", "count": len(names)}
@@ -262,17 +262,18 @@ def _measurement(source: str, i: int, d: Any) -> Measurement:
     where = f"{source}: measurement {i}"
     if not isinstance(d, Mapping):
         raise MeasurementError(f"{where} is not a JSON object")
-    missing = [k for k in _MEASUREMENT_KEYS if k not in d]
     proto = d.get("protocol")
-    if isinstance(proto, Mapping):
-        missing += [f"protocol.{k}" for k in _PROTOCOL_KEYS if k not in proto]
+    if not isinstance(proto, Mapping):
+        proto = {}
+    missing = [k for k in _MEASUREMENT_KEYS if k not in d]
+    missing += [f"protocol.{k}" for k in _PROTOCOL_KEYS if "protocol" in d and k not in proto]
     if missing:
         raise MeasurementError(f"{where} lacks {', '.join(missing)}; write it with the bundle's run_board.py")
     try:
         space.parse(d["arch"])
         samples = [float(v) for v in d["samples"]]
         stats = summarize(samples)  # one owner of the statistics: recomputed from the raw samples
-        proto_d = {k: proto[k] for k in (*_PROTOCOL_KEYS, "threads", "options") if k in proto}  # type: ignore[index, operator]
+        proto_d = {k: proto[k] for k in (*_PROTOCOL_KEYS, "threads", "options") if k in proto}
         fields = {k: d[k] for k in _MEASUREMENT_KEYS}
         fields.update(
             samples=samples,
