@@ -124,15 +124,16 @@ def test_scripts_are_python_38(bundle: Path) -> None:
             subprocess.run([py38, "-m", "py_compile", str(bundle / name)], check=True, capture_output=True)
 
 
-def _python38(numpy: bool = False) -> str | None:
-    """A working Python 3.8 interpreter (with numpy if asked), if this machine has one: ``NASOPT_PYTHON38``,
-    ``python3.8`` on the PATH, or pyenv's versions."""
+def _python38(*modules: str) -> str | None:
+    """A working Python 3.8 interpreter that imports ``modules``, if this machine has one:
+    ``NASOPT_PYTHON38``, ``python3.8`` on the PATH, or pyenv's versions."""
     pyenv = sorted(map(str, Path.home().glob(".pyenv/versions/3.8*/bin/python")))
     candidates = [os.environ.get("NASOPT_PYTHON38"), shutil.which("python3.8"), *pyenv]
     for c in candidates:
         if c is None:
             continue
-        check = "import sys; assert sys.version_info[:2] == (3, 8)" + ("; import numpy" if numpy else "")
+        imports = [f"import {m}" for m in modules]
+        check = "; ".join(["import sys", "assert sys.version_info[:2] == (3, 8)", *imports])
         r = subprocess.run([c, "-c", check], capture_output=True)
         if r.returncode == 0:
             return c
@@ -231,6 +232,50 @@ def test_quantize_script_names_missing_calibration_images(bundle: Path, tmp_path
     assert r.returncode != 0 and "5 of 5 calibration images are missing" in r.stderr
 
 
+def test_docker_python_and_torch_run_the_bundle(bundle: Path, tmp_path: Path) -> None:
+    """The docker's Python 3.8 and torch 1.x (where such an interpreter is installed): the bundle's network
+    gives nasopt's logits and the quantize script runs (fake quantizer and compiler)."""
+    py38 = _python38("numpy", "torch", "PIL")
+    if py38 is None:
+        pytest.skip("no Python 3.8 with numpy, torch and Pillow here (set NASOPT_PYTHON38 to one)")
+    work = tmp_path / "b"
+    shutil.copytree(bundle, work)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    np.save(tmp_path / "x.npy", x.numpy())
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # the bundle was built with seed 0
+        ref = build_model(ARCH).eval()
+    with torch.no_grad():
+        np.save(tmp_path / "ref.npy", ref(x).numpy())
+    code = (
+        "import numpy as np, torch; from model_def import load_network; "
+        "net = load_network('weights.safetensors'); "
+        f"out = net(torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))).detach().numpy(); "
+        f"print(float(np.abs(out - np.load({str(tmp_path / 'ref.npy')!r})).max()))"
+    )
+    r = subprocess.run([py38, "-c", code], cwd=work, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.split()[-1]) < 1e-5
+    arch_json = tmp_path / "arch.json"
+    arch_json.write_text("{}")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(FAKES),
+        "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_NNDCT_LOG": str(tmp_path / "nndct.log"),
+    }
+    r = subprocess.run(
+        [py38, "quantize_compile.py", "--arch-json", str(arch_json)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "export_xmodel" in (tmp_path / "nndct.log").read_text()
+
+
 # ---- the board runner, with a fake VART -----------------------------------------------------------------
 def _run_board(
     work: Path,
@@ -291,7 +336,7 @@ def test_board_runner_end_to_end(bundle: Path, tmp_path: Path) -> None:
 
 def test_board_runner_on_python_38(bundle: Path, tmp_path: Path) -> None:
     """The board images' Python: the runner runs under a real 3.8 (with numpy) where one is installed."""
-    py38 = _python38(numpy=True)
+    py38 = _python38("numpy")
     if py38 is None:
         pytest.skip("no Python 3.8 with numpy here (set NASOPT_PYTHON38 to one)")
     work = tmp_path / "b"
