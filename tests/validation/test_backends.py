@@ -26,8 +26,12 @@ class TestCuda(BackendConformance):
     backend = "cuda"
 
 
+class TestTpu(BackendConformance):
+    backend = "tpu"
+
+
 def test_every_registered_backend_has_a_conformance_class() -> None:
-    tested = {c.backend for c in (TestOnnxRuntime, TestTorchCPU, TestCuda)}
+    tested = {c.backend for c in (TestOnnxRuntime, TestTorchCPU, TestCuda, TestTpu)}
     assert set(BACKENDS) <= tested, f"add a BackendConformance subclass for {set(BACKENDS) - tested}"
 
 

@@ -27,9 +27,10 @@ BACKENDS: dict[str, str] = {
     "onnxruntime": "nasopt.validation.measure.cpu:OnnxRuntimeBackend",
     "torch-cpu": "nasopt.validation.measure.cpu:TorchCPUBackend",
     "cuda": "nasopt.validation.measure.cuda:CudaBackend",
+    "tpu": "nasopt.validation.measure.tpu:TpuBackend",
 }
 #: short names users type
-ALIASES: dict[str, str] = {"cpu": "onnxruntime", "ort": "onnxruntime", "gpu": "cuda"}
+ALIASES: dict[str, str] = {"cpu": "onnxruntime", "ort": "onnxruntime", "gpu": "cuda", "xla": "tpu"}
 
 
 class UnknownBackendError(ConfigurationError, KeyError):
