@@ -184,12 +184,23 @@ def _import_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _read_results(path: str) -> list[Any]:
+    """A board runner's results (FPGA bundle format) or a list of measurements (``nasopt measure --json``)."""
+    from nasopt.validation.measure.fpga import import_results
+    from nasopt.validation.records import read_measurements_json
+
+    try:
+        return import_results(path)
+    except NasoptError:
+        return read_measurements_json(path)
+
+
 def _cmd_import(argv: list[str]) -> int:
-    from nasopt.validation.records import read_measurements_json, write_measurements
+    from nasopt.validation.records import write_measurements
 
     args = _import_parser().parse_args(argv)
     try:
-        ms = [m for path in args.results for m in read_measurements_json(path)]
+        ms = [m for path in args.results for m in _read_results(path)]
         paths = write_measurements(args.out, ms)
     except NasoptError as exc:
         print(f"nasopt measure import: error: {exc}", file=sys.stderr)
@@ -198,11 +209,54 @@ def _cmd_import(argv: list[str]) -> int:
     return 0
 
 
+def _bundle_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="nasopt measure bundle",
+        description="Write a Vitis AI deploy bundle (float model, calibration list, quantize+compile script "
+        "for the Vitis AI docker, VART board runner) for a ZCU102 or VCK190; the board runner's results.json "
+        "comes back with: nasopt measure import results.json --out DIR",
+    )
+    ap.add_argument("--arch", required=True, help=f"compact string, e.g. '{EXAMPLE}', or efficientnet_b0")
+    ap.add_argument("--board", default="zcu102", help="zcu102 (DPUCZDX8G_ISA1_B4096) or vck190 (DPUCVDX8G)")
+    ap.add_argument("--out", required=True, help="the bundle directory (created)")
+    ap.add_argument("--calibration", help="ImageNet-layout folder to take ~150 calibration images from")
+    ap.add_argument("--n-calibration", type=int, default=150)
+    ap.add_argument("--resolution", type=int, default=224)
+    ap.add_argument("--weights", help="trained safetensors weights (default: a fresh initialisation)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing bundle directory")
+    return ap
+
+
+def _cmd_bundle(argv: list[str]) -> int:
+    from nasopt.validation.measure.fpga import write_bundle
+    from nasopt.validation.model import load_weights
+
+    args = _bundle_parser().parse_args(argv)
+    try:
+        model: Any = load_weights(args.weights) if args.weights else _parse_one(args.arch)
+        bundle = write_bundle(
+            model,
+            args.out,
+            args.board,
+            calibration_dir=args.calibration,
+            n_calibration=args.n_calibration,
+            resolution=args.resolution,
+            overwrite=args.overwrite,
+        )
+    except NasoptError as exc:
+        print(f"nasopt measure bundle: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote the {args.board} bundle to {bundle.path}; see its README.md")
+    return 0
+
+
 def measure_main(argv: list[str] | None = None) -> int:
     """Entry point of ``nasopt measure``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["import"]:
         return _cmd_import(argv[1:])
+    if argv[:1] == ["bundle"]:
+        return _cmd_bundle(argv[1:])
     args = _measure_parser().parse_args(argv)
     from nasopt.validation.measure import make_backend
     from nasopt.validation.records import write_measurements

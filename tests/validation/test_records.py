@@ -207,3 +207,32 @@ def test_bench_fit_extra_records_adds_training_rows_and_shows_both_fits(
     assert set(out["with_extra"]) == set(out["without"])
     assert out["with_extra"]["throughput_a100"]["n"] == out["without"]["throughput_a100"]["n"]  # same rows
     assert bench_main(["fit", *_args(dirs), "--split", "random", "--extra", str(tmp_path / "none")]) == 2
+
+
+def test_fpga_bundle_cli_and_bad_board(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bundle"
+    assert (
+        nasopt_main(
+            [
+                "measure",
+                "bundle",
+                "--arch",
+                SMALL,
+                "--board",
+                "vck190",
+                "--out",
+                str(out),
+                "--resolution",
+                "64",
+            ]
+        )
+        == 0
+    )
+    assert (out / "manifest.json").exists() and (out / "run_board.py").exists()
+    assert "vck190 bundle" in capsys.readouterr().out
+    assert (
+        nasopt_main(["measure", "bundle", "--arch", SMALL, "--board", "kv260", "--out", str(tmp_path / "b2")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "kv260" in err and len(err.splitlines()) == 1
