@@ -18,5 +18,6 @@ def fashion_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("Fashion-MNIST not installed: apt-get install -y dataset-fashion-mnist")
     from nasopt.validation.train.prepare import fashion_mnist_folder
 
-    return fashion_mnist_folder(tmp_path_factory.mktemp("fashion"), FASHION_MNIST, size=32, train_per_class=100,
-                                val_per_class=30)
+    return fashion_mnist_folder(
+        tmp_path_factory.mktemp("fashion"), FASHION_MNIST, size=32, train_per_class=100, val_per_class=30
+    )

@@ -80,7 +80,12 @@ def test_full_scheme_settings() -> None:
     s = FULL
     assert (s.optimizer, s.rmsprop_eps, s.weight_decay, s.epochs) == ("rmsprop_tf", 1e-3, 1e-5, 450)
     assert s.peak_lr == pytest.approx(0.024 * 2048 / 256)
-    assert (s.decay_rate, s.decay_epochs, s.ema_decay, s.randaugment) == (0.97, 2.4, 0.9999, "rand-m9-mstd0.5")
+    assert (s.decay_rate, s.decay_epochs, s.ema_decay, s.randaugment) == (
+        0.97,
+        2.4,
+        0.9999,
+        "rand-m9-mstd0.5",
+    )
     assert (s.random_erasing, s.activation) == (0.2, "silu")
     steps = 100
     assert s.lr_at(0, 0, steps) == pytest.approx(s.warmup_lr)
@@ -98,15 +103,23 @@ def test_triangular_lr_is_set_every_step() -> None:
     assert lrs[n - 1] == pytest.approx(peak) and lrs[n] == pytest.approx(peak)  # epoch 1 starts at the peak
     assert lrs[-1] == pytest.approx(0.0, abs=1e-12)  # 0 at the end
     up, down = np.diff(lrs[:n]), np.diff(lrs[n:])
-    assert (up > 0).all() and (down[down != 0] < 0).all() and np.count_nonzero(down) == len(down) - 2  # epoch ends repeat
+    assert (
+        (up > 0).all() and (down[down != 0] < 0).all() and np.count_nonzero(down) == len(down) - 2
+    )  # epoch ends repeat
     # the loop applies it before each step
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     batches = [(torch.randint(0, 255, (2, 3, 4, 4), dtype=torch.uint8), torch.tensor([0, 1]))] * n
     seen: list[float] = []
-    train_one_epoch(model, batches, opt, torch.nn.CrossEntropyLoss(), lambda i: s.lr_at(1, i, n),
-                    device=torch.device("cpu"),
-                    after_step=lambda step, m: bool(seen.append(opt.param_groups[0]["lr"])))
+    train_one_epoch(
+        model,
+        batches,
+        opt,
+        torch.nn.CrossEntropyLoss(),
+        lambda i: s.lr_at(1, i, n),
+        device=torch.device("cpu"),
+        after_step=lambda step, m: bool(seen.append(opt.param_groups[0]["lr"])),
+    )
     assert seen == pytest.approx([s.lr_at(1, i, n) for i in range(n)])
 
 
@@ -161,15 +174,17 @@ def test_train_fraction_is_stratified(fashion_folder: Path) -> None:
 def test_batches_are_the_same_for_any_number_of_ranks(fashion_folder: Path) -> None:
     classes, samples = scan_split(fashion_folder, "train")
     one = list(TrainBatches(len(samples), 40, seed=3, epoch=1, resolution=32))
-    two = [list(TrainBatches(len(samples), 40, seed=3, epoch=1, resolution=32, rank=r, world=2))
-           for r in range(2)]
+    two = [
+        list(TrainBatches(len(samples), 40, seed=3, epoch=1, resolution=32, rank=r, world=2))
+        for r in range(2)
+    ]
     assert len(one) == 25
     for b in range(len(one)):
         assert sorted(one[b]) == sorted(two[0][b] + two[1][b])
     assert list(TrainBatches(len(samples), 40, 3, 1, 32, start=7)) == one[7:]  # resume position
     assert one != list(TrainBatches(len(samples), 40, seed=3, epoch=2, resolution=32))
     ds = ImageFolder(samples, classes, Augment(True, (0.08, 1.0)))
-    x1, y1 = ds[one[0][0]]
+    x1, _ = ds[one[0][0]]
     x2, _ = ds[one[0][0]]
     assert x1.shape == (3, 32, 32) and x1.dtype == torch.uint8 and torch.equal(x1, x2)  # seeded per sample
     state = random.getstate()
@@ -177,7 +192,9 @@ def test_batches_are_the_same_for_any_number_of_ranks(fashion_folder: Path) -> N
     assert random.getstate() == state  # augmentation never touches the global RNGs
 
 
-@pytest.mark.skipif(not _has("torchvision"), reason="torchvision not installed (torch==2.14.1 torchvision==0.29.1)")
+@pytest.mark.skipif(
+    not _has("torchvision"), reason="torchvision not installed (torch==2.14.1 torchvision==0.29.1)"
+)
 def test_torchvision_backend_matches_pil(fashion_folder: Path) -> None:
     classes, samples = scan_split(fashion_folder, "val")
     pil = ImageFolder(samples, classes, Augment(False, val_crop=0.875))
@@ -231,8 +248,19 @@ def test_smoke_scheme_learns_well_above_chance(fashion_folder: Path, tmp_path: P
 
 
 def test_proxified_schedules_at_reduced_size(fashion_folder: Path, tmp_path: Path) -> None:
-    s = get_scheme("proxified", epochs=4, batch_size=100, min_res=16, max_res=32, ramp_start=1, ramp_end=3,
-                   res_step=16, val_res=32, lr_peak_epoch=1.0, checkpoint_every_steps=1000)
+    s = get_scheme(
+        "proxified",
+        epochs=4,
+        batch_size=100,
+        min_res=16,
+        max_res=32,
+        ramp_start=1,
+        ramp_end=3,
+        res_step=16,
+        val_res=32,
+        lr_peak_epoch=1.0,
+        checkpoint_every_steps=1000,
+    )
     result = train(SMALL, s, {"root": str(fashion_folder), "train_fraction": 0.5}, tmp_path, device="cpu")
     log = read_log(result.run_dir)
     assert [r["resolution"] for r in log] == [16, 16, 32, 32]
@@ -248,7 +276,11 @@ def test_run_directory_and_record_read_back(fashion_folder: Path, tmp_path: Path
     s = get_scheme("smoke", epochs=1)
     runs = [train(SMALL, s, fashion_folder, tmp_path, seed=k, device="cpu") for k in (0, 1)]
     r = runs[0]
-    assert r.run_dir.parent == tmp_path and r.run_dir.name.startswith("a0-smoke-") and r.run_dir.name.endswith("-s0")
+    assert (
+        r.run_dir.parent == tmp_path
+        and r.run_dir.name.startswith("a0-smoke-")
+        and r.run_dir.name.endswith("-s0")
+    )
     names = {p.name for p in r.run_dir.iterdir()}
     assert {"config.json", "log.csv", "weights.safetensors", "checkpoints", r.record_path.name} <= names
     cfg = json.loads((r.run_dir / "config.json").read_text())
@@ -283,11 +315,11 @@ def test_rng_state_round_trip() -> None:
     dev = torch.device("cpu")
     torch.manual_seed(5)
     random.seed(5)
-    np.random.seed(5)  # noqa: NPY002
+    np.random.seed(5)
     saved = ckpt.rng_state(dev)
-    a = (torch.rand(3), random.random(), np.random.rand())  # noqa: NPY002
+    a = (torch.rand(3), random.random(), np.random.rand())
     ckpt.set_rng_state(saved, dev)
-    b = (torch.rand(3), random.random(), np.random.rand())  # noqa: NPY002
+    b = (torch.rand(3), random.random(), np.random.rand())
     assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
 
 
@@ -300,8 +332,17 @@ def test_full_scheme_without_timm_is_one_line(fashion_folder: Path, tmp_path: Pa
 
 @pytest.mark.skipif(not _has("timm"), reason="timm not installed (pip install 'nasopt[train-full]')")
 def test_full_scheme_runs_with_timm(fashion_folder: Path, tmp_path: Path) -> None:
-    s = get_scheme("full", epochs=2, batch_size=50, min_res=32, max_res=32, val_res=32, warmup_epochs=1.0,
-                   ema_decay=0.9, checkpoint_every_steps=1000)
+    s = get_scheme(
+        "full",
+        epochs=2,
+        batch_size=50,
+        min_res=32,
+        max_res=32,
+        val_res=32,
+        warmup_epochs=1.0,
+        ema_decay=0.9,
+        checkpoint_every_steps=1000,
+    )
     result = train(SMALL, s, {"root": str(fashion_folder), "train_fraction": 0.5}, tmp_path, device="cpu")
     assert len(result.history) == 2 and all(np.isfinite(r["train_loss"]) for r in result.history)
     state = torch.load(next((result.run_dir / "checkpoints").iterdir()), weights_only=True)
@@ -313,8 +354,14 @@ def test_full_scheme_runs_with_timm(fashion_folder: Path, tmp_path: Path) -> Non
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "nasopt.validation.train.cli", *args], capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "nasopt.validation.train.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize(
@@ -327,7 +374,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["--arch", SMALL, "data=folder", "data.root=/nonexistent"], "/nonexistent/train"),
     ],
 )
-def test_cli_bad_input_is_one_line_exit_2(args: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_input_is_one_line_exit_2(
+    args: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from nasopt.validation.train.cli import main
 
     assert main(args) == 2
@@ -336,8 +385,15 @@ def test_cli_bad_input_is_one_line_exit_2(args: list[str], words: str, capsys: p
 
 
 def test_cli_trains_one_directory(fashion_folder: Path, tmp_path: Path) -> None:
-    proc = _cli("--arch", SMALL, "data=folder", f"data.root={fashion_folder}", "scheme.epochs=1",
-                f"out_dir={tmp_path}", "device=cpu")
+    proc = _cli(
+        "--arch",
+        SMALL,
+        "data=folder",
+        f"data.root={fashion_folder}",
+        "scheme.epochs=1",
+        f"out_dir={tmp_path}",
+        "device=cpu",
+    )
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = tmp_path.iterdir()
     assert len(read_records(run_dir).names) == 1 and "val top-1" in proc.stdout

@@ -1,6 +1,6 @@
-"""Exact resume of training: a run killed with SIGKILL mid-epoch (a real process and a real signal), or stopped
-by SIGTERM, and started again with the same command ends with weights bitwise identical to an uninterrupted
-run (deterministic mode, CPU, one thread)."""
+"""Exact resume of training: a run killed with SIGKILL mid-epoch (a real process and a real signal), or
+stopped by SIGTERM, and started again with the same command ends with weights bitwise identical to an
+uninterrupted run (deterministic mode, CPU, one thread)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,13 @@ def _args(data: Path, out: Path) -> str:
 
 def _start(data: Path, out: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(TESTS / "train_child.py"), _args(data, out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(TESTS / "train_child.py"), _args(data, out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(data: Path, out: Path) -> None:

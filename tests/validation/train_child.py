@@ -18,8 +18,15 @@ def main() -> int:
 
     scheme = get_scheme("smoke", **args.get("scheme", {}))
     try:
-        train(args["arch"], scheme, args["data"], args["out"], seed=int(args.get("seed", 0)), device="cpu",
-              deterministic=True)
+        train(
+            args["arch"],
+            scheme,
+            args["data"],
+            args["out"],
+            seed=int(args.get("seed", 0)),
+            device="cpu",
+            deterministic=True,
+        )
     except TrainingStopped as exc:
         print(exc, file=sys.stderr)
         return 3

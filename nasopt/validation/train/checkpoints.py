@@ -36,7 +36,11 @@ def steps_of(directory: Path, rank: int) -> list[int]:
     """Global steps for which ``rank`` has a checkpoint, ascending."""
     if not directory.is_dir():
         return []
-    out = [int(m.group(1)) for p in directory.iterdir() if (m := _NAME.fullmatch(p.name)) and int(m.group(2)) == rank]
+    out = [
+        int(m.group(1))
+        for p in directory.iterdir()
+        if (m := _NAME.fullmatch(p.name)) and int(m.group(2)) == rank
+    ]
     return sorted(out)
 
 
@@ -77,7 +81,7 @@ def load(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
 def rng_state(device: torch.device) -> dict[str, Any]:
     """Every RNG state of this process as tensors: torch CPU (and CUDA), numpy's and Python's globals."""
     py_version, py_state, py_gauss = random.getstate()
-    _np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    _np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()  # noqa: NPY002
     out: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": torch.tensor(py_state, dtype=torch.int64),
@@ -99,6 +103,8 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     random.setstate((state["python_version"], tuple(int(v) for v in state["python"].tolist()), gauss))
     keys = state["numpy"].cpu().numpy().astype(np.uint32)
     has_gauss, cached = state["numpy_gauss"]
-    np.random.set_state(("MT19937", keys, state["numpy_pos"], int(has_gauss), float(cached)))
+    np.random.set_state(  # noqa: NPY002
+        ("MT19937", keys, state["numpy_pos"], int(has_gauss), float(cached))
+    )
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)

@@ -70,8 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     arch = args.arch if args.arch is not None else plain.get("arch")
     if arch is None:
-        print("nasopt train: error: no architecture: pass --arch <compact string or reference name>",
-              file=sys.stderr)
+        print(
+            "nasopt train: error: no architecture: pass --arch <compact string or reference name>",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     from nasopt.validation.train.run import TrainingStopped, train
     from nasopt.validation.train.schemes import SCHEMES, TrainScheme
@@ -81,9 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         scheme = TrainScheme(**fields) if fields.get("name") not in SCHEMES else SCHEMES[fields["name"]]
         scheme = scheme.with_overrides(fields)
         result = train(
-            arch, scheme, plain["data"], plain["out_dir"], seed=int(plain["seed"]),
+            arch,
+            scheme,
+            plain["data"],
+            plain["out_dir"],
+            seed=int(plain["seed"]),
             device=None if plain["device"] == "auto" else str(plain["device"]),
-            overwrite=bool(plain["overwrite"]), deterministic=bool(plain["deterministic"]),
+            overwrite=bool(plain["overwrite"]),
+            deterministic=bool(plain["deterministic"]),
             verbose=bool(plain["verbose"]),
         )
     except TrainingStopped as exc:
@@ -94,8 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     if bool(plain["verbose"]):
         m = result.record["metrics"]
-        print(f"nasopt train: {result.run_dir}: val top-1 {m['val_top1']:.2f} %, top-5 {m['val_top5']:.2f} %, "
-              f"{m['train_time']:.0f} s; record {result.record_path.name}")
+        print(
+            f"nasopt train: {result.run_dir}: val top-1 {m['val_top1']:.2f} %, top-5 {m['val_top5']:.2f} %, "
+            f"{m['train_time']:.0f} s; record {result.record_path.name}"
+        )
     return 0
 
 

@@ -63,8 +63,12 @@ def scan_split(root: Path, split: str) -> tuple[list[str], list[tuple[str, int]]
     classes = sorted(e.name for e in os.scandir(d) if e.is_dir() and not e.name.startswith("."))
     if not classes:
         loose = sum(1 for e in os.scandir(d) if e.is_file())
-        hint = f" (it holds {loose} loose files: a flat ILSVRC2012 val folder? run " \
-               f"'python -m nasopt.validation.train.prepare val-to-folders {d} <ground truth>')" if loose else ""
+        hint = (
+            f" (it holds {loose} loose files: a flat ILSVRC2012 val folder? run "
+            f"'python -m nasopt.validation.train.prepare val-to-folders {d} <ground truth>')"
+            if loose
+            else ""
+        )
         raise DataLayoutError(f"{d}: no class folders; {_expected(split)}{hint}")
     samples: list[tuple[str, int]] = []
     for label, c in enumerate(classes):
@@ -78,7 +82,8 @@ def scan_split(root: Path, split: str) -> tuple[list[str], list[tuple[str, int]]
 
 
 def subset(samples: Sequence[tuple[str, int]], fraction: float, seed: int) -> list[tuple[str, int]]:
-    """A class-stratified ``fraction`` of ``samples`` (at least one per class), chosen by ``seed``; order kept."""
+    """A class-stratified ``fraction`` of ``samples`` (at least one per class), chosen by ``seed``;
+    order kept."""
     if not 0.0 < fraction <= 1.0:
         raise ConfigurationError(f"data.train_fraction must be in (0, 1], got {fraction!r}")
     if fraction == 1.0:
@@ -104,7 +109,11 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 
 def random_resized_crop_box(
-    rng: random.Random, w: int, h: int, scale: tuple[float, float], ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    rng: random.Random,
+    w: int,
+    h: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
 ) -> tuple[int, int, int, int]:
     """``(left, top, width, height)`` of a RandomResizedCrop (torchvision's algorithm: 10 tries, then the
     central crop of the nearest allowed aspect ratio)."""
@@ -193,8 +202,8 @@ class ImageFolder(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
         with Image.open(path) as im:
             img = im.convert("RGB")
         w, h = img.size
-        left, top, cw, ch = random_resized_crop_box(rng, w, h, a.scale) if a.train else center_crop_box(
-            w, h, a.val_crop
+        left, top, cw, ch = (
+            random_resized_crop_box(rng, w, h, a.scale) if a.train else center_crop_box(w, h, a.val_crop)
         )
         img = img.resize((res, res), Image.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
         if a.train and a.hflip and rng.random() < 0.5:
@@ -210,14 +219,18 @@ class ImageFolder(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
         return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), label
 
     def _tv_item(self, path: str, rng: random.Random, res: int) -> torch.Tensor:
+        import warnings
+
         from torchvision.io import ImageReadMode, decode_image, read_file
         from torchvision.transforms.v2 import functional as F
 
-        img = decode_image(read_file(path), mode=ImageReadMode.RGB)  # (3, h, w) uint8
+        with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders in favour of torchcodec
+            warnings.simplefilter("ignore", DeprecationWarning)
+            img = decode_image(read_file(path), mode=ImageReadMode.RGB)  # (3, h, w) uint8
         h, w = img.shape[-2:]
         a = self.augment
-        left, top, cw, ch = random_resized_crop_box(rng, w, h, a.scale) if a.train else center_crop_box(
-            w, h, a.val_crop
+        left, top, cw, ch = (
+            random_resized_crop_box(rng, w, h, a.scale) if a.train else center_crop_box(w, h, a.val_crop)
         )
         out = F.resized_crop(img, top, left, ch, cw, [res, res], antialias=True)
         if a.train and a.hflip and rng.random() < 0.5:
@@ -237,8 +250,15 @@ class TrainBatches(torch.utils.data.Sampler[list[tuple[int, int, int]]]):
     """
 
     def __init__(
-        self, n: int, global_batch: int, seed: int, epoch: int, resolution: int, rank: int = 0,
-        world: int = 1, start: int = 0,
+        self,
+        n: int,
+        global_batch: int,
+        seed: int,
+        epoch: int,
+        resolution: int,
+        rank: int = 0,
+        world: int = 1,
+        start: int = 0,
     ) -> None:
         if global_batch % world:
             raise ConfigurationError(
@@ -262,7 +282,7 @@ class TrainBatches(torch.utils.data.Sampler[list[tuple[int, int, int]]]):
     def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
         perm = np.random.default_rng([self.seed, self.epoch, 104729]).permutation(self.n)
         for b in range(self.start, self.steps_per_epoch(self.n, self.g)):
-            batch = perm[b * self.g:(b + 1) * self.g][self.rank::self.world]
+            batch = perm[b * self.g : (b + 1) * self.g][self.rank :: self.world]
             yield [(int(i), sample_seed(self.seed, self.epoch, int(i)), self.res) for i in batch]
 
 
@@ -278,11 +298,13 @@ class EvalBatches(torch.utils.data.Sampler[list[tuple[int, int, int]]]):
 
     def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
         for s in range(0, len(self.idx), self.batch):
-            yield [(i, 0, self.res) for i in self.idx[s:s + self.batch]]
+            yield [(i, 0, self.res) for i in self.idx[s : s + self.batch]]
 
 
 def loader(
-    dataset: ImageFolder, batches: torch.utils.data.Sampler[list[tuple[int, int, int]]], workers: int = 0,
+    dataset: ImageFolder,
+    batches: torch.utils.data.Sampler[list[tuple[int, int, int]]],
+    workers: int = 0,
     pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader[tuple[torch.Tensor, int]]:
     """A DataLoader over ``batches``; its own generator, so creating it never draws from the global RNG."""
@@ -317,7 +339,9 @@ class DataConfig:
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ConfigurationError(f"data.workers must be a non-negative integer, got {self.workers!r}")
         if self.backend not in BACKENDS:
-            raise ConfigurationError(f"data.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+            raise ConfigurationError(
+                f"data.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
         if not isinstance(self.val_batch, int) or self.val_batch < 1:
             raise ConfigurationError(f"data.val_batch must be a positive integer, got {self.val_batch!r}")
         subset([("x", 0)], float(self.train_fraction), 0)  # validates the fraction
@@ -325,5 +349,10 @@ class DataConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (the root resolved later)."""
-        return {"root": self.root, "train_fraction": self.train_fraction, "workers": self.workers,
-                "backend": self.backend, "val_batch": self.val_batch}
+        return {
+            "root": self.root,
+            "train_fraction": self.train_fraction,
+            "workers": self.workers,
+            "backend": self.backend,
+            "val_batch": self.val_batch,
+        }

@@ -18,7 +18,7 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")
+    device: torch.device = torch.device("cpu")  # noqa: RUF009  (immutable)
 
     @property
     def is_main(self) -> bool:
@@ -92,7 +92,7 @@ class AllReduceBatchNorm2d(nn.BatchNorm2d):
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n
-        var = (stats[c:2 * c] / n - mean * mean).clamp_min(0.0)
+        var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0.0)
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
                 m = self.momentum if self.momentum is not None else 0.1
@@ -116,8 +116,14 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for name, child in list(model.named_children()):
         if type(child) is nn.BatchNorm2d:
-            new = AllReduceBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
-                                       child.track_running_stats, device=device)
+            new = AllReduceBatchNorm2d(
+                child.num_features,
+                child.eps,
+                child.momentum,
+                child.affine,
+                child.track_running_stats,
+                device=device,
+            )
             new.load_state_dict(child.state_dict())
             setattr(model, name, new)
         else:

@@ -40,8 +40,9 @@ class Meter:
 
     def as_tensor(self) -> torch.Tensor:
         """``(5,)`` float64, for summing across ranks."""
-        return torch.tensor([self.loss_sum, self.correct1, self.correct5, self.n, self.steps],
-                            dtype=torch.float64)
+        return torch.tensor(
+            [self.loss_sum, self.correct1, self.correct5, self.n, self.steps], dtype=torch.float64
+        )
 
     @classmethod
     def from_tensor(cls, t: torch.Tensor) -> Meter:

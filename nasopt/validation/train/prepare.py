@@ -5,7 +5,8 @@
     ``VAL_DIR/<wnid>/``. The ground truth is one of: Kaggle's ``LOC_val_solution.csv``
     (``ImageId,PredictionString``); lines ``<file or image id> <wnid>``; or the devkit's
     ``ILSVRC2012_validation_ground_truth.txt`` (one class number 1-1000 per image, in file order) together
-    with ``--synsets`` (the devkit's ``meta.mat``, or a text file with one wnid per line in class-number order).
+    with ``--synsets`` (the devkit's ``meta.mat``, or a text file with one wnid per line in class-number
+    order).
 
 ``fashion-mnist OUT [--source DIR] [--size 32] [--train-per-class N] [--val-per-class N]``
     Convert Debian's ``dataset-fashion-mnist`` (``apt-get install -y dataset-fashion-mnist``; files in
@@ -28,25 +29,44 @@ from benchmark.errors import NasoptError
 from nasopt.validation.train.data import DataLayoutError
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_CLASSES = ("tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
-                         "boot")
+FASHION_MNIST_CLASSES = (
+    "tshirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "boot",
+)
 _WNID = re.compile(r"n\d{8}")
 _VAL_ID = re.compile(r"(ILSVRC2012_val_\d{8})")
 
 
 def _read_idx(path: Path) -> np.ndarray:
     """An IDX file (``.gz`` or not) as a uint8 array ``(n, ...)``."""
-    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    if path.suffix == ".gz":
+        with gzip.open(path) as fh:
+            raw = fh.read()
+    else:
+        raw = path.read_bytes()
     if len(raw) < 4 or raw[2] != 0x08:
         raise DataLayoutError(f"{path}: not an IDX file of unsigned bytes (the MNIST format)")
     ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def fashion_mnist_folder(
-    out: str | Path, source: str | Path = FASHION_MNIST_DIR, *, size: int = 32, train_per_class: int | None = 100,
-    val_per_class: int | None = 50, quality: int = 95,
+    out: str | Path,
+    source: str | Path = FASHION_MNIST_DIR,
+    *,
+    size: int = 32,
+    train_per_class: int | None = 100,
+    val_per_class: int | None = 50,
+    quality: int = 95,
 ) -> Path:
     """Write ``out/{train,val}/<class>/<i>.JPEG``: the first ``*_per_class`` images of each class (None =
     all), grey 28 px upsampled (bicubic) to ``size`` px RGB. Returns ``out``."""
@@ -54,8 +74,11 @@ def fashion_mnist_folder(
 
     src = Path(source)
     files = {"train": "train", "val": "t10k"}
-    missing = [src / f"{p}-{k}-idx{'3' if k == 'images' else '1'}-ubyte.gz" for p in files.values()
-               for k in ("images", "labels")]
+    missing = [
+        src / f"{p}-{k}-idx{'3' if k == 'images' else '1'}-ubyte.gz"
+        for p in files.values()
+        for k in ("images", "labels")
+    ]
     missing = [p for p in missing if not p.is_file()]
     if missing:
         raise DataLayoutError(
@@ -88,11 +111,15 @@ def _synsets(path: Path) -> list[str]:
         return [by_id[i] for i in range(1, 1001)]
     names = [ln.split()[0] for ln in path.read_text().splitlines() if ln.strip()]
     if not names or not all(_WNID.fullmatch(n) for n in names):
-        raise DataLayoutError(f"{path}: expected one WordNet id (n01440764 ...) per line, or the devkit's meta.mat")
+        raise DataLayoutError(
+            f"{path}: expected one WordNet id (n01440764 ...) per line, or the devkit's meta.mat"
+        )
     return names
 
 
-def read_ground_truth(path: str | Path, images: Sequence[str], synsets: str | Path | None = None) -> dict[str, str]:
+def read_ground_truth(
+    path: str | Path, images: Sequence[str], synsets: str | Path | None = None
+) -> dict[str, str]:
     """``{image file name: wnid}`` for the flat validation ``images`` (sorted file names)."""
     p = Path(path)
     lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
@@ -103,7 +130,9 @@ def read_ground_truth(path: str | Path, images: Sequence[str], synsets: str | Pa
             raise DataLayoutError(f"{p}: holds class numbers; pass --synsets <devkit meta.mat or wnid list>")
         names = _synsets(Path(synsets))
         if len(lines) != len(images):
-            raise DataLayoutError(f"{p}: {len(lines)} labels for {len(images)} images; expected one per image")
+            raise DataLayoutError(
+                f"{p}: {len(lines)} labels for {len(images)} images; expected one per image"
+            )
         for f, ln in zip(sorted(images), lines, strict=True):
             k = int(ln)
             if not 1 <= k <= len(names):
@@ -116,31 +145,38 @@ def read_ground_truth(path: str | Path, images: Sequence[str], synsets: str | Pa
         parts = re.split(r"[,\s]+", ln)
         key, wnid = parts[0], next((x for x in parts[1:] if _WNID.fullmatch(x)), None)
         if wnid is None:
-            raise DataLayoutError(f"{p}: line {ln[:60]!r} names no WordNet id; expected '<image> <wnid>' lines "
-                                  f"or LOC_val_solution.csv")
+            raise DataLayoutError(
+                f"{p}: line {ln[:60]!r} names no WordNet id; expected '<image> <wnid>' lines "
+                f"or LOC_val_solution.csv"
+            )
         m = _VAL_ID.search(key)
-        f = by_id.get(m.group(1)) if m else None
-        if f is None and key in images:
-            f = key
-        if f is not None:
-            out[f] = wnid
+        found = by_id.get(m.group(1)) if m else None
+        if found is None and key in images:
+            found = key
+        if found is not None:
+            out[found] = wnid
     return out
 
 
-def val_to_folders(val_dir: str | Path, ground_truth: str | Path, synsets: str | Path | None = None, *,
-                   copy: bool = False) -> int:
+def val_to_folders(
+    val_dir: str | Path, ground_truth: str | Path, synsets: str | Path | None = None, *, copy: bool = False
+) -> int:
     """Move (or copy) the flat images of ``val_dir`` into ``val_dir/<wnid>/``; returns how many. Every
     image must have a label (checked before anything moves)."""
     d = Path(val_dir)
     if not d.is_dir():
         raise DataLayoutError(f"{d}: no such folder; expected the flat ILSVRC2012 validation folder")
-    images = sorted(p.name for p in d.iterdir() if p.is_file() and p.suffix.lower() in (".jpeg", ".jpg", ".png"))
+    images = sorted(
+        p.name for p in d.iterdir() if p.is_file() and p.suffix.lower() in (".jpeg", ".jpg", ".png")
+    )
     if not images:
         raise DataLayoutError(f"{d}: no loose images to sort (already in class folders?)")
     labels = read_ground_truth(ground_truth, images, synsets)
     unlabelled = [f for f in images if f not in labels]
     if unlabelled:
-        raise DataLayoutError(f"{ground_truth}: no label for {len(unlabelled)} image(s) of {d}, e.g. {unlabelled[0]}")
+        raise DataLayoutError(
+            f"{ground_truth}: no label for {len(unlabelled)} image(s) of {d}, e.g. {unlabelled[0]}"
+        )
     for f in images:
         target = d / labels[f]
         target.mkdir(exist_ok=True)
@@ -169,8 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             n = val_to_folders(args.val_dir, args.ground_truth, args.synsets, copy=args.copy)
             print(f"sorted {n} images into class folders of {args.val_dir}")
         else:
-            out = fashion_mnist_folder(args.out, args.source, size=args.size,
-                                       train_per_class=args.train_per_class, val_per_class=args.val_per_class)
+            out = fashion_mnist_folder(
+                args.out,
+                args.source,
+                size=args.size,
+                train_per_class=args.train_per_class,
+                val_per_class=args.val_per_class,
+            )
             print(f"wrote {out}/train and {out}/val")
     except NasoptError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ unless ``overwrite=True``. SIGTERM/SIGINT checkpoint at the next step and raise 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -59,8 +60,19 @@ LOG_FILE = "log.csv"
 WEIGHTS_FILE = "weights.safetensors"
 CHECKPOINT_DIR = "checkpoints"
 LOG_COLUMNS = (
-    "epoch", "resolution", "lr", "train_loss", "train_top1", "train_top5", "val_loss", "val_top1",
-    "val_top5", "images", "img_per_s", "epoch_time_s", "train_time_s",
+    "epoch",
+    "resolution",
+    "lr",
+    "train_loss",
+    "train_top1",
+    "train_top5",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "images",
+    "img_per_s",
+    "epoch_time_s",
+    "train_time_s",
 )
 FORMAT = 1
 
@@ -87,7 +99,8 @@ class TrainResult:
 
 
 def genes_of(arch: Any) -> np.ndarray:
-    """``(28,)`` genes of an architecture (string, dict, genes or a reference name like ``efficientnet_b0``)."""
+    """``(28,)`` genes of an architecture (string, dict, genes or a reference name such as
+    ``efficientnet_b0``)."""
     if isinstance(arch, str) and arch.strip().lower().replace("-", "_") in space.REFERENCES:
         return space.reference(arch.strip())
     return space.parse(arch)
@@ -107,7 +120,9 @@ def record_file(rid: str) -> str:
 
 
 def _needs_timm(s: TrainScheme) -> bool:
-    return s.optimizer == "rmsprop_tf" or s.ema_decay is not None or bool(s.randaugment) or s.random_erasing > 0
+    return (
+        s.optimizer == "rmsprop_tf" or s.ema_decay is not None or bool(s.randaugment) or s.random_erasing > 0
+    )
 
 
 def _param_groups(model: ArchNet, s: TrainScheme) -> list[dict[str, Any]]:
@@ -127,8 +142,9 @@ def make_optimizer(model: ArchNet, s: TrainScheme) -> torch.optim.Optimizer:
         return torch.optim.SGD(groups, lr=s.peak_lr, momentum=s.momentum)
     from nasopt.validation.train.timm_parts import rmsprop_tf
 
-    opt: torch.optim.Optimizer = rmsprop_tf(groups, s.peak_lr, alpha=s.rmsprop_alpha, eps=s.rmsprop_eps,
-                                            momentum=s.momentum)
+    opt: torch.optim.Optimizer = rmsprop_tf(
+        groups, s.peak_lr, alpha=s.rmsprop_alpha, eps=s.rmsprop_eps, momentum=s.momentum
+    )
     return opt
 
 
@@ -136,7 +152,7 @@ def _seed_everything(seed: int, rank: int) -> None:
     s = seed * 1000 + rank  # per-rank streams for dropout / drop path (data is seeded per sample)
     torch.manual_seed(s)
     random.seed(s)
-    np.random.seed(s % 2**32)
+    np.random.seed(s % 2**32)  # noqa: NPY002  (the legacy global stream, which user code may draw from)
 
 
 def _log_text(history: list[dict[str, float]]) -> str:
@@ -226,16 +242,41 @@ def train(
 
     d = D.setup(device)
     try:
-        return _train(genes, s, dc, root, classes, train_samples, val_samples, Path(out_dir), seed, d,
-                      overwrite, stop or StopFlag(), handle_signals, verbose)
+        return _train(
+            genes,
+            s,
+            dc,
+            root,
+            classes,
+            train_samples,
+            val_samples,
+            Path(out_dir),
+            seed,
+            d,
+            overwrite,
+            stop or StopFlag(),
+            handle_signals,
+            verbose,
+        )
     finally:
         D.teardown(d)
 
 
 def _train(
-    genes: np.ndarray, s: TrainScheme, dc: DataConfig, root: Path, classes: list[str],
-    train_samples: list[tuple[str, int]], val_samples: list[tuple[str, int]], out_dir: Path, seed: int,
-    d: D.Dist, overwrite: bool, stop: StopFlag, handle_signals: bool, verbose: bool,
+    genes: np.ndarray,
+    s: TrainScheme,
+    dc: DataConfig,
+    root: Path,
+    classes: list[str],
+    train_samples: list[tuple[str, int]],
+    val_samples: list[tuple[str, int]],
+    out_dir: Path,
+    seed: int,
+    d: D.Dist,
+    overwrite: bool,
+    stop: StopFlag,
+    handle_signals: bool,
+    verbose: bool,
 ) -> TrainResult:
     rid = run_id(genes, s, seed)
     run_dir = out_dir / rid
@@ -246,14 +287,18 @@ def _train(
         "architecture": space.to_dicts(genes)[0],
         "scheme": s.to_dict(),
         "scheme_fingerprint": s.fingerprint(),
-        "data": {**dc.to_dict(), "root": str(root), "n_train": len(train_samples), "n_val": len(val_samples),
-                 "n_classes": len(classes)},
+        "data": {
+            **{k: v for k, v in dc.to_dict().items() if k != "workers"},  # how fast, not what
+            "root": str(root),
+            "n_train": len(train_samples),
+            "n_val": len(val_samples),
+            "n_classes": len(classes),
+        },
         "seed": seed,
         "world_size": d.world,
         "device": d.device.type,
         "record": record_file(rid),
     }
-    config["data"].pop("workers")  # how fast, not what: may change between a run and its resume
     _check_dir(run_dir, config, overwrite, d)
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -262,13 +307,20 @@ def _train(
 
     dev = d.device
     torch.manual_seed(seed)  # the same initial weights on every rank
-    model = build_model(genes, len(classes), activation=s.activation, gate=s.gate,
-                        drop_path_rate=s.drop_path_rate, dropout=s.dropout, device=dev)
+    model = build_model(
+        genes,
+        len(classes),
+        activation=s.activation,
+        gate=s.gate,
+        drop_path_rate=s.drop_path_rate,
+        dropout=s.dropout,
+        device=dev,
+    )
     if s.sync_bn and d.distributed:
         D.sync_batchnorm(model, dev)
     channels_last = s.channels_last and dev.type == "cuda"
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = make_optimizer(model, s)
     scaler = torch.amp.GradScaler(dev.type, enabled=dev.type == "cuda" and s.precision == "fp16")
     ema = None
@@ -322,21 +374,34 @@ def _train(
 
     net: nn.Module = model
     if d.distributed:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
 
-    train_set = ImageFolder(train_samples, classes, Augment(True, s.rrc_scale, s.hflip, s.val_crop,
-                                                            s.randaugment), dc.backend)
+    train_set = ImageFolder(
+        train_samples, classes, Augment(True, s.rrc_scale, s.hflip, s.val_crop, s.randaugment), dc.backend
+    )
     val_set = ImageFolder(val_samples, classes, Augment(False, val_crop=s.val_crop), dc.backend)
     pin = dev.type == "cuda"
 
     def state_dict() -> dict[str, Any]:
         return {
-            "format": FORMAT, "run_id": rid, "epoch": epoch, "step_in_epoch": step_in_epoch,
-            "global_step": global_step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "format": FORMAT,
+            "run_id": rid,
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "global_step": global_step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "ema": ema.state_dict() if ema is not None else {}, "rng": ckpt.rng_state(dev),
-            "history": history, "meter": meter.to_dict(), "train_time": train_time,
-            "epoch_time": epoch_time, "rank": d.rank, "world": d.world,
+            "ema": ema.state_dict() if ema is not None else {},
+            "rng": ckpt.rng_state(dev),
+            "history": history,
+            "meter": meter.to_dict(),
+            "train_time": train_time,
+            "epoch_time": epoch_time,
+            "rank": d.rank,
+            "world": d.world,
         }
 
     def checkpoint() -> None:
@@ -351,8 +416,9 @@ def _train(
     with stop.handling_signals(handle_signals):
         while epoch < s.epochs:
             res = s.resolution_at(epoch)
-            batches = TrainBatches(len(train_samples), s.batch_size, seed, epoch, res, d.rank, d.world,
-                                   start=step_in_epoch)
+            batches = TrainBatches(
+                len(train_samples), s.batch_size, seed, epoch, res, d.rank, d.world, start=step_in_epoch
+            )
             t0 = time.perf_counter()
             ep = epoch
 
@@ -369,10 +435,20 @@ def _train(
                 return halt
 
             meter, halted = train_one_epoch(
-                net, loader(train_set, batches, dc.workers, pin), optimizer, criterion,
-                lambda i, ep=ep: s.lr_at(ep, i, steps_per_epoch), device=dev, start_step=step_in_epoch,
-                precision=s.precision, scaler=scaler, channels_last=channels_last, ema=ema, erase=erase,
-                meter=meter, after_step=after_step,
+                net,
+                loader(train_set, batches, dc.workers, pin),
+                optimizer,
+                criterion,
+                functools.partial(s.lr_at, ep, steps_per_epoch=steps_per_epoch),
+                device=dev,
+                start_step=step_in_epoch,
+                precision=s.precision,
+                scaler=scaler,
+                channels_last=channels_last,
+                ema=ema,
+                erase=erase,
+                meter=meter,
+                after_step=after_step,
             )
             if halted:
                 raise TrainingStopped(
@@ -382,21 +458,36 @@ def _train(
             t0 = time.perf_counter()
             eval_model = ema.module if ema is not None else net
             val_meter = evaluate(
-                eval_model, loader(val_set, EvalBatches(len(val_samples), dc.val_batch, s.val_res, d.rank,
-                                                        d.world), dc.workers, pin),
-                eval_criterion, device=dev, precision=s.precision, channels_last=channels_last,
+                eval_model,
+                loader(
+                    val_set,
+                    EvalBatches(len(val_samples), dc.val_batch, s.val_res, d.rank, d.world),
+                    dc.workers,
+                    pin,
+                ),
+                eval_criterion,
+                device=dev,
+                precision=s.precision,
+                channels_last=channels_last,
             )
             tr = Meter.from_tensor(D.all_sum(meter.as_tensor().to(dev), d).cpu())
             va = Meter.from_tensor(D.all_sum(val_meter.as_tensor().to(dev), d).cpu())
             train_time += time.perf_counter() - t0
             epoch_time += time.perf_counter() - t0
             row = {
-                "epoch": float(epoch), "resolution": float(res),
+                "epoch": float(epoch),
+                "resolution": float(res),
                 "lr": s.lr_at(epoch, steps_per_epoch - 1, steps_per_epoch),
-                "train_loss": tr.loss, "train_top1": tr.top1, "train_top5": tr.top5,
-                "val_loss": va.loss, "val_top1": va.top1, "val_top5": va.top5, "images": tr.n,
+                "train_loss": tr.loss,
+                "train_top1": tr.top1,
+                "train_top5": tr.top5,
+                "val_loss": va.loss,
+                "val_top1": va.top1,
+                "val_top5": va.top5,
+                "images": tr.n,
                 "img_per_s": tr.n / epoch_time if epoch_time > 0 else float("nan"),
-                "epoch_time_s": epoch_time, "train_time_s": train_time,
+                "epoch_time_s": epoch_time,
+                "train_time_s": train_time,
             }
             history.append(row)
             if verbose and d.is_main:
@@ -407,7 +498,8 @@ def _train(
                 atomic_write_text(run_dir / LOG_FILE, _log_text(history))
             if stop_now():
                 raise TrainingStopped(
-                    f"stopped by {stop.reason} after epoch {epoch - 1} with a checkpoint in {ck_dir}; run the "
+                    f"stopped by {stop.reason} after epoch {epoch - 1} with a checkpoint in {ck_dir}; run "
+                    f"the "
                     f"same command again to resume"
                 )
 
@@ -422,12 +514,17 @@ def _train(
 
 
 def make_record(
-    genes: np.ndarray, s: TrainScheme, history: list[dict[str, float]], train_time: float, rid: str,
-    seed: int, world: int,
+    genes: np.ndarray,
+    s: TrainScheme,
+    history: list[dict[str, float]],
+    train_time: float,
+    rid: str,
+    seed: int,
+    world: int,
 ) -> dict[str, Any]:
     """The Accel-NASBench record of a finished run: top-1 = best of the last ``top1_best_of_last`` epochs
     (top-5 of that epoch), ``train_time`` in seconds, ``model_info`` (ImageNet MACs/params, millions)."""
-    last = history[-s.top1_best_of_last:]
+    last = history[-s.top1_best_of_last :]
     best = max(last, key=lambda r: r["val_top1"])
     macs, params = macs_params(genes)
     return {
@@ -440,7 +537,13 @@ def make_record(
         },
         "model_info": {"macs": float(macs[0]), "params": float(params[0])},
         "platform_perf": {},
-        "nasopt": {"run_id": rid, "scheme": s.name, "scheme_fingerprint": s.fingerprint(), "seed": seed,
-                   "world_size": world, "best_epoch": int(best["epoch"]),
-                   "finite": all(math.isfinite(r["val_top1"]) for r in history)},
+        "nasopt": {
+            "run_id": rid,
+            "scheme": s.name,
+            "scheme_fingerprint": s.fingerprint(),
+            "seed": seed,
+            "world_size": world,
+            "best_epoch": int(best["epoch"]),
+            "finite": all(math.isfinite(r["val_top1"]) for r in history),
+        },
     }

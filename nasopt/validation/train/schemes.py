@@ -81,16 +81,39 @@ class TrainScheme:
 
     def __post_init__(self) -> None:
         def bad(name: str, want: str) -> ConfigurationError:
-            return ConfigurationError(f"scheme {self.name!r}: {name} must be {want}, got {getattr(self, name)!r}")
+            return ConfigurationError(
+                f"scheme {self.name!r}: {name} must be {want}, got {getattr(self, name)!r}"
+            )
 
-        for name in ("epochs", "batch_size", "lr_batch", "min_res", "max_res", "val_res", "res_step",
-                     "top1_best_of_last", "checkpoint_every_steps"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "lr_batch",
+            "min_res",
+            "max_res",
+            "val_res",
+            "res_step",
+            "top1_best_of_last",
+            "checkpoint_every_steps",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise bad(name, "a positive integer")
-        for name in ("lr", "momentum", "weight_decay", "label_smoothing", "lr_peak_epoch", "warmup_epochs",
-                     "warmup_lr", "decay_rate", "decay_epochs", "random_erasing", "rmsprop_eps",
-                     "rmsprop_alpha", "lr_start_factor"):
+        for name in (
+            "lr",
+            "momentum",
+            "weight_decay",
+            "label_smoothing",
+            "lr_peak_epoch",
+            "warmup_epochs",
+            "warmup_lr",
+            "decay_rate",
+            "decay_epochs",
+            "random_erasing",
+            "rmsprop_eps",
+            "rmsprop_alpha",
+            "lr_start_factor",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise bad(name, "a non-negative number")
