@@ -153,9 +153,9 @@ class Augment:
     randaugment: str | None = None
 
 
-class ImageFolder(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
+class ImageFolder(torch.utils.data.Dataset[tuple[np.ndarray, int]]):
     """The images of one split. Indexed by keys ``(index, seed, resolution)`` from the samplers below;
-    returns ``((3, r, r) uint8 image, label)``."""
+    returns ``((r, r, 3) uint8 image, label)`` (batched to ``(N, 3, r, r)`` by :func:`collate`)."""
 
     def __init__(
         self,
@@ -190,13 +190,13 @@ class ImageFolder(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
             self._randaug = rand_augment(str(self.augment.randaugment), res, MEAN)
         return self._randaug
 
-    def __getitem__(self, key: Any) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: Any) -> tuple[np.ndarray, int]:
         index, seed, res = (int(k) for k in key)
         path, label = self.samples[index]
         a = self.augment
         rng = random.Random(seed)
         if self.backend == "torchvision" and not (a.train and a.randaugment):
-            return self._tv_item(path, rng, res), label
+            return self._tv_item(path, rng, res).permute(1, 2, 0).numpy(), label
         from PIL import Image
 
         with Image.open(path) as im:
@@ -215,8 +215,7 @@ class ImageFolder(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
                 img = self._rand_augment(res)(img)
             finally:
                 random.setstate(state)
-        arr = np.asarray(img, dtype=np.uint8)
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), label
+        return np.asarray(img, dtype=np.uint8), label
 
     def _tv_item(self, path: str, rng: random.Random, res: int) -> torch.Tensor:
         import warnings
@@ -301,16 +300,23 @@ class EvalBatches(torch.utils.data.Sampler[list[tuple[int, int, int]]]):
             yield [(i, 0, self.res) for i in self.idx[s : s + self.batch]]
 
 
+def collate(items: Sequence[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[((r, r, 3) uint8, label)]`` -> ``(N, 3, r, r)`` uint8 (contiguous), ``(N,)`` int64 labels."""
+    images = torch.from_numpy(np.stack([im for im, _ in items])).permute(0, 3, 1, 2).contiguous()
+    return images, torch.tensor([lab for _, lab in items], dtype=torch.int64)
+
+
 def loader(
     dataset: ImageFolder,
     batches: torch.utils.data.Sampler[list[tuple[int, int, int]]],
     workers: int = 0,
     pin_memory: bool = False,
-) -> torch.utils.data.DataLoader[tuple[torch.Tensor, int]]:
+) -> torch.utils.data.DataLoader[tuple[np.ndarray, int]]:
     """A DataLoader over ``batches``; its own generator, so creating it never draws from the global RNG."""
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=batches,
+        collate_fn=collate,
         num_workers=workers,
         pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(0),
