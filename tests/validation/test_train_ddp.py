@@ -87,3 +87,91 @@ def test_two_process_ddp_equals_one_process(fashion_folder: Path, tmp_path: Path
         assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-4)
         assert ra["val_loss"] == pytest.approx(rb["val_loss"], rel=1e-3)
         assert abs(ra["val_top1"] - rb["val_top1"]) <= 100 / 300 + 1e-9  # at most one image flips
+
+
+def _torchrun(data: Path, out: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "nasopt.validation.train.cli",
+        "--arch",
+        ARCH,
+        "data=folder",
+        f"data.root={data}",
+        "data.train_fraction=0.5",
+        f"out_dir={out}",
+        "device=cpu",
+        "deterministic=true",
+        "verbose=false",
+        "scheme.epochs=2",
+        "scheme.batch_size=10",
+        "scheme.checkpoint_every_steps=7",
+    ]
+    # its own session: the kill below reaches torchrun and both workers, as a node failure would
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _children(pid: int) -> list[int]:
+    """Child process ids of ``pid`` (Linux /proc)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out.extend(int(t) for t in (task / "children").read_text().split())
+    return out
+
+
+@pytest.mark.slow
+def test_two_process_sigkill_and_resume_is_bitwise_identical(fashion_folder: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from nasopt.validation.train import checkpoints as ckpt
+
+    ref = _torchrun(fashion_folder, tmp_path / "ref")
+    assert ref.wait(timeout=600) == 0, ref.communicate()[1][-3000:]
+    proc = _torchrun(fashion_folder, tmp_path / "killed")
+    deadline = time.monotonic() + 300
+    seen: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        dirs = list((tmp_path / "killed").glob("*/checkpoints"))
+        if dirs:
+            seen = sorted(set(ckpt.steps_of(dirs[0], 0)) & set(ckpt.steps_of(dirs[0], 1)))
+            if seen and seen[-1] >= 7:
+                break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    for pid in [*workers, proc.pid]:  # every process of the job, as a node failure would
+        os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    time.sleep(0.5)
+    assert not list((tmp_path / "killed").glob("*/result_*.json")), "killed too late"
+    assert seen[-1] % 50 != 0  # mid-epoch (50 steps per epoch)
+    again = _torchrun(fashion_folder, tmp_path / "killed")
+    assert again.wait(timeout=600) == 0, again.communicate()[1][-3000:]
+    (a_dir,) = (tmp_path / "ref").iterdir()
+    (b_dir,) = (tmp_path / "killed").iterdir()
+    a, b = _weights(a_dir), _weights(b_dir)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert read_log(a_dir) == [
+        {
+            **r,
+            "img_per_s": a_r["img_per_s"],
+            "epoch_time_s": a_r["epoch_time_s"],
+            "train_time_s": a_r["train_time_s"],
+        }
+        for r, a_r in zip(read_log(b_dir), read_log(a_dir), strict=True)
+    ]
