@@ -367,7 +367,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--arch", SMALL, "scheme=fast"], "scheme"),
+        (["--arch", SMALL, "scheme=fast"], "smoke, proxified, full"),
+        (["--arch", SMALL, "data=nfs"], "folder, imagenet"),
         (["--arch", SMALL, "scheme.epochz=2"], "epochz"),
         (["data.root=/nonexistent"], "--arch"),
         (["--arch", "e9k3l1+", "data=folder", "data.root=/nonexistent"], "architecture"),
@@ -397,3 +398,19 @@ def test_cli_trains_one_directory(fashion_folder: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = tmp_path.iterdir()
     assert len(read_records(run_dir).names) == 1 and "val top-1" in proc.stdout
+
+
+def test_checkpoint_of_another_world_size_is_refused(fashion_folder: Path, tmp_path: Path) -> None:
+    s = get_scheme("smoke", epochs=1)
+    r = train(SMALL, s, fashion_folder, tmp_path, device="cpu")
+    r.record_path.unlink()  # unfinished again
+    (last,) = ckpt.steps_of(r.run_dir / "checkpoints", 0)[-1:]
+    path = ckpt.path_for(r.run_dir / "checkpoints", last, 0)
+    state = ckpt.load(path)
+    ckpt.save({**state, "world": 2}, r.run_dir / "checkpoints", last, 0)
+    with pytest.raises(ckpt.CheckpointError, match="2 process") as info:
+        train(SMALL, s, fashion_folder, tmp_path, device="cpu")
+    assert "\n" not in str(info.value)
+    path.write_bytes(b"truncated")
+    with pytest.raises(ckpt.CheckpointError, match="unreadable"):
+        train(SMALL, s, fashion_folder, tmp_path, device="cpu")

@@ -45,6 +45,14 @@ def compose(overrides: Sequence[str]) -> Any:
         return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
 
 
+def _group_options() -> dict[str, list[str]]:
+    from nasopt.validation.train.schemes import SCHEMES
+
+    data = resources.files("nasopt.conf").joinpath("train", "data")
+    names = sorted(p.name[: -len(".yaml")] for p in data.iterdir() if p.name.endswith(".yaml"))
+    return {"scheme": list(SCHEMES), "data": names}
+
+
 def _one_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
@@ -66,7 +74,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = compose(args.overrides)
         plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
-        print(f"nasopt train: error: {_one_line(exc)}", file=sys.stderr)
+        msg = _one_line(exc)
+        for group, options in _group_options().items():
+            if f"'{group}/" in msg:
+                msg += f"; {group}= one of {', '.join(options)}"
+        if "Could not override" in msg:
+            msg = msg.rstrip(".") + (
+                "; settings are scheme.<TrainScheme field> and data.<root|train_fraction|workers|backend|val_batch>"
+            )
+        print(f"nasopt train: error: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT
     arch = args.arch if args.arch is not None else plain.get("arch")
     if arch is None:

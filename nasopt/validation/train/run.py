@@ -349,10 +349,22 @@ def _train(
     train_time = 0.0
     epoch_time = 0.0
     ck_dir = run_dir / CHECKPOINT_DIR
-    common = set.intersection(*(set(ckpt.steps_of(ck_dir, r)) for r in range(d.world)))
-    start = D.all_min(max(common) if common else -1, d)
+    # each rank reads only its own files (nodes need not share a filesystem): the newest step every rank
+    # has is the smallest of their newest (each keeps two, and all write at the same steps)
+    own = ckpt.steps_of(ck_dir, d.rank)
+    start = D.all_min(own[-1] if own else -1, d)
+    if start >= 0 and D.all_min(int(start in own), d) == 0:
+        raise ckpt.CheckpointError(
+            f"{ck_dir}: the ranks' checkpoints have no step in common (newest of all: {start}); resume with "
+            f"the same number of processes, or pass overwrite=True"
+        )
     if start >= 0:
         state = ckpt.load(ckpt.path_for(ck_dir, start, d.rank), dev)
+        if state["world"] != d.world or state["run_id"] != rid:
+            raise ckpt.CheckpointError(
+                f"{ck_dir}: checkpoint of {state['world']} process(es) of run {state['run_id']}, not of this "
+                f"run with {d.world}; resume with the same number of processes, or pass overwrite=True"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if state["scaler"]:
