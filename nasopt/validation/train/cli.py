@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 msg += f"; {group}= one of {', '.join(options)}"
         if "Could not override" in msg:
             msg = msg.rstrip(".") + (
-                "; settings are scheme.<TrainScheme field> and data.<root|train_fraction|workers|backend|val_batch>"
+                "; settings are scheme.<TrainScheme field> and "
+                "data.<root|train_fraction|workers|backend|val_batch>"
             )
         print(f"nasopt train: error: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT
