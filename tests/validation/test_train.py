@@ -385,6 +385,7 @@ def test_cli_bad_input_is_one_line_exit_2(
     assert len(lines) == 1 and words in lines[0], lines
 
 
+@pytest.mark.slow
 def test_cli_trains_one_directory(fashion_folder: Path, tmp_path: Path) -> None:
     proc = _cli(
         "--arch",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -18,13 +18,18 @@ AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 @dataclass
 class Meter:
-    """Sums over the images of one epoch (or evaluation): loss x images, top-1/top-5 hits, images, steps."""
+    """Sums over the images of one epoch (or evaluation): loss x images, top-1/top-5 hits, images, steps.
+
+    Batches are summed on their device (no host synchronisation per step); reading a sum (``to_dict``,
+    ``as_tensor``, the properties) moves the device sums into the float fields first.
+    """
 
     loss_sum: float = 0.0
     correct1: float = 0.0
     correct5: float = 0.0
     n: float = 0.0
     steps: int = 0
+    _pending: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         """Add one batch: mean ``loss`` of ``(B, C)`` ``logits`` against ``(B,)`` labels."""
@@ -32,14 +37,25 @@ class Meter:
         k = min(5, logits.shape[1])
         top = logits.detach().topk(k, dim=1).indices  # (B, k)
         hits = top.eq(y.view(-1, 1))
-        self.loss_sum += float(loss.detach().float().item()) * b
-        self.correct1 += float(hits[:, 0].sum().item())
-        self.correct5 += float(hits.any(dim=1).sum().item())
+        batch = torch.stack(
+            [loss.detach().double() * b, hits[:, 0].sum().double(), hits.any(dim=1).sum().double()]
+        )
+        self._pending = batch if self._pending is None else self._pending + batch
         self.n += b
         self.steps += 1
 
+    def flush(self) -> None:
+        """Move the device sums into the float fields."""
+        if self._pending is not None:
+            loss, c1, c5 = self._pending.tolist()
+            self.loss_sum += loss
+            self.correct1 += c1
+            self.correct5 += c5
+            self._pending = None
+
     def as_tensor(self) -> torch.Tensor:
         """``(5,)`` float64, for summing across ranks."""
+        self.flush()
         return torch.tensor(
             [self.loss_sum, self.correct1, self.correct5, self.n, self.steps], dtype=torch.float64
         )
@@ -50,19 +66,23 @@ class Meter:
         return cls(v[0], v[1], v[2], v[3], int(v[4]))
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        self.flush()
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
     @property
     def loss(self) -> float:
+        self.flush()
         return self.loss_sum / self.n if self.n else float("nan")
 
     @property
     def top1(self) -> float:
         """Percent, from the summed counts."""
+        self.flush()
         return 100.0 * self.correct1 / self.n if self.n else float("nan")
 
     @property
     def top5(self) -> float:
+        self.flush()
         return 100.0 * self.correct5 / self.n if self.n else float("nan")
 
 

@@ -441,7 +441,8 @@ def _train(
                 train_time += now - t0
                 epoch_time += now - t0
                 t0 = now
-                halt = stop_now()
+                # a signal is looked at every step on one process, every 10 steps across ranks (all agree)
+                halt = stop_now() if not d.distributed or global_step % 10 == 0 else False
                 if (global_step % s.checkpoint_every_steps == 0 and step < steps_per_epoch) or halt:
                     checkpoint()
                 return halt
