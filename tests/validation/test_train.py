@@ -369,6 +369,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (["--arch", SMALL, "scheme=fast"], "smoke, proxified, full"),
         (["--arch", SMALL, "data=nfs"], "folder, imagenet"),
+        (["--arch", SMALL, "threads=0"], "threads"),
         (["--arch", SMALL, "scheme.epochz=2"], "epochz"),
         (["data.root=/nonexistent"], "--arch"),
         (["--arch", "e9k3l1+", "data=folder", "data.root=/nonexistent"], "architecture"),
@@ -395,6 +396,7 @@ def test_cli_trains_one_directory(fashion_folder: Path, tmp_path: Path) -> None:
         "scheme.epochs=1",
         f"out_dir={tmp_path}",
         "device=cpu",
+        "threads=1",
     )
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = tmp_path.iterdir()

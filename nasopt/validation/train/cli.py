@@ -92,6 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    threads = plain.get("threads")
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            print(
+                f"nasopt train: error: threads must be a positive integer or null, got {threads!r}",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        import torch
+
+        torch.set_num_threads(threads)
     from nasopt.validation.train.run import TrainingStopped, train
     from nasopt.validation.train.schemes import SCHEMES, TrainScheme
 
