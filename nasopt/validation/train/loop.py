@@ -143,7 +143,7 @@ def train_one_epoch(
             loss.backward()
             optimizer.step()
         if ema is not None:
-            ema.update(model)
+            ema.update(getattr(model, "module", model))  # the network itself, not its DDP wrapper
         meter.add(loss, logits.float(), y)
         step += 1
         if after_step is not None and after_step(step, meter):
