@@ -18,6 +18,7 @@ commands:
   fronts   compute reference Pareto fronts for the named problems
   model    build and export a network: nasopt model info|export --arch ...
   measure  measure networks on a device: nasopt measure --arch ... --backend cpu|cuda|...
+  train    train a network: nasopt train --arch ... scheme=smoke|proxified|full data.root=...
   validate from search runs to measured candidates and a predicted-vs-measured report
   proxy    training proxies: nasopt proxy analyze --reference R --proxy P (or --upstream)
 """
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         from nasopt.validation.cli import measure_main
 
         return measure_main(rest)
+    if command == "train":
+        from nasopt.validation.train.cli import main as train_main
+
+        return train_main(rest)
     if command == "validate":
         from nasopt.validation.cli import validate_main
 
