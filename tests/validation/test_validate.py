@@ -312,3 +312,41 @@ def test_run_dir_of_another_problem_is_refused(
     )
     assert code == 2 and "validate one problem at a time" in capsys.readouterr().err
     assert not (tmp_path / "v").exists()
+
+
+def test_validate_trains_and_measures_candidates(
+    runs: Path, tmp_path: Path, fashion_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Training jobs (the smoke scheme on a real image folder) and measurement jobs in one plan: the trained
+    accuracy is compared with the predicted one by ranking only (another dataset than ImageNet)."""
+    out = tmp_path / "v"
+    args = [
+        "validate",
+        str(runs / "rs0"),
+        "--out",
+        str(out),
+        "--n",
+        "2",
+        "--references",
+        "",
+        "--measure",
+        FAKE,
+        "--measure-opt",
+        "resolution=32",
+        "--train",
+        "smoke",
+        "--train-opt",
+        f"data={fashion_folder}",
+        "--train-opt",
+        "epochs=1",
+        "--train-opt",
+        "threads=1",
+        "--no-figures",
+    ]
+    assert nasopt_main(args) == 0, capsys.readouterr().err
+    assert "4 done, 0 failed" in capsys.readouterr().out
+    agree = pd.read_csv(out / "report" / "agreement.csv")
+    acc = agree[agree["measured"] == "accuracy"].iloc[0]
+    assert acc["predicted"] == "accuracy" and not acc["absolute"] and acc["n"] == 2
+    ds = read_records(out / "records")
+    assert np.isfinite(ds.labels["accuracy"]).all() and (ds.labels["accuracy"] > 0).all()
