@@ -22,8 +22,9 @@ parallel through Hydra's joblib launcher (``hydra.launcher.n_jobs``, default 2).
 the failures. Re-running a sweep with the same ``hydra.sweep.dir`` skips finished runs and resumes
 unfinished ones. A sweep's workers end with its main process, even after ``kill -9``
 (:mod:`experiments.sweep_guard`); a job finding its run directory held by such a leftover worker (or by
-another job of its sweep) waits for it, one held by another live command is skipped, not failed. A run directory holding an earlier run that cannot be resumed (its checkpoint is missing,
-or it is another run) is refused in one line; ``overwrite=true`` deletes its results and starts afresh. The
+another job of its sweep) waits for it, one held by another live command is skipped, not failed.
+A run directory holding an earlier run that cannot be resumed (its checkpoint is missing, or it is another
+run) is refused in one line; ``overwrite=true`` deletes its results and starts afresh. The
 run directory's lock is taken before anything is written there (Hydra's ``.hydra/`` files are written by
 the task, ``hydra.output_subdir=null``), so a process refused by the lock changes nothing.
 Bad overrides (unknown optimizer or problem, unknown target, impossible constraint, misspelt key, wrong
