@@ -132,7 +132,8 @@ def how_to_supply() -> str:
     """Instructions for supplying the data by hand (used in error messages)."""
     return (
         f"supply the data by hand: set {ENV_DATASET}=/path/to/{ARCHIVE_NAME} (or a directory holding it, "
-        f"or a directory of result_N.json records), or pass --dataset PATH, or place {ARCHIVE_NAME} "
+        f"or a directory of result_N.json records), or pass --dataset PATH (nasopt search: "
+        f"benchmark.params.dataset=PATH), or place {ARCHIVE_NAME} "
         f"(from {ARCHIVE.url}) in the cache directory {cache_dir()}"
     )
 

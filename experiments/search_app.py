@@ -39,7 +39,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,10 +59,13 @@ from nasopt.rundir import (
     Run,
     RunDirBusyError,
     RunDirError,
+    RunDirWriteError,
     existing_results,
     lock_holder,
     locked,
+    writing,
 )
+from nasopt.runner import Runner
 
 #: exit status of a job or a command: a bad config (a NasoptError), a failed sweep job, a stop by signal
 EXIT_BAD_CONFIG = 2
@@ -84,6 +87,8 @@ def one_line(exc: BaseException) -> str:
 
     msg = first(exc)
     cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.strerror and cause.strerror in msg:
+        cause = None  # (a RunDirWriteError already says it, with the file)
     if cause is not None:
         extra = first(cause)
         if extra not in msg:
@@ -165,7 +170,8 @@ def task(cfg: DictConfig) -> int:
     if sweep is not None and sweep != os.getpid():
         sweep_guard.start_watchdog(sweep)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        with writing(run_dir):
+            run_dir.mkdir(parents=True, exist_ok=True)
         with locked(
             run_dir,
             owner=None if sweep is None else {"sweep_pid": sweep},
@@ -175,14 +181,22 @@ def task(cfg: DictConfig) -> int:
             # it (resumed, reported or overwrote), never when it was refused
             early = not existing_results(run_dir)
             if early:
-                _save_hydra_files(run_dir, cfg)
+                with writing(run_dir):
+                    _save_hydra_files(run_dir, cfg)
             (run_dir / ERROR_FILE).unlink(missing_ok=True)
             code, accepted = _task(cfg, run_dir, multirun)
             if accepted and not early:
-                _save_hydra_files(run_dir, cfg)
+                with writing(run_dir):
+                    _save_hydra_files(run_dir, cfg)
             if code == 0:
                 (run_dir / ERROR_FILE).unlink(missing_ok=True)
+                if not multirun:
+                    print(f"nasopt search: done; results in {run_dir}", flush=True)
             return code
+    except RunDirWriteError as exc:  # a full disk or a read-only directory before or after the run itself
+        _write_error(run_dir, one_line(exc) + "\n")
+        print(f"nasopt search: error{where}: {one_line(exc)}", file=sys.stderr, flush=True)
+        return EXIT_BAD_CONFIG
     except RunDirBusyError as exc:
         kind = sweep_guard.holder_kind(exc.holder, sweep)
         if multirun and kind != "orphan":  # another live command runs it: not a failure of this run
@@ -239,13 +253,32 @@ class _SweepWait:
         return True
 
 
+def _announce(run_dir: Path) -> Callable[[Runner], None]:
+    """The runner's ``on_start`` of a single run: one line on stdout naming the run directory and how it
+    starts (``resumed from evaluation 120 of 300``); the run's end names it again."""
+
+    def on_start(runner: Runner) -> None:
+        n, budget = runner.resumed_from, runner.budget
+        of = f" of {budget.max_evals}" if budget.max_evals is not None else ""
+        if budget.max_sim_time_s is not None and n:
+            of += f" (simulated time {runner.counters.sim_time_s:,.0f} of {budget.max_sim_time_s:,.0f} s)"
+        what = {
+            "resumed": f"resumed from evaluation {n}{of}",
+            "from_trials": f"continues from its {n} trials{of} with a fresh optimizer (from_trials)",
+            "finished": f"finished earlier ({n} evaluations); reporting it",
+        }.get(str(runner.start), "new run")
+        print(f"nasopt search: run directory {run_dir}: {what}", flush=True)
+
+    return on_start
+
+
 def _task(cfg: DictConfig, run_dir: Path, multirun: bool) -> tuple[int, bool]:
     """Run the job; its exit status and whether the run directory accepted it (not a RunDirError)."""
     where = f" [{run_dir}]" if multirun else ""
     try:
         spec = build_run_spec(cfg)
         _limit_torch_threads(spec.torch_threads)
-        result = run_spec(spec, run_dir)
+        result = run_spec(spec, run_dir, **({} if multirun else {"on_start": _announce(run_dir)}))
     except NasoptError as exc:
         msg = one_line(exc)
         refused = isinstance(exc, RunDirError)

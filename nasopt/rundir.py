@@ -214,7 +214,8 @@ def locked(
     except ImportError:  # pragma: no cover - non-POSIX
         yield
         return
-    fh = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the context's lifetime
+    with writing(Path(run_dir)):  # a read-only directory, a full disk: one line
+        fh = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the context's lifetime
     try:
         while True:
             try:
@@ -256,7 +257,11 @@ def lock_holder(run_dir: Path) -> dict[str, Any] | None:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
         return None
-    with open(path, "a+") as fh:
+    try:
+        fh = open(path, "a+")  # noqa: SIM115 - closed below
+    except OSError:  # e.g. a read-only copy of a sweep: nobody can be running it from here
+        return None
+    with fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
