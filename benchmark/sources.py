@@ -23,6 +23,7 @@ import os
 import tempfile
 import urllib.request
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,19 @@ def _explicit(path: str | os.PathLike[str], what: str) -> Path:
             f"point it at the archive or at the directory of records"
         )
     return found
+
+
+def check_dataset_setting(params: Mapping[str, Any]) -> None:
+    """Raise :class:`DatasetNotFoundError` when the data a setting names is not there: the ``dataset`` of
+    ``params`` (the surrogate's parameters), else ``$NASOPT_DATASET``. Looks only at the file system (no
+    reading, no download): a command checks it before it creates any run directory."""
+    path = params.get("dataset")
+    if path is not None and str(path) != "":
+        _explicit(path, "dataset path")
+        return
+    env = os.environ.get(ENV_DATASET)
+    if env:
+        _explicit(env, f"${ENV_DATASET}")
 
 
 def resolve_dataset(path: str | os.PathLike[str] | None = None, download: bool = True) -> Path:

@@ -60,6 +60,11 @@ def test_missing_data_is_one_line(
     assert "NASOPT_DATASET" in line and "nowhere' does not exist" in line and "point it at" in line
     assert _search_surrogate(tmp_path, f"benchmark.params.dataset={tmp_path / 'gone'}") == 2
     assert "gone' does not exist" in _error_line(capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()  # checked before anything runs: no run directory
+    # a sweep too: one line and exit 2 before any job, not one failed job per run
+    assert main(["-m", "seed=0,1", "budget.max_evals=10", f"hydra.sweep.dir={tmp_path / 'sweep'}"]) == 2
+    assert "nowhere' does not exist" in _error_line(capsys.readouterr().err)
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_no_network_is_one_line(
