@@ -168,7 +168,7 @@ def task(cfg: DictConfig) -> int:
     where = f" [{run_dir}]" if multirun else ""
     sweep = sweep_guard.sweep_pid() if multirun else None
     if sweep is not None and sweep != os.getpid():
-        sweep_guard.start_watchdog(sweep)
+        sweep_guard.guard_job(sweep)  # (ends this worker at once if its sweep is gone already)
     try:
         with writing(run_dir):
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -472,17 +472,19 @@ def _argv(args: Sequence[str]) -> Iterator[None]:
 
 @contextmanager
 def _sweep_env() -> Iterator[None]:
-    """Name this process as the sweep's main process for the duration (:data:`sweep_guard.SWEEP_PID_ENV`,
+    """Name this process as the sweep's main process for the duration (:func:`sweep_guard.sweep_env`,
     inherited by the joblib workers): their watchdog and the run directories' lock records use it."""
-    saved = os.environ.get(sweep_guard.SWEEP_PID_ENV)
-    os.environ[sweep_guard.SWEEP_PID_ENV] = str(os.getpid())
+    names = sweep_guard.sweep_env(os.getpid())
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update(names)
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop(sweep_guard.SWEEP_PID_ENV, None)
-        else:
-            os.environ[sweep_guard.SWEEP_PID_ENV] = saved
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _exit_code(exc: SystemExit) -> int:

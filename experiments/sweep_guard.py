@@ -1,15 +1,16 @@
 """A sweep's workers die with it, and a re-run waits for a killed sweep's leftovers instead of failing.
 
 Hydra's joblib launcher runs sweep jobs in loky worker processes, children of the sweep's main process. A
-worker busy with a job never notices that the main process was killed (``kill -9``): it would run its job to
-the end (minutes) and then hang on the result pipe. So every job started in a worker starts a
-:func:`start_watchdog` thread (once per process) that polls the worker's parent: once it is gone (the worker
-was re-parented), the watchdog sends the worker SIGTERM -- the runner stops after the current batch with a
-checkpoint -- and ends the process once its run has let go of the run directory, or after :data:`GRACE_S`
-seconds whatever it is doing (safe: every file of
-a run directory is written atomically, a run resumes after SIGKILL). ``prctl(PR_SET_PDEATHSIG)`` is not
-used: it fires when the parent *thread* that forked the worker ends, and loky may start workers from a
-helper thread.
+worker busy with a job never notices that the main process was killed (``kill -9``): it would run its job
+to the end (minutes), take up jobs still queued in its pipe, and then hang on the result pipe. So every job
+started in a worker calls :func:`guard_job`: it starts the process's watchdog thread (once) that polls the
+worker's parent; once the parent is gone (the worker was re-parented), the watchdog sends the worker
+SIGTERM -- the runner stops after the current batch with a checkpoint -- and ends the process once its run
+has let go of the run directory, or after :data:`GRACE_S` seconds whatever it is doing (safe: every file of
+a run directory is written atomically, a run resumes after SIGKILL). A job that starts after the sweep died
+(a slow worker start, a queued job) ends its worker before it touches anything. ``prctl(PR_SET_PDEATHSIG)``
+is not used: it fires when the parent *thread* that forked the worker ends, and loky may start workers
+from a helper thread; it also could not stop a run cleanly.
 
 The app names the sweep's main process in the run directory's lock record (``sweep_pid``, see
 :func:`nasopt.rundir.locked`), so a job that finds its run directory locked can tell (:func:`holder_kind`)
@@ -21,16 +22,19 @@ of one sweep share a directory: waited for), and a process of another live comma
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
+import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-#: environment variable naming the sweep's main process (set by :func:`experiments.search_app.main` for
-#: ``-m``; inherited by the loky workers it starts)
+#: environment variables naming the sweep's main process and its host (set by
+#: :func:`experiments.search_app.main`; inherited by the loky workers it starts)
 SWEEP_PID_ENV = "NASOPT_SWEEP_PID"
+SWEEP_HOST_ENV = "NASOPT_SWEEP_HOST"
 #: seconds between two looks at the parent process
 POLL_S = 0.25
 #: seconds a worker whose sweep died gets to checkpoint after SIGTERM before it ends itself
@@ -40,7 +44,9 @@ ORPHAN_WAIT_S = 60.0
 #: exit status of a worker ended by its watchdog (as a stop by signal)
 EXIT_ORPHANED = 130
 
-_started: list[int] = []
+#: this process's watchdog: the sweep it watches (None: none started) and whether that sweep is gone
+_watching: list[int] = []
+_gone = threading.Event()
 _lock = threading.Lock()
 
 
@@ -48,6 +54,15 @@ def sweep_pid() -> int | None:
     """The sweep's main process, from :data:`SWEEP_PID_ENV` (None outside a sweep)."""
     value = os.environ.get(SWEEP_PID_ENV, "")
     return int(value) if value.isdigit() else None
+
+
+def sweep_env(pid: int) -> dict[str, str]:
+    """The environment variables that name ``pid`` (this host's process) as the sweep's main process."""
+    return {SWEEP_PID_ENV: str(pid), SWEEP_HOST_ENV: socket.gethostname()}
+
+
+def _same_host() -> bool:
+    return os.environ.get(SWEEP_HOST_ENV) == socket.gethostname()
 
 
 def parent_of(pid: int) -> int | None:
@@ -78,29 +93,45 @@ def is_alive(pid: int) -> bool:
     return True
 
 
-def start_watchdog(parent: int, poll_s: float = POLL_S, grace_s: float = GRACE_S) -> bool:
-    """End this process when ``parent`` is no longer its parent (see the module docstring); once per process.
+def guard_job(sweep: int, poll_s: float = POLL_S, grace_s: float = GRACE_S) -> None:
+    """Called by every job of a sweep that runs outside the sweep's main process ``sweep``: starts this
+    process's watchdog (once), and ends the process at once when the sweep is gone already -- a worker
+    that takes up a queued job after its sweep was killed (or after its watchdog fired) runs nothing.
 
-    Returns whether a watchdog was started now (False: one runs already, or ``parent`` is not this
-    process's parent, e.g. the job runs in the sweep's main process itself with ``n_jobs=1``).
+    The watchdog follows the parent process when it is ``sweep`` (loky workers), else the liveness of
+    ``sweep`` when it runs on this host; a job on another host (a cluster launcher) gets none.
     """
     with _lock:
-        if _started or os.getppid() != parent:
-            return False
-        _started.append(parent)
-    watchdog = threading.Thread(target=_watch, args=(parent, poll_s, grace_s), name="nasopt-watchdog")
+        if _gone.is_set() or (os.getppid() != sweep and _same_host() and not is_alive(sweep)):
+            _gone.set()
+            _note(f"the sweep's main process {sweep} is gone; worker {os.getpid()} runs no more jobs")
+            os._exit(EXIT_ORPHANED)
+        if _watching:
+            return
+        if os.getppid() == sweep:
+            alive = functools.partial(lambda p: os.getppid() == p, sweep)
+        elif _same_host():
+            alive = functools.partial(is_alive, sweep)
+        else:
+            return
+        _watching.append(sweep)
+    watchdog = threading.Thread(target=_watch, args=(sweep, alive, poll_s, grace_s), name="nasopt-watchdog")
     watchdog.daemon = True
     watchdog.start()
-    return True
 
 
-def _watch(parent: int, poll_s: float, grace_s: float) -> None:
-    while os.getppid() == parent:
-        time.sleep(poll_s)
+def _note(text: str) -> None:
     with contextlib.suppress(OSError):
-        me = os.getpid()
-        note = f"nasopt search: the sweep's main process {parent} is gone; stopping worker {me}\n"
-        os.write(2, note.encode())
+        os.write(2, f"nasopt search: {text}\n".encode())
+
+
+def _watch(sweep: int, alive: Callable[[], bool], poll_s: float, grace_s: float) -> None:
+    while alive():
+        time.sleep(poll_s)
+    _gone.set()
+    me = os.getpid()
+    _note(f"the sweep's main process {sweep} is gone; stopping worker {me}")
+    with contextlib.suppress(OSError):
         os.kill(me, signal.SIGTERM)  # the runner checkpoints and stops after this batch
     from nasopt.rundir import holding_locks
 
@@ -137,10 +168,12 @@ __all__ = [
     "GRACE_S",
     "ORPHAN_WAIT_S",
     "POLL_S",
+    "SWEEP_HOST_ENV",
     "SWEEP_PID_ENV",
+    "guard_job",
     "holder_kind",
     "is_alive",
     "parent_of",
-    "start_watchdog",
+    "sweep_env",
     "sweep_pid",
 ]

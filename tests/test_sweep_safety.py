@@ -15,7 +15,7 @@ import pytest
 
 import nasopt
 from benchmark.synthetic import SyntheticBenchmark
-from experiments.sweep_guard import holder_kind, is_alive
+from experiments.sweep_guard import holder_kind, is_alive, sweep_env
 from nasopt.rundir import RunDirBusyError, lock_holder, locked, read_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -204,3 +204,42 @@ def test_a_run_another_live_command_runs_is_skipped_not_failed(tmp_path: Path, e
     assert "1 run(s) of the sweep are still running in other processes" in done.stderr
     assert not list(sweep.rglob("error.txt"))
     assert read_run(_run_dir(sweep, 1)).finished and not (_run_dir(sweep, 0) / "trials.parquet").exists()
+
+
+def _guarded_job(sweep: int) -> subprocess.Popen[str]:
+    """A process that runs a sweep job's guard for ``sweep`` (this host) and then works for a minute."""
+    code = (
+        "import sys, time; from experiments.sweep_guard import guard_job\n"
+        "guard_job(int(sys.argv[1])); print('running', flush=True); time.sleep(60); print('ran')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env.update(sweep_env(sweep))
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(sweep)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def test_a_job_that_starts_after_its_sweep_died_runs_nothing() -> None:
+    # (a worker still starting up, or taking up a queued job, when the sweep was killed)
+    dead = _dead_pid()
+    out, err = _guarded_job(dead).communicate(timeout=60)
+    assert "running" not in out and f"the sweep's main process {dead} is gone" in err
+
+
+def test_the_watchdog_follows_a_sweep_that_is_not_the_parent() -> None:
+    sweep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    job = _guarded_job(sweep.pid)
+    try:
+        assert job.stdout is not None and job.stdout.readline().strip() == "running"
+        os.kill(sweep.pid, signal.SIGKILL)
+        sweep.wait()
+        _out, err = job.communicate(timeout=15)  # within POLL_S, not after its minute of work
+    finally:
+        sweep.kill()
+        job.kill()
+    assert job.returncode in (-signal.SIGTERM, 130) and "ran" not in _out
+    assert f"the sweep's main process {sweep.pid} is gone; stopping worker {job.pid}" in err
