@@ -202,9 +202,8 @@ def _read_archive(path: Path) -> tuple[list[tuple[str, str, bytes]], str]:
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise DatasetError(
             f"{path}: cannot read the archive ({type(exc).__name__}: {' '.join(str(exc).split())}); it is "
-            f"truncated, corrupt or "
-            f"not a .tar.gz file. Delete it and re-download it (nasopt downloads it into its cache when no "
-            f"data is found), or point NASOPT_DATASET at a good copy"
+            f"truncated, corrupt or not a .tar.gz file. Delete it and re-download it (nasopt downloads it "
+            f"into its cache when no data is found), or point NASOPT_DATASET at a good copy"
         ) from exc
     return out, sha
 
