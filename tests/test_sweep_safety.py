@@ -58,7 +58,7 @@ def _sweep_args(sweep: Path, *extra: str) -> list[str]:
         "benchmark=synthetic",
         "optimizer=re",
         f"budget.max_evals={BUDGET}",
-        "checkpoint.every_evals=1",
+        "checkpoint.every_evals=5",
         "print_summary=false",
         f"hydra.sweep.dir={sweep}",
         *extra,
@@ -167,6 +167,7 @@ def test_a_sweep_waits_for_a_worker_of_a_killed_sweep(tmp_path: Path, env: dict[
     assert read_run(d).finished
 
 
+@pytest.mark.slow
 def test_a_sweep_waits_for_its_own_worker_sharing_a_directory(tmp_path: Path, env: dict[str, str]) -> None:
     sweep = tmp_path / "sweep"
     # two jobs differing only in how they print map to one run directory: the second waits, then reports
@@ -183,6 +184,7 @@ def test_a_sweep_waits_for_its_own_worker_sharing_a_directory(tmp_path: Path, en
     pd.testing.assert_frame_equal(read_run(_run_dir(sweep, 0)).comparable_trials(), _reference(0))
 
 
+@pytest.mark.slow
 def test_a_run_another_live_command_runs_is_skipped_not_failed(tmp_path: Path, env: dict[str, str]) -> None:
     sweep = tmp_path / "sweep"
     single = _holder(_run_dir(sweep, 0), {})  # e.g. a single run with hydra.run.dir=<that directory>
