@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pathlib
 import urllib.error
@@ -11,14 +12,19 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import experiments.run_spec as run_spec_module
+from benchmark import space
+from benchmark.oracle import load_benchmark
+from benchmark.surrogate import SurrogateModel
 from benchmark.synthetic import SyntheticBenchmark
 from experiments.search_app import main
 from nasopt.rundir import read_run
 from nasopt.runner import Runner, search
+from tests.test_surrogate import FAST, synthetic_records
 
 PREFIX = "nasopt search: error:"
 
@@ -156,8 +162,6 @@ def test_full_disk_during_the_run_is_one_line_and_leaves_no_temporary_files(
 ) -> None:
     import shutil
 
-    import numpy as np
-
     calls = {"n": 0}
 
     def disk_full_from_the_third(target: Any) -> None:
@@ -260,3 +264,27 @@ def test_no_empty_search_log(tmp_path: Path) -> None:
     d = tmp_path / "run"
     assert main(_cli(d)) == 0
     assert not (d / "search.log").exists()  # nasopt logs nothing through Python logging: no empty file
+
+
+def test_full_disk_while_caching_the_surrogate_keeps_the_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data" / "anb_dataset_jsons"
+    data.mkdir(parents=True)
+    for name, rec in synthetic_records(200, seed=1).items():
+        (data / name).write_text(json.dumps(rec))
+    real_save = SurrogateModel.save
+
+    def save_then_full(self: SurrogateModel, directory: Path) -> None:
+        real_save(self, directory)
+        raise _enospc(directory / "tables.npz")
+
+    monkeypatch.setattr(SurrogateModel, "save", save_then_full)
+    cache = tmp_path / "cache"
+    cfg: dict[str, Any] = {**FAST, "n_members": 2, "targets": ("accuracy", "throughput_a100")}
+    bench = load_benchmark(data.parent, cache_dir=cache, **cfg)
+    err = capsys.readouterr().err
+    assert "could not cache the fitted surrogate" in err and "No space left on device" in err
+    assert bench.cache_path is None and list(cache.iterdir()) == []  # no temporary entry left
+    pred = bench.query(space.sample(5, np.random.default_rng(0)), ["accuracy"])["accuracy"]
+    assert pred.mean.shape == (5,) and np.isfinite(pred.mean).all()
