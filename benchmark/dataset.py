@@ -187,6 +187,8 @@ def _read_archive(path: Path) -> tuple[list[tuple[str, str, bytes]], str]:
     sha = hashlib.sha256(data).hexdigest()
     out: list[tuple[str, str, bytes]] = []
     try:
+        if not data:  # (tarfile would list why each of its four formats rejects it)
+            raise EOFError("the file is empty, 0 bytes")
         raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
             for member in tar:

@@ -117,6 +117,8 @@ def test_truncated_archive_is_one_line_with_the_fix(
     # the whole message on the line, the fix included (tarfile's own message spans several lines)
     assert f"{archive}: cannot read the archive" in line and "truncated, corrupt" in line
     assert "point NASOPT_DATASET at a good copy" in line
+    if cut == "empty":
+        assert "the file is empty, 0 bytes" in line
 
 
 # --------------------------------------------------------------------------------------------------
