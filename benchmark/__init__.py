@@ -35,9 +35,20 @@ def benchmark_factory(name: str) -> Callable[..., Any]:
     return factory
 
 
+#: registry name -> "module:callable" that checks the files its parameters name (``f(params)``; raises a
+#: one-line :class:`~benchmark.errors.NasoptError`), cheaply, before anything runs
+BENCHMARK_CHECKS: dict[str, str] = {
+    "surrogate": "benchmark.sources:check_dataset_setting",
+}
+
+
 def check_benchmark_params(name: str, params: dict[str, Any]) -> None:
-    """Raise a one-line :class:`ConfigurationError` for an unknown name or parameter, building nothing."""
+    """Raise a one-line :class:`ConfigurationError` for an unknown name or parameter, and the benchmark's
+    own error for a file its parameters (or environment) name that is not there, building nothing."""
     check_keywords(f"benchmark {name!r}", benchmark_factory(name), params)
+    if name in BENCHMARK_CHECKS:
+        module, attr = BENCHMARK_CHECKS[name].split(":")
+        getattr(importlib.import_module(module), attr)(params)
 
 
 def make_benchmark(name: str = "surrogate", **params: Any) -> Any:
@@ -48,6 +59,7 @@ def make_benchmark(name: str = "surrogate", **params: Any) -> Any:
 
 __all__ = [
     "BENCHMARKS",
+    "BENCHMARK_CHECKS",
     "Benchmark",
     "SurrogateConfig",
     "UnknownBenchmarkError",

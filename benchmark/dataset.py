@@ -187,6 +187,8 @@ def _read_archive(path: Path) -> tuple[list[tuple[str, str, bytes]], str]:
     sha = hashlib.sha256(data).hexdigest()
     out: list[tuple[str, str, bytes]] = []
     try:
+        if not data:  # (tarfile would list why each of its four formats rejects it)
+            raise EOFError("the file is empty, 0 bytes")
         raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
             for member in tar:
@@ -201,9 +203,9 @@ def _read_archive(path: Path) -> tuple[list[tuple[str, str, bytes]], str]:
                 out.append((base, f"{path}:{member.name}", fh.read()))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise DatasetError(
-            f"{path}: cannot read the archive ({type(exc).__name__}: {exc}); it is truncated, corrupt or "
-            f"not a .tar.gz file. Delete it and re-download it (nasopt downloads it into its cache when no "
-            f"data is found), or point NASOPT_DATASET at a good copy"
+            f"{path}: cannot read the archive ({type(exc).__name__}: {' '.join(str(exc).split())}); it is "
+            f"truncated, corrupt or not a .tar.gz file. Delete it and re-download it (nasopt downloads it "
+            f"into its cache when no data is found), or point NASOPT_DATASET at a good copy"
         ) from exc
     return out, sha
 

@@ -333,7 +333,14 @@ def load_benchmark(
     say(f"fitted in {elapsed:.1f} s; caching at {path}")
     if excluded:
         model.meta["excluded"] = {**excluded, "source_dataset_sha256": data.sha256}
-    leftovers = _write_atomically(model, path)
+    try:
+        leftovers = _write_atomically(model, path)
+    except OSError as exc:  # a full disk, a read-only cache: the fit is in memory, only its cache is lost
+        _print(
+            f"could not cache the fitted surrogate in {path.parent} ({exc.strerror or exc}); using it "
+            f"uncached (it is fitted again next time): free space there, or set NASOPT_CACHE_DIR elsewhere"
+        )
+        return Benchmark(model, sha, None)
     if leftovers:
         say(f"removed {len(leftovers)} temporary folder(s) left in {root} by killed fits")
     return Benchmark(model, sha, path)

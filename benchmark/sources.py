@@ -23,6 +23,7 @@ import os
 import tempfile
 import urllib.request
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,8 @@ def how_to_supply() -> str:
     """Instructions for supplying the data by hand (used in error messages)."""
     return (
         f"supply the data by hand: set {ENV_DATASET}=/path/to/{ARCHIVE_NAME} (or a directory holding it, "
-        f"or a directory of result_N.json records), or pass --dataset PATH, or place {ARCHIVE_NAME} "
+        f"or a directory of result_N.json records), or pass --dataset PATH (nasopt search: "
+        f"benchmark.params.dataset=PATH), or place {ARCHIVE_NAME} "
         f"(from {ARCHIVE.url}) in the cache directory {cache_dir()}"
     )
 
@@ -198,6 +200,19 @@ def _explicit(path: str | os.PathLike[str], what: str) -> Path:
             f"point it at the archive or at the directory of records"
         )
     return found
+
+
+def check_dataset_setting(params: Mapping[str, Any]) -> None:
+    """Raise :class:`DatasetNotFoundError` when the data a setting names is not there: the ``dataset`` of
+    ``params`` (the surrogate's parameters), else ``$NASOPT_DATASET``. Looks only at the file system (no
+    reading, no download): a command checks it before it creates any run directory."""
+    path = params.get("dataset")
+    if path is not None and str(path) != "":
+        _explicit(path, "dataset path")
+        return
+    env = os.environ.get(ENV_DATASET)
+    if env:
+        _explicit(env, f"${ENV_DATASET}")
 
 
 def resolve_dataset(path: str | os.PathLike[str] | None = None, download: bool = True) -> Path:

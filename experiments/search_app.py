@@ -20,8 +20,11 @@ dir>/<problem>/<optimizer>/seed<k>``) in nasopt's run-directory format. Sweeps r
 parallel through Hydra's joblib launcher (``hydra.launcher.n_jobs``, default 2). A failing job writes
 ``error.txt`` into its directory and does not stop the others; the sweep then exits with status 1 and lists
 the failures. Re-running a sweep with the same ``hydra.sweep.dir`` skips finished runs and resumes
-unfinished ones. A run directory holding an earlier run that cannot be resumed (its checkpoint is missing,
-or it is another run) is refused in one line; ``overwrite=true`` deletes its results and starts afresh. The
+unfinished ones. A sweep's workers end with its main process, even after ``kill -9``
+(:mod:`experiments.sweep_guard`); a job finding its run directory held by such a leftover worker (or by
+another job of its sweep) waits for it, one held by another live command is skipped, not failed.
+A run directory holding an earlier run that cannot be resumed (its checkpoint is missing, or it is another
+run) is refused in one line; ``overwrite=true`` deletes its results and starts afresh. The
 run directory's lock is taken before anything is written there (Hydra's ``.hydra/`` files are written by
 the task, ``hydra.output_subdir=null``), so a process refused by the lock changes nothing.
 Bad overrides (unknown optimizer or problem, unknown target, impossible constraint, misspelt key, wrong
@@ -36,7 +39,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,9 +49,23 @@ from omegaconf import DictConfig
 
 from benchmark._io import atomic_write_text
 from benchmark.errors import ConfigurationError, NasoptError
+from experiments import sweep_guard
 from experiments.config_schema import CONFIG_MODULE, CONFIG_NAME, GROUPS, group_options, register_configs
 from experiments.run_spec import build_run_spec, run_spec
-from nasopt.rundir import ERROR_FILE, HYDRA_DIR, Run, RunDirBusyError, RunDirError, existing_results, locked
+from nasopt.rundir import (
+    ERROR_FILE,
+    HYDRA_DIR,
+    LOCK_FILE,
+    Run,
+    RunDirBusyError,
+    RunDirError,
+    RunDirWriteError,
+    existing_results,
+    lock_holder,
+    locked,
+    writing,
+)
+from nasopt.runner import Runner
 
 #: exit status of a job or a command: a bad config (a NasoptError), a failed sweep job, a stop by signal
 EXIT_BAD_CONFIG = 2
@@ -70,6 +87,8 @@ def one_line(exc: BaseException) -> str:
 
     msg = first(exc)
     cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.strerror and cause.strerror in msg:
+        cause = None  # (a RunDirWriteError already says it, with the file)
     if cause is not None:
         extra = first(cause)
         if extra not in msg:
@@ -131,9 +150,13 @@ def task(cfg: DictConfig) -> int:
     """One Hydra job: run (or resume, or report) the search in the job's output directory.
 
     The run directory's lock is taken before anything is written there; a stale ``error.txt`` goes when
-    the job starts and again when it ends well (a refused process may have written one meanwhile).
+    the job starts and again when it ends well (a refused process may have written one meanwhile). In a
+    sweep, a job in a worker process starts the watchdog that ends it with the sweep
+    (:mod:`experiments.sweep_guard`), and a run directory locked by a worker of a killed sweep or of this
+    sweep is waited for; one locked by another live command is skipped ("still running in process PID"),
+    not failed.
 
-    Returns the job's exit status: 0 done, 2 bad config or run directory (a one-line
+    Returns the job's exit status: 0 done (or skipped), 2 bad config or run directory (a one-line
     :class:`~benchmark.errors.NasoptError`), 1 failed (sweeps only; a single run re-raises), 130 stopped.
     """
     from hydra.core.hydra_config import HydraConfig
@@ -143,25 +166,110 @@ def task(cfg: DictConfig) -> int:
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     where = f" [{run_dir}]" if multirun else ""
+    sweep = sweep_guard.sweep_pid() if multirun else None
+    if sweep is not None and sweep != os.getpid():
+        sweep_guard.guard_job(sweep)  # (ends this worker at once if its sweep is gone already)
     try:
-        with locked(run_dir):
+        with writing(run_dir):
+            run_dir.mkdir(parents=True, exist_ok=True)
+        with locked(
+            run_dir,
+            owner=None if sweep is None else {"sweep_pid": sweep},
+            wait=_SweepWait(run_dir, sweep) if multirun else None,
+        ):
             # a directory holding an earlier run gets this invocation's .hydra/ only once the runner accepted
             # it (resumed, reported or overwrote), never when it was refused
             early = not existing_results(run_dir)
             if early:
-                _save_hydra_files(run_dir, cfg)
+                with writing(run_dir):
+                    _save_hydra_files(run_dir, cfg)
             (run_dir / ERROR_FILE).unlink(missing_ok=True)
             code, accepted = _task(cfg, run_dir, multirun)
             if accepted and not early:
-                _save_hydra_files(run_dir, cfg)
+                with writing(run_dir):
+                    _save_hydra_files(run_dir, cfg)
             if code == 0:
                 (run_dir / ERROR_FILE).unlink(missing_ok=True)
+                if not multirun:
+                    print(f"nasopt search: done; results in {run_dir}", flush=True)
             return code
-    except RunDirBusyError as exc:
-        if multirun:  # the sweep's failure list is made of error.txt files
-            _write_error(run_dir, one_line(exc) + "\n")
+    except RunDirWriteError as exc:  # a full disk or a read-only directory before or after the run itself
+        _write_error(run_dir, one_line(exc) + "\n")
         print(f"nasopt search: error{where}: {one_line(exc)}", file=sys.stderr, flush=True)
         return EXIT_BAD_CONFIG
+    except RunDirBusyError as exc:
+        kind = sweep_guard.holder_kind(exc.holder, sweep)
+        if multirun and kind != "orphan":  # another live command runs it: not a failure of this run
+            pid = "?" if exc.holder is None else exc.holder.get("pid")
+            print(
+                f"nasopt search: skipped{where}: still running in process {pid} (another nasopt command); "
+                "not failed: run the sweep again once that has ended",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 0
+        msg = one_line(exc)
+        if kind == "orphan" and exc.holder is not None:
+            msg = (
+                f"run directory {run_dir} is held by process {exc.holder['pid']}, a worker of a killed sweep "
+                f"(PID {exc.holder.get('sweep_pid')}) that did not stop within "
+                f"{sweep_guard.ORPHAN_WAIT_S:g} s; end it (kill {exc.holder['pid']}) and run the sweep again"
+            )
+        if multirun:  # the sweep's failure list is made of error.txt files
+            _write_error(run_dir, msg + "\n")
+        print(f"nasopt search: error{where}: {msg}", file=sys.stderr, flush=True)
+        return EXIT_BAD_CONFIG
+
+
+class _SweepWait:
+    """The lock's ``wait`` policy of a sweep job: wait for a worker of a killed sweep (at most
+    :data:`~experiments.sweep_guard.ORPHAN_WAIT_S` seconds) or of this sweep (until it is done); refuse
+    at once for anything else."""
+
+    def __init__(self, run_dir: Path, sweep: int | None) -> None:
+        self.run_dir, self.sweep = run_dir, sweep
+        self.deadline: float | None = None
+        self.said = False
+
+    def __call__(self, refusal: RunDirBusyError) -> bool:
+        kind = sweep_guard.holder_kind(refusal.holder, self.sweep)
+        if kind == "other":
+            return False
+        if kind == "orphan":
+            now = time.monotonic()
+            self.deadline = self.deadline or now + sweep_guard.ORPHAN_WAIT_S
+            if now > self.deadline:
+                return False
+        if not self.said:
+            assert refusal.holder is not None
+            whose = "a killed sweep" if kind == "orphan" else "this sweep"
+            print(
+                f"nasopt search: waiting [{self.run_dir}]: process {refusal.holder['pid']}, a worker of "
+                f"{whose}, still holds it",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.said = True
+        return True
+
+
+def _announce(run_dir: Path) -> Callable[[Runner], None]:
+    """The runner's ``on_start`` of a single run: one line on stdout naming the run directory and how it
+    starts (``resumed from evaluation 120 of 300``); the run's end names it again."""
+
+    def on_start(runner: Runner) -> None:
+        n, budget = runner.resumed_from, runner.budget
+        of = f" of {budget.max_evals}" if budget.max_evals is not None else ""
+        if budget.max_sim_time_s is not None and n:
+            of += f" (simulated time {runner.counters.sim_time_s:,.0f} of {budget.max_sim_time_s:,.0f} s)"
+        what = {
+            "resumed": f"resumed from evaluation {n}{of}",
+            "from_trials": f"continues from its {n} trials{of} with a fresh optimizer (from_trials)",
+            "finished": f"finished earlier ({n} evaluations); reporting it",
+        }.get(str(runner.start), "new run")
+        print(f"nasopt search: run directory {run_dir}: {what}", flush=True)
+
+    return on_start
 
 
 def _task(cfg: DictConfig, run_dir: Path, multirun: bool) -> tuple[int, bool]:
@@ -170,7 +278,7 @@ def _task(cfg: DictConfig, run_dir: Path, multirun: bool) -> tuple[int, bool]:
     try:
         spec = build_run_spec(cfg)
         _limit_torch_threads(spec.torch_threads)
-        result = run_spec(spec, run_dir)
+        result = run_spec(spec, run_dir, **({} if multirun else {"on_start": _announce(run_dir)}))
     except NasoptError as exc:
         msg = one_line(exc)
         refused = isinstance(exc, RunDirError)
@@ -229,10 +337,20 @@ class ExitStatus(Callback):
         failed = sorted(
             p for p in sweep_dir.rglob(ERROR_FILE) if p.is_file() and p.stat().st_mtime >= self._t0 - 1.0
         )
-        if not failed:
+        running = [(p.parent, h) for p in sorted(sweep_dir.rglob(LOCK_FILE)) if (h := lock_holder(p.parent))]
+        if not failed and not running:
             print(f"nasopt search: sweep done, results in {sweep_dir}", file=sys.stderr)
             return
-        print(f"nasopt search: {len(failed)} job(s) of the sweep failed:", file=sys.stderr)
+        if running:
+            print(
+                f"nasopt search: {len(running)} run(s) of the sweep are still running in other processes "
+                "(not failed; run the sweep again once they have ended):",
+                file=sys.stderr,
+            )
+            for d, holder in running:
+                print(f"  {d}: process {holder.get('pid', '?')}", file=sys.stderr)
+        if failed:
+            print(f"nasopt search: {len(failed)} job(s) of the sweep failed:", file=sys.stderr)
         for p in failed:
             first = p.read_text(encoding="utf-8", errors="replace").strip().splitlines()
             print(f"  {p.parent}: {first[-1] if first else '?'}", file=sys.stderr)
@@ -352,6 +470,23 @@ def _argv(args: Sequence[str]) -> Iterator[None]:
         sys.argv = saved
 
 
+@contextmanager
+def _sweep_env() -> Iterator[None]:
+    """Name this process as the sweep's main process for the duration (:func:`sweep_guard.sweep_env`,
+    inherited by the joblib workers): their watchdog and the run directories' lock records use it."""
+    names = sweep_guard.sweep_env(os.getpid())
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update(names)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _exit_code(exc: SystemExit) -> int:
     if exc.code is None:
         return 0
@@ -399,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not any(a.split("=", 1)[0].lstrip("+") == "hydra.output_subdir" for a in overrides):
             args.append("hydra.output_subdir=null")  # the task writes .hydra/ itself, under the lock
     app = hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")(task)
-    with _argv(args):
+    with _argv(args), _sweep_env():
         try:
             app()
         except SystemExit as exc:

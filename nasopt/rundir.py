@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,7 +77,16 @@ class RunDirError(NasoptError, RuntimeError):
 
 
 class RunDirBusyError(RunDirError):
-    """Another process holds the run directory's lock (nothing was written)."""
+    """Another process holds the run directory's lock (nothing was written).
+
+    Attributes:
+        holder: the holder's record from ``.lock`` (``{"pid": ..., **owner}``, see :func:`locked`), or None
+            when it wrote none (an older nasopt, or it is just taking the lock).
+    """
+
+    def __init__(self, message: str, holder: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.holder = None if holder is None else dict(holder)
 
 
 class RunDirWriteError(RunDirError):
@@ -142,13 +152,54 @@ def genes(table: pd.DataFrame) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 #: run directories this process holds the lock of (resolved path -> depth): :func:`locked` is re-entrant
 _HELD: dict[Path, int] = {}
+#: the lock file of a run directory; while held it names its holder (one JSON line, see :func:`locked`)
+LOCK_FILE = ".lock"
+#: seconds between two attempts when :func:`locked` was told to wait
+LOCK_RETRY_S = 0.2
+
+
+def _read_holder(path: Path) -> dict[str, Any] | None:
+    """The record in a lock file (None when empty, unreadable or not a record)."""
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8") or "null")
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("pid"), int) else None
+
+
+def _busy(run_dir: Path) -> RunDirBusyError:
+    holder = _read_holder(run_dir / LOCK_FILE)
+    if holder is None:  # the holder may be between taking the lock and writing its record
+        time.sleep(0.05)
+        holder = _read_holder(run_dir / LOCK_FILE)
+    who = "" if holder is None else f" (PID {holder['pid']})"
+    return RunDirBusyError(
+        f"run directory {run_dir} is in use by another nasopt process{who}; wait for it or use another "
+        "directory",
+        holder,
+    )
 
 
 @contextlib.contextmanager
-def locked(run_dir: Path) -> Iterator[None]:
+def locked(
+    run_dir: Path,
+    owner: Mapping[str, Any] | None = None,
+    wait: Callable[[RunDirBusyError], bool] | None = None,
+) -> Iterator[None]:
     """Exclusive advisory lock on ``run_dir/.lock`` (released by the OS if the process dies).
 
-    Re-entrant within a process: the app takes it before it writes anything, the runner again inside.
+    While held, the file names the holder: ``{"pid": <this process>, **owner}`` (one JSON line, emptied on
+    release), so a refused process can say who holds it. Re-entrant within a process: the app takes it
+    before it writes anything, the runner again inside (the inner call neither waits nor rewrites).
+
+    Args:
+        run_dir: the run directory (it must exist).
+        owner: more about the holder, JSON values (the app: the sweep's main process).
+        wait: called with the refusal when another process holds the lock; True: try again in
+            :data:`LOCK_RETRY_S` seconds, False: raise it. None: raise at once.
+
+    Raises:
+        RunDirBusyError: another process holds the lock (``holder`` names it).
     """
     key = Path(run_dir).resolve()
     if key in _HELD:
@@ -163,22 +214,60 @@ def locked(run_dir: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - non-POSIX
         yield
         return
-    fh = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held for the context's lifetime
+    with writing(Path(run_dir)):  # a read-only directory, a full disk: one line
+        fh = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the context's lifetime
     try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise RunDirBusyError(
-                f"run directory {run_dir} is in use by another nasopt process; "
-                "wait for it or use another directory"
-            ) from None
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                refusal = _busy(Path(run_dir))
+                if wait is None or not wait(refusal):
+                    raise refusal from None
+                time.sleep(LOCK_RETRY_S)
+        with contextlib.suppress(OSError):
+            fh.seek(0)
+            fh.truncate()
+            fh.write(json.dumps({"pid": os.getpid(), **dict(owner or {})}) + "\n")
+            fh.flush()
         _HELD[key] = 1
         try:
             yield
         finally:
             del _HELD[key]
+            with contextlib.suppress(OSError):
+                fh.truncate(0)
     finally:
         fh.close()
+
+
+def holding_locks() -> bool:
+    """Whether this process holds the lock of any run directory now."""
+    return bool(_HELD)
+
+
+def lock_holder(run_dir: Path) -> dict[str, Any] | None:
+    """Who holds ``run_dir``'s lock now: its record (``{"pid": ...}`` at least), or None when it is free
+    (or has no lock file). Takes nothing: a free lock is tried and released at once."""
+    path = Path(run_dir) / LOCK_FILE
+    if not path.is_file() or Path(run_dir).resolve() in _HELD:
+        return None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        return None
+    try:
+        fh = open(path, "a+")  # noqa: SIM115 - closed below
+    except OSError:  # e.g. a read-only copy of a sweep: nobody can be running it from here
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return _read_holder(path) or {"pid": None}
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return None
 
 
 #: entries of a run directory that hold results of a run (``checkpoint.tmp/`` is a write in progress)
@@ -617,6 +706,7 @@ __all__ = [
     "ERROR_FILE",
     "FORMAT_VERSION",
     "GENE_COLUMNS",
+    "LOCK_FILE",
     "SUMMARY_FILE",
     "TRIALS_FILE",
     "WALL_CLOCK_COLUMNS",
@@ -634,7 +724,9 @@ __all__ = [
     "find_runs",
     "gene_column",
     "genes",
+    "holding_locks",
     "json_plain",
+    "lock_holder",
     "locked",
     "mean_column",
     "obs_column",

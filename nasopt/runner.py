@@ -114,6 +114,8 @@ class Runner:
         print_summary: print the readable summary at the end.
         config: the config to store as ``config.yaml`` (default: :meth:`default_config`).
         on_batch: called with the runner after every evaluated batch (tests use it to slow a run down).
+        on_start: called with the runner once it knows how it starts (:attr:`start`, :attr:`resumed_from`),
+            before the first batch (the app prints "resumed from evaluation 120 of 300" with it).
         handle_signals: catch SIGINT/SIGTERM to stop cleanly (only possible in the main thread).
         overwrite: delete the results of an earlier run in ``run_dir`` and start afresh. Without it a
             directory holding an earlier run is resumed (same run, complete checkpoint) or refused.
@@ -139,6 +141,7 @@ class Runner:
         print_summary: bool = False,
         config: Mapping[str, Any] | None = None,
         on_batch: Callable[[Runner], None] | None = None,
+        on_start: Callable[[Runner], None] | None = None,
         handle_signals: bool = True,
         overwrite: bool = False,
         from_trials: bool = False,
@@ -171,6 +174,7 @@ class Runner:
         self.print_summary = print_summary
         self.config = None if config is None else json_plain(dict(config))
         self.on_batch = on_batch
+        self.on_start = on_start
         self.handle_signals = handle_signals
         self.overwrite = bool(overwrite)
         self.from_trials = bool(from_trials)
@@ -182,6 +186,11 @@ class Runner:
         self.incumbents = Incumbents(self.problem.info)
         self.stop = StopFlag()
         self._seen: set[int] = set()
+        #: how the run started: "fresh", "resumed" (from a checkpoint), "from_trials" or "finished" (only
+        #: reported); None before :meth:`run`
+        self.start: str | None = None
+        #: evaluations already done when the run started (restored from the checkpoint or the trials)
+        self.resumed_from = 0
         self._t0 = 0.0
         self._ran = False
 
@@ -405,20 +414,31 @@ class Runner:
                         write_config(self.run_dir, self.config or self.default_config())
                 self._restore(state, trials, need_optimizer=not state.get("finished"))
                 if state.get("finished"):
+                    self._started("finished")
                     return self._report_finished()
+                self._started("resumed")
             else:
                 config = self.config or self.default_config()
                 if self.from_trials and (self.run_dir / TRIALS_FILE).is_file():
                     self._continue_from_trials()
+                    kind = "from_trials"
                 else:
                     check_fresh_start(self.run_dir, config)  # never silently over an earlier run's results
                     self._fresh()
+                    kind = "fresh"
                 with writing(self.run_dir):
                     write_config(self.run_dir, config)
+                self._started(kind)
         else:
             self._fresh()
+            self._started("fresh")
         self._loop()
         return self._result(self._checkpoint(finished=self.counters.exhausted_by is not None))
+
+    def _started(self, kind: str) -> None:
+        self.start, self.resumed_from = kind, self.counters.n_evals
+        if self.on_start is not None:
+            self.on_start(self)
 
     def _report_finished(self) -> Run:
         """A finished run started again: report what is there (rewrite summary/trials only if missing)."""
