@@ -84,6 +84,35 @@ def package_versions(packages: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[st
     return dict(_installed_versions(packages))
 
 
+def parent_of(pid: int) -> int | None:
+    """The parent process of ``pid`` (Linux ``/proc``), or None when it is gone (a zombie counts as gone) or
+    cannot be told."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # after "pid (comm)": state, ppid, ...
+    if len(fields) < 2 or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[1]) if fields[1].isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists and is not a zombie (another user's process counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    if os.path.isdir("/proc/self"):
+        return parent_of(pid) is not None
+    return True
+
+
 __all__ = [
     "FSYNC",
     "atomic_copy",
@@ -91,4 +120,6 @@ __all__ = [
     "atomic_write_text",
     "fsync_file",
     "package_versions",
+    "parent_of",
+    "pid_alive",
 ]

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from benchmark import space
-from benchmark._io import package_versions
+from benchmark._io import package_versions, pid_alive
 from benchmark._typing import FloatArray, IntArray
 from benchmark.api import TargetPrediction
 from benchmark.coverage import TrainingCoverage
@@ -415,21 +415,6 @@ def _temp_prefix(kind: str) -> str:
     return f".{kind}-{os.getpid()}@{_host()}@"
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    try:  # a killed process its parent has not reaped yet is a zombie: gone
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _age_s(path: Path, now: float) -> float:
     newest = path.stat().st_mtime
     with contextlib.suppress(OSError):
@@ -455,7 +440,7 @@ def leftover_temporaries(
             continue
         try:
             if m.group(1) is not None and m.group(2) == _host():
-                gone = not _pid_alive(int(m.group(1)))
+                gone = not pid_alive(int(m.group(1)))
             else:
                 gone = _age_s(d, now) > STALE_TEMP_SECONDS
         except OSError:  # removed meanwhile (its writer finished)

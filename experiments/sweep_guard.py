@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from benchmark._io import parent_of, pid_alive
+
 #: environment variables naming the sweep's main process and its host (set by
 #: :func:`experiments.search_app.main`; inherited by the loky workers it starts)
 SWEEP_PID_ENV = "NASOPT_SWEEP_PID"
@@ -65,34 +67,6 @@ def _same_host() -> bool:
     return os.environ.get(SWEEP_HOST_ENV) == socket.gethostname()
 
 
-def parent_of(pid: int) -> int | None:
-    """The parent process of ``pid`` (Linux ``/proc``), or None when it is gone or cannot be told."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()  # after "pid (comm)": state, ppid, ...
-    if len(fields) < 2 or fields[0] in ("Z", "X"):  # a zombie is gone
-        return None
-    return int(fields[1]) if fields[1].isdigit() else None
-
-
-def is_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if os.path.isdir("/proc/self"):
-        return parent_of(pid) is not None
-    return True
-
-
 def guard_job(sweep: int, poll_s: float = POLL_S, grace_s: float = GRACE_S) -> None:
     """Called by every job of a sweep that runs outside the sweep's main process ``sweep``: starts this
     process's watchdog (once), and ends the process at once when the sweep is gone already -- a worker
@@ -102,7 +76,7 @@ def guard_job(sweep: int, poll_s: float = POLL_S, grace_s: float = GRACE_S) -> N
     ``sweep`` when it runs on this host; a job on another host (a cluster launcher) gets none.
     """
     with _lock:
-        if _gone.is_set() or (os.getppid() != sweep and _same_host() and not is_alive(sweep)):
+        if _gone.is_set() or (os.getppid() != sweep and _same_host() and not pid_alive(sweep)):
             _gone.set()
             _note(f"the sweep's main process {sweep} is gone; worker {os.getpid()} runs no more jobs")
             os._exit(EXIT_ORPHANED)
@@ -111,7 +85,7 @@ def guard_job(sweep: int, poll_s: float = POLL_S, grace_s: float = GRACE_S) -> N
         if os.getppid() == sweep:
             alive = functools.partial(lambda p: os.getppid() == p, sweep)
         elif _same_host():
-            alive = functools.partial(is_alive, sweep)
+            alive = functools.partial(pid_alive, sweep)
         else:
             return
         _watching.append(sweep)
@@ -158,7 +132,7 @@ def holder_kind(holder: Mapping[str, Any] | None, own_sweep: int | None) -> Hold
     if not isinstance(pid, int) or not isinstance(sweep, int) or pid == sweep:
         return "other"
     parent = parent_of(pid)
-    if (parent is not None and parent != sweep) or not is_alive(sweep):
+    if (parent is not None and parent != sweep) or not pid_alive(sweep):
         return "orphan"
     return "same_sweep" if sweep == own_sweep else "other"
 
@@ -172,8 +146,6 @@ __all__ = [
     "SWEEP_PID_ENV",
     "guard_job",
     "holder_kind",
-    "is_alive",
-    "parent_of",
     "sweep_env",
     "sweep_pid",
 ]

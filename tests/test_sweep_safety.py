@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 import nasopt
+from benchmark._io import pid_alive as is_alive
 from benchmark.synthetic import SyntheticBenchmark
-from experiments.sweep_guard import holder_kind, is_alive, sweep_env
+from experiments.sweep_guard import holder_kind, sweep_env
 from nasopt.rundir import RunDirBusyError, lock_holder, locked, read_run
 
 REPO = Path(__file__).resolve().parent.parent

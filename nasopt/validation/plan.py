@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark._io import atomic_write_text
+from benchmark._io import atomic_write_text, pid_alive
 from benchmark.errors import ConfigurationError, NasoptError
 from nasopt.validation.candidates import Candidate
 
@@ -169,15 +169,8 @@ def _job_dir(vdir: Path, job: Job) -> Path:
 
 
 def _pid_alive(pid: int, host: str) -> bool:
-    if host != socket.gethostname():
-        return True  # another machine's process: assume it still works
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the process that claimed a job still runs (one of another machine is assumed to)."""
+    return True if host != socket.gethostname() else pid_alive(pid)
 
 
 def job_state(vdir: str | os.PathLike[str], job: Job) -> dict[str, Any]:

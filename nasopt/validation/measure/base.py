@@ -14,7 +14,7 @@ import platform
 import re
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -118,6 +118,34 @@ class Measurement:
         d["protocol"] = Protocol.from_dict(d["protocol"])
         d["samples"] = tuple(float(v) for v in d["samples"])
         return cls(**d)
+
+    @classmethod
+    def from_samples(
+        cls,
+        arch: str,
+        device: str,
+        metric: str,
+        samples: Sequence[float],
+        protocol: Protocol,
+        environment: Mapping[str, Any],
+    ) -> Measurement:
+        """A measurement whose summary is computed from its raw ``samples`` (the one place that does it)."""
+        stats: SampleStats = summarize(samples)
+        return cls(
+            arch=arch,
+            device=device,
+            metric=metric,
+            unit=UNITS[metric],
+            mean=stats.mean,
+            std=stats.std,
+            median=stats.median,
+            robust_std=stats.robust_std,
+            n=stats.n_kept,
+            n_rejected=stats.n_rejected,
+            samples=tuple(float(v) for v in samples),
+            protocol=protocol,
+            environment=dict(environment),
+        )
 
 
 def device_slug(name: str) -> str:
@@ -287,21 +315,8 @@ class MeasurementBackend(ABC):
             samples = [self.batch * self.passes / s for s in seconds]
         else:
             samples = [1000.0 * s / self.passes for s in seconds]
-        stats: SampleStats = summarize(samples)
-        return Measurement(
-            arch=arch,
-            device=self.device_name or self.default_device_name(),
-            metric=self.metric,
-            unit=UNITS[self.metric],
-            mean=stats.mean,
-            std=stats.std,
-            median=stats.median,
-            robust_std=stats.robust_std,
-            n=stats.n_kept,
-            n_rejected=stats.n_rejected,
-            samples=tuple(samples),
-            protocol=self.protocol(),
-            environment=env,
+        return Measurement.from_samples(
+            arch, self.device_name or self.default_device_name(), self.metric, samples, self.protocol(), env
         )
 
 

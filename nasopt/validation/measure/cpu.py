@@ -70,12 +70,18 @@ class OnnxRuntimeBackend(MeasurementBackend):
         so.log_severity_level = 3
         return ort.InferenceSession(onnx_model, so, providers=["CPUExecutionProvider"])
 
+    def graph(self, model: Any) -> bytes:
+        """The ONNX graph to run for ``model``: its export (a subclass may run another, e.g. quantized)."""
+        from nasopt.validation.model.export import onnx_bytes
+
+        return onnx_bytes(model, self.resolution)
+
     def prepare(self, model: Any) -> Callable[[], None]:
         import numpy as np
 
-        from nasopt.validation.model.export import INPUT_NAME, onnx_bytes
+        from nasopt.validation.model.export import INPUT_NAME
 
-        self._session = self.session(onnx_bytes(model, self.resolution))
+        self._session = self.session(self.graph(model))
         x = np.random.default_rng(0).standard_normal((self.batch, 3, self.resolution, self.resolution))
         feeds = {INPUT_NAME: x.astype(np.float32)}
         session = self._session

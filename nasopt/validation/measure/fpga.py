@@ -38,9 +38,8 @@ from typing import Any
 from benchmark import space
 from benchmark._io import atomic_write_text, package_versions
 from benchmark.errors import ConfigurationError, NasoptError
-from nasopt.validation.measure.base import Measurement, MeasurementError
+from nasopt.validation.measure.base import Measurement, MeasurementError, Protocol
 from nasopt.validation.measure.calibration import select_images
-from nasopt.validation.measure.stats import summarize
 
 BUNDLE_FORMAT = "nasopt-fpga-bundle"
 BUNDLE_VERSION = 1
@@ -272,20 +271,16 @@ def _measurement(source: str, i: int, d: Any) -> Measurement:
     try:
         space.parse(d["arch"])
         samples = [float(v) for v in d["samples"]]
-        stats = summarize(samples)  # one owner of the statistics: recomputed from the raw samples
         proto_d = {k: proto[k] for k in (*_PROTOCOL_KEYS, "threads", "options") if k in proto}
-        fields = {k: d[k] for k in _MEASUREMENT_KEYS}
-        fields.update(
-            samples=samples,
-            protocol=proto_d,
-            mean=stats.mean,
-            std=stats.std,
-            median=stats.median,
-            robust_std=stats.robust_std,
-            n=stats.n_kept,
-            n_rejected=stats.n_rejected,
+        # one owner of the statistics: recomputed from the raw samples
+        return Measurement.from_samples(
+            str(d["arch"]),
+            str(d["device"]),
+            str(d["metric"]),
+            samples,
+            Protocol.from_dict(proto_d),
+            dict(d.get("environment") or {}),
         )
-        return Measurement.from_dict(fields)
     except (TypeError, ValueError, KeyError) as exc:
         raise MeasurementError(f"{where} is malformed: {exc}") from exc
 
