@@ -23,6 +23,7 @@ must be able to import them (the same installed nasopt). The engines' packages a
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,11 +78,17 @@ class JobHandle(Protocol):
         ...
 
 
+_EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")
+
+
 def _one_line(exc: BaseException) -> str:
+    """The job's exception in one line: the last ``SomeError: ...`` line of a traceback carried in the
+    engine's message (submitit, Ray), else the message's first line."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    # an exception raised in the job: its last line names it ("ValueError: ..."); otherwise the first
-    text = lines[-1] if lines and ("Traceback" in str(exc) or "Error" in lines[-1]) else (lines or [""])[0]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    raised = [ln for ln in lines if _EXC_LINE.match(ln)]
+    if raised:
+        return raised[-1]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 @dataclass
@@ -221,7 +228,13 @@ class Engine:
         init = {}
         if opts.get("max_num_timeout") is not None:
             init[f"{cluster}_max_num_timeout"] = int(opts["max_num_timeout"])
-        executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster, **init)
+        try:
+            executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster, **init)
+        except RuntimeError as exc:  # no srun here: not a SLURM node
+            raise ConfigurationError(
+                f"engine {self.kind!r}: {exc} Start the sweep on a SLURM login node, or use "
+                "hydra/launcher=submitit_local (the same code path, local subprocesses)"
+            ) from None
         params = {k: opts[k] for k in _SUBMITIT_GENERIC if opts.get(k) is not None}
         if cluster == "slurm":
             for key, name in _SLURM_KEYS.items():
