@@ -152,7 +152,11 @@ def _start(args: list[str]) -> subprocess.Popen[str]:
 
 
 def _evals(run_dir: Path) -> int:
-    loaded = load_checkpoint(run_dir / "checkpoint")
+    """Evaluations in the checkpoint (-1: none yet, or read while the run rotates it)."""
+    try:
+        loaded = load_checkpoint(run_dir / "checkpoint")
+    except NasoptError:
+        return -1
     return -1 if loaded is None else int(loaded[0]["n_evals"])
 
 
