@@ -102,7 +102,7 @@ class SearchConfig:
     print_summary: bool = True
     #: delete the results of an earlier run in the run directory and start afresh (else: resume or refuse)
     overwrite: bool = False
-    #: evaluate asynchronously with this many simulated workers (nasopt.async_eval); null = synchronous batches
+    #: evaluate asynchronously with this many simulated workers (nasopt.async_eval); null: synchronous
     workers: int | None = None
 
 
@@ -118,9 +118,11 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     from benchmark import BENCHMARKS
+    from experiments.launching import expose_launcher_plugins
     from nasopt.problems import PROBLEMS
     from optimizers import OPTIMIZERS
 
+    expose_launcher_plugins()  # hydra/launcher=slurm|submitit_local|ray (conf/hydra/launcher/)
     cs = ConfigStore.instance()
     cs.store(name=SCHEMA_NAME, node=SearchConfig)
     for name, problem in PROBLEMS.items():

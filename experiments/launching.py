@@ -30,6 +30,22 @@ from nasopt.rundir import ERROR_FILE
 EXIT_FAILED = 1
 
 
+def expose_launcher_plugins() -> None:
+    """Make ``hydra_plugins.nasopt_launchers`` visible to Hydra's plugin scan in every kind of install.
+
+    Hydra finds plugins by listing the ``hydra_plugins`` namespace's directories; an editable install
+    (``pip install -e .``) maps the package through an import hook that such a listing does not see, so the
+    directory holding it joins the namespace's path here (nothing changes where it is already on it).
+    """
+    import hydra_plugins
+    import hydra_plugins.nasopt_launchers as ours
+
+    parent = str(Path(ours.__file__).resolve().parent.parent)
+    paths = list(hydra_plugins.__path__)
+    if parent not in {str(Path(p).resolve()) for p in paths if Path(p).is_dir()}:
+        hydra_plugins.__path__.append(parent)
+
+
 def _sweep_config(
     hydra_context: HydraContext, config: DictConfig, overrides: Sequence[str], idx: int
 ) -> DictConfig:
@@ -121,15 +137,13 @@ def launch(
     with engine:
         outcomes = run_jobs(engine, execute_job, args, max_parallel=max_parallel)
     returns: list[JobReturn] = []
-    for i, (ovs, out) in enumerate(zip(job_overrides, outcomes)):
+    for i, (ovs, out) in enumerate(zip(job_overrides, outcomes, strict=True)):
         if out.error is None and isinstance(out.value, JobReturn):
             returns.append(out.value)
             continue
         error = out.error or f"the worker returned {type(out.value).__name__}, not a job result"
-        returns.append(
-            _failed_return(ovs, job_dir(hydra_context, config, ovs, initial_job_idx + i), error)
-        )
+        returns.append(_failed_return(ovs, job_dir(hydra_context, config, ovs, initial_job_idx + i), error))
     return returns
 
 
-__all__ = ["EXIT_FAILED", "execute_job", "job_dir", "launch"]
+__all__ = ["EXIT_FAILED", "execute_job", "expose_launcher_plugins", "job_dir", "launch"]

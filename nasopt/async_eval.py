@@ -64,7 +64,7 @@ class PendingPool:
 
     def start(self, X: IntArray, cost: np.ndarray) -> None:
         """Start ``X (k, 28)`` with simulated costs ``cost (k,)`` now."""
-        for x, c in zip(X, np.asarray(cost, dtype=np.float64).reshape(-1)):
+        for x, c in zip(X, np.asarray(cost, dtype=np.float64).reshape(-1), strict=True):
             heapq.heappush(
                 self._heap, Running(self.clock_s + float(c), self.started, self.clock_s, float(c), x.copy())
             )
@@ -78,7 +78,7 @@ class PendingPool:
 
     # -- checkpoint ------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """JSON scalars + arrays: the running evaluations ``X (k, 28)``, ``finish/start/cost (k,)``, ``seq (k,)``."""
+        """The running evaluations ``X (k, 28)``, ``finish_s, start_s, cost_s, seq (k,)``."""
         rs = sorted(self._heap)
         return {
             "workers": self.workers,

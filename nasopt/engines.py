@@ -8,12 +8,13 @@ The one seam shared by sweeps (the Hydra launchers ``hydra/launcher=slurm|submit
     with Engine("slurm", folder="runs/jobs/%j", partition="gpu", timeout_min=240, gpus_per_node=1) as eng:
         handle = eng.submit(train, arch, epochs=90)      # a JobHandle (future-like)
         handle.result()                                 # the return value, or JobFailedError in one line
-    with Engine("ray", num_cpus=2) as eng:              # a local Ray cluster (address=None), or address="auto"
+    with Engine("ray", num_cpus=2) as eng:              # a local Ray cluster (no address=...)
         handles = [eng.submit(measure, a) for a in archs]
         results = [h.result() for h in handles]
 
 Engines: ``"slurm"`` (``sbatch`` through submitit; ``max_num_timeout`` requeues a preempted or timed-out
-job, which then runs the callable again from the start: it resumes from its own checkpoint), ``"submitit_local"``
+job, which then runs the callable again from the start: it resumes from its own checkpoint),
+``"submitit_local"``
 (the same submitit code path, jobs are local subprocesses) and ``"ray"``. The callable and its arguments
 travel by cloudpickle (submitit's, Ray's): module-level functions are sent by reference, so the workers
 must be able to import them (the same installed nasopt). The engines' packages are optional extras
@@ -37,7 +38,15 @@ ENGINES = ("slurm", "submitit_local", "ray")
 #: pip extra that brings each engine's package
 _EXTRA = {"slurm": "slurm", "submitit_local": "slurm", "ray": "ray"}
 #: submitit parameters shared by its SLURM and local executors (the rest go to SLURM only)
-_SUBMITIT_GENERIC = ("timeout_min", "cpus_per_task", "mem_gb", "gpus_per_node", "nodes", "tasks_per_node", "name")
+_SUBMITIT_GENERIC = (
+    "timeout_min",
+    "cpus_per_task",
+    "mem_gb",
+    "gpus_per_node",
+    "nodes",
+    "tasks_per_node",
+    "name",
+)
 #: SLURM settings of :class:`Engine` and their submitit names
 _SLURM_KEYS = {
     "partition": "slurm_partition",
@@ -159,13 +168,13 @@ class Resubmitting:
 
 
 class Engine:
-    """Where jobs run; a context manager (``__enter__`` starts the engine, ``__exit__`` stops what it started).
+    """Where jobs run; a context manager (``__enter__`` starts the engine, ``__exit__`` stops it).
 
     Args:
         kind: one of :data:`ENGINES`.
         folder: submitit's job folder (pickled job, logs, results; ``%j`` = the job id). submitit only.
         timeout_min, cpus_per_task, mem_gb, gpus_per_node, nodes, tasks_per_node, name: per-job resources
-            (submitit; Ray uses ``cpus_per_task`` and ``gpus_per_node`` as the task's ``num_cpus``/``num_gpus``).
+            (submitit; Ray: ``cpus_per_task`` and ``gpus_per_node`` are a task's ``num_cpus``/``num_gpus``).
         partition, account, qos, constraint, array_parallelism, setup, additional_parameters,
             signal_delay_s: SLURM settings (``sbatch`` options; ``setup``: shell lines before ``srun``).
         max_num_timeout: requeues of a preempted or timed-out job (SLURM; local: timeouts).
@@ -283,11 +292,11 @@ class Engine:
         return _SubmititHandle(self._executor.submit(job_fn, *args, **kwargs))
 
     def submit_array(self, fn: Callable[..., Any], args: Sequence[Sequence[Any]]) -> list[JobHandle]:
-        """``fn(*a)`` for each ``a`` of ``args``: one SLURM job array (``array_parallelism`` at a time), or one
+        """``fn(*a)`` for each ``a`` of ``args``: one SLURM job array (``array_parallelism`` at once), or one
         job each (local engines)."""
         self._started()
         if self.kind == "slurm":
-            columns = [list(col) for col in zip(*args)] if args else []
+            columns = [list(col) for col in zip(*args, strict=True)] if args else []
             jobs = self._executor.map_array(Resubmitting(fn), *columns)
             return [_SubmititHandle(j) for j in jobs]
         return [self.submit(fn, *a) for a in args]

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -94,7 +94,7 @@ class _Spy(RandomSearch):
     """Random search that records, at each ask, how many architectures it was asked for and not told."""
 
     name = "rs"
-    outstanding: list[int] = []
+    outstanding: ClassVar[list[int]] = []
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -153,8 +153,9 @@ def _spawn(run_dir: Path, opt: str, sleep: float) -> subprocess.Popen[str]:
         f"t.child_main({str(run_dir)!r}, {opt!r}, {sleep!r})"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def _saved(run_dir: Path) -> int:

@@ -2,7 +2,7 @@
 local Ray cluster, through ``hydra/launcher=submitit_local|ray``; the engine seam ``nasopt.engines``.
 
 What must hold as on joblib, checked with real processes and real signals: one directory per job; a job whose
-worker is killed (SIGKILL) is reported (``error.txt``, the sweep's failure list, exit 1) and the others finish;
+worker is killed (SIGKILL) is reported (``error.txt``, the sweep's failure list, exit 1), the others finish;
 re-running the sweep resumes the killed job and skips the finished one; the whole sweep killed (SIGKILL to its
 process group) and re-run ends with every trial table equal to a local run of the same seed.
 """
@@ -33,8 +33,14 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 PROBLEMS = ("acc_a100", "acc_zcu102_latency")
 # slow enough to be killed mid-way (a checkpoint after every one-architecture batch): ~15 s a run here
-RUN = ["experiment=smoke", "optimizer=re", "seed=0", "print_summary=false", "budget.max_evals=400",
-       "optimizer.batch_size=1"]
+RUN = [
+    "experiment=smoke",
+    "optimizer=re",
+    "seed=0",
+    "print_summary=false",
+    "budget.max_evals=400",
+    "optimizer.batch_size=1",
+]
 
 
 def _square(x: int) -> int:
@@ -54,7 +60,9 @@ def _die(x: int) -> int:
 # the engine seam
 # --------------------------------------------------------------------------------------------------
 def test_unknown_engine_and_unstarted_engine() -> None:
-    with pytest.raises(ConfigurationError, match="unknown engine 'pbs'; available: slurm, submitit_local, ray"):
+    with pytest.raises(
+        ConfigurationError, match="unknown engine 'pbs'; available: slurm, submitit_local, ray"
+    ):
         Engine("pbs")
     with pytest.raises(RuntimeError, match="not started"):
         Engine("submitit_local", folder="x").submit(_square, 2)
@@ -97,9 +105,15 @@ def test_slurm_launcher_config_reaches_sbatch(tmp_path: Path, monkeypatch: pytes
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         cfg = compose(
             config_name="search",
-            overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.mem_gb=16",
-                       "hydra.launcher.timeout_min=240", "hydra.launcher.array_parallelism=2",
-                       "hydra.launcher.cpus_per_task=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+            overrides=[
+                "hydra/launcher=slurm",
+                "hydra.launcher.partition=gpu",
+                "hydra.launcher.mem_gb=16",
+                "hydra.launcher.timeout_min=240",
+                "hydra.launcher.array_parallelism=2",
+                "hydra.launcher.cpus_per_task=2",
+                f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            ],
             return_hydra_config=True,
         )
     from hydra.core.hydra_config import HydraConfig
@@ -108,13 +122,15 @@ def test_slurm_launcher_config_reaches_sbatch(tmp_path: Path, monkeypatch: pytes
     params = instantiate(cfg.hydra.launcher).engine_params()
     assert params["partition"] == "gpu" and "n_jobs" not in params
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(ConfigurationError, match="srun.*SLURM login node.*submitit_local"):
+    with pytest.raises(ConfigurationError, match=r"srun.*SLURM login node.*submitit_local"):
         Engine("slurm", **params).start()
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {tmp_path}/job.sbatch\necho "Submitted batch job 4242"\n')
+    (bin_dir / "sbatch").write_text(
+        f'#!/bin/sh\ncp "$1" {tmp_path}/job.sbatch\necho "Submitted batch job 4242"\n'
+    )
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), "/usr/bin", "/bin"]))
@@ -122,8 +138,15 @@ def test_slurm_launcher_config_reaches_sbatch(tmp_path: Path, monkeypatch: pytes
         handles = eng.submit_array(_square, [(1,), (2,), (3,)])
     assert [h.job_id for h in handles] == ["4242_0", "4242_1", "4242_2"]
     script = (tmp_path / "job.sbatch").read_text()
-    for line in ("--partition=gpu", "--mem=16GB", "--time=240", "--array=0-2%2", "--cpus-per-task=2",
-                 "--signal=USR2@120", "--job-name=nasopt_search"):
+    for line in (
+        "--partition=gpu",
+        "--mem=16GB",
+        "--time=240",
+        "--array=0-2%2",
+        "--cpus-per-task=2",
+        "--signal=USR2@120",
+        "--job-name=nasopt_search",
+    ):
         assert f"#SBATCH {line}" in script, (line, script)
 
 
@@ -140,14 +163,25 @@ def test_ray_engine_runs_callables_and_reports_failures(monkeypatch: pytest.Monk
 # sweeps, for real: kill a worker, kill the sweep, re-run
 # --------------------------------------------------------------------------------------------------
 def _sweep_args(launcher: str, sweep: Path) -> list[str]:
-    return ["search", "-m", *RUN, f"problem={','.join(PROBLEMS)}", f"hydra/launcher={launcher}",
-            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
+    return [
+        "search",
+        "-m",
+        *RUN,
+        f"problem={','.join(PROBLEMS)}",
+        f"hydra/launcher={launcher}",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep}",
+    ]
 
 
 def _start(args: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, "-m", "experiments.cli", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -193,7 +227,9 @@ def _reference(problem: str) -> pd.DataFrame:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["submitit_local", "ray"])
-def test_sweep_killed_worker_and_killed_sweep_then_rerun_equal_local_runs(tmp_path: Path, launcher: str) -> None:
+def test_sweep_killed_worker_and_killed_sweep_then_rerun_equal_local_runs(
+    tmp_path: Path, launcher: str
+) -> None:
     pytest.importorskip("submitit" if launcher == "submitit_local" else "ray")
     sweep = tmp_path / "sweep"
     a, b = (sweep / p / "re" / "seed0" for p in PROBLEMS)
@@ -229,7 +265,7 @@ def test_sweep_killed_worker_and_killed_sweep_then_rerun_equal_local_runs(tmp_pa
     assert proc.returncode == 0, out[-3000:]
     assert (b / "trials.parquet").stat().st_mtime_ns == b_mtime
     assert not (a / "error.txt").exists()
-    for problem, d in zip(PROBLEMS, (a, b)):
+    for problem, d in zip(PROBLEMS, (a, b), strict=True):
         run = read_run(d)
         assert run.finished and len(run.trials) == 400
         pd.testing.assert_frame_equal(run.comparable_trials(), _reference(problem))

@@ -25,8 +25,10 @@ class _EngineLauncher(Launcher):
     OWN: ClassVar[tuple[str, ...]] = ("n_jobs",)
 
     def __init__(self, **params: Any) -> None:
-        self.params = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-                       for k, v in params.items()}
+        self.params = {
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in params.items()
+        }
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -39,7 +41,10 @@ class _EngineLauncher(Launcher):
     def max_parallel(self) -> int | None:
         """Jobs run at once (local engines): ``n_jobs``; None = all."""
         n = self.params.get("n_jobs")
-        return None if n is None or int(n) < 1 else int(n)
+        if n is None:
+            return None
+        k = int(str(n))
+        return None if k < 1 else k
 
     def engine_params(self) -> dict[str, Any]:
         from nasopt.engines import engine_options
@@ -69,13 +74,13 @@ class SlurmLauncher(_EngineLauncher):
 
 
 class SubmititLocalLauncher(_EngineLauncher):
-    """``hydra/launcher=submitit_local``: submitit's local executor (each job a subprocess, ``n_jobs`` at once)."""
+    """``hydra/launcher=submitit_local``: a local subprocess per job (``n_jobs`` at once)."""
 
     KIND = "submitit_local"
 
 
 class RayLauncher(_EngineLauncher):
-    """``hydra/launcher=ray``: Ray tasks on a cluster (``address``) or on a local one started for the sweep."""
+    """``hydra/launcher=ray``: Ray tasks on a cluster (``address``) or on a local one made for the sweep."""
 
     KIND = "ray"
 
