@@ -66,7 +66,8 @@ def execute_job(
     cwd: str,
 ) -> JobReturn:
     """One job of the sweep, in a worker (submitit job process, Ray worker): the task in its directory."""
-    os.chdir(cwd)  # relative paths (hydra.sweep.dir, datasets) mean what they mean to the submitter
+    if os.path.isdir(cwd):  # relative paths (hydra.sweep.dir, datasets) mean what they mean to the caller
+        os.chdir(cwd)  # (a remote node without that directory needs an absolute, shared sweep dir)
     setup_globals()
     Singleton.set_state(dict(singleton_state))
     sweep_config = _sweep_config(hydra_context, config, overrides, idx)

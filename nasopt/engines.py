@@ -226,7 +226,9 @@ class Engine:
                 init.setdefault("include_dashboard", False)
                 init.setdefault("object_store_memory", 100 * 1024**2)
             init.setdefault("log_to_driver", True)
-            ray.init(address=address, **init)
+            # "local": a new cluster of our own, even if another one runs on this machine (a parallel test, a
+            # `ray start`), which a plain ray.init() might join
+            ray.init(address="local" if address is None else address, **init)
             self._started_ray = True
             return
         submitit = self._import("submitit")
