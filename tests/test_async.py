@@ -187,3 +187,25 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path, opt: str, afte
     on_disk = read_run(tmp_path)
     pd.testing.assert_frame_equal(on_disk.comparable_trials(), ref.comparable_trials())
     assert on_disk.summary["sim_clock_s"] == ref.summary["sim_clock_s"]
+
+
+def test_workers_from_the_hydra_config(tmp_path: Path) -> None:
+    """``nasopt search … workers=3`` runs the asynchronous loop; a synchronous config stores no ``workers``."""
+    from hydra import compose, initialize_config_module
+
+    from experiments.config_schema import CONFIG_MODULE, register_configs
+    from experiments.run_spec import build_run_spec
+    from experiments.search_app import run_from_config
+
+    register_configs()
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        sync = compose(config_name="search", overrides=["experiment=smoke", "optimizer=re"])
+        asy = compose(config_name="search", overrides=["experiment=smoke", "optimizer=re", "workers=3"])
+        with pytest.raises(ConfigurationError, match="workers must be a positive integer"):
+            build_run_spec(compose(config_name="search", overrides=["experiment=smoke", "workers=0"]))
+    assert "workers" not in build_run_spec(sync).config
+    r = run_from_config(asy, tmp_path / "a")
+    assert r.summary["workers"] == 3 and r.config["workers"] == 3
+    twin = Runner("acc_a100", "re", SyntheticBenchmark(), r.summary["budget"]["max_evals"], None, workers=3,
+                  progress=False).run()
+    pd.testing.assert_frame_equal(r.comparable_trials(), twin.comparable_trials())
