@@ -190,7 +190,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path, opt: str, afte
 
 
 def test_workers_from_the_hydra_config(tmp_path: Path) -> None:
-    """``nasopt search … workers=3`` runs the asynchronous loop; a synchronous config stores no ``workers``."""
+    """``nasopt search … workers=3`` runs the asynchronous loop; a synchronous config stores no workers."""
     from hydra import compose, initialize_config_module
 
     from experiments.config_schema import CONFIG_MODULE, register_configs
