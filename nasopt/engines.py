@@ -23,6 +23,7 @@ must be able to import them (the same installed nasopt). The engines' packages a
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import time
@@ -148,6 +149,11 @@ class _RayHandle:
         import ray
 
         ray.cancel(self.ref, force=True)
+
+
+def _invoke(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``: a Ray task that runs any callable."""
+    return fn(*args, **kwargs)
 
 
 class Resubmitting:
@@ -289,6 +295,8 @@ class Engine:
         """Run ``fn(*args, **kwargs)`` as one job; returns its handle at once."""
         self._started()
         if self.kind == "ray":
+            if not inspect.isfunction(fn):  # a class or a callable object: Ray would make a class an actor
+                return _RayHandle(self._ray_remote(_invoke).remote(fn, *args, **kwargs))
             return _RayHandle(self._ray_remote(fn).remote(*args, **kwargs))
         job_fn = Resubmitting(fn) if self.kind == "slurm" else fn
         return _SubmititHandle(self._executor.submit(job_fn, *args, **kwargs))

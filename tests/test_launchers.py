@@ -157,6 +157,7 @@ def test_ray_engine_runs_callables_and_reports_failures(monkeypatch: pytest.Monk
         assert eng.submit(_square, 5).result() == 25
         with pytest.raises(JobFailedError, match="bad input 2"):
             eng.submit(_fail, 2).result()
+        assert eng.submit(int, "7").result() == 7  # a class is called, not made an actor
 
 
 # --------------------------------------------------------------------------------------------------

@@ -71,6 +71,10 @@ def own_seconds(out: Path) -> float:
     return sum(json.loads((d / "summary.json").read_text())["wall_time_s"] for d in runs(out).values())
 
 
+def _noop(i: int) -> int:
+    return i
+
+
 def ray_round_trip(n: int = 50) -> tuple[float, float]:
     """Seconds to start a one-CPU local cluster, and the mean round trip of an empty task on it."""
     from nasopt.engines import Engine
@@ -78,10 +82,10 @@ def ray_round_trip(n: int = 50) -> tuple[float, float]:
     t = time.perf_counter()
     with Engine("ray", num_cpus=1) as eng:
         start = time.perf_counter() - t
-        eng.submit(int, 0).result()  # the first task starts a worker
+        eng.submit(_noop, 0).result()  # the first task starts a worker
         t = time.perf_counter()
         for i in range(n):
-            eng.submit(int, i).result()
+            eng.submit(_noop, i).result()
         per_task = (time.perf_counter() - t) / n
     return start, per_task
 
@@ -93,7 +97,12 @@ def main() -> int:
     p.add_argument("--evals", type=int, default=20)
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--launchers", default="joblib,submitit_local,ray")
+    p.add_argument("--round-trip-only", action="store_true", help="only Ray's empty-task round trip")
     a = p.parse_args()
+    if a.round_trip_only:
+        start, per_task = ray_round_trip()
+        print(f"ray local cluster: start {start:.1f} s, empty-task round trip {per_task * 1000:.1f} ms")
+        return 0
     launchers = a.launchers.split(",")
     if launchers[0] != "joblib":
         launchers.insert(0, "joblib")
