@@ -24,12 +24,10 @@ must be able to import them (the same installed nasopt). The engines' packages a
 from __future__ import annotations
 
 import inspect
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from benchmark.errors import ConfigurationError, NasoptError
@@ -370,11 +368,6 @@ def engine_options(params: Mapping[str, Any], drop: Iterable[str] = ()) -> dict[
     """``params`` without ``None`` values and the keys in ``drop`` (a launcher's config to Engine options)."""
     skip = set(drop)
     return {k: v for k, v in params.items() if k not in skip and v is not None}
-
-
-def here() -> Path:
-    """The submitting process's working directory (jobs run there, as with a local run)."""
-    return Path(os.getcwd())
 
 
 __all__ = [
