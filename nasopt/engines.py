@@ -59,6 +59,12 @@ _SLURM_KEYS = {
 }
 
 
+#: every option of :class:`Engine`
+_OPTIONS = frozenset(
+    {"folder", "max_num_timeout", "address", "num_cpus", "ray_init", *_SUBMITIT_GENERIC, *_SLURM_KEYS}
+)
+
+
 class JobFailedError(NasoptError, RuntimeError):
     """A submitted job raised, or its worker died (killed, out of memory, out of time)."""
 
@@ -191,6 +197,12 @@ class Engine:
     def __init__(self, kind: str, **options: Any) -> None:
         if kind not in ENGINES:
             raise ConfigurationError(f"unknown engine {kind!r}; available: {', '.join(ENGINES)}")
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise ConfigurationError(
+                f"engine {kind!r}: unknown option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_OPTIONS))}"
+            )
         self.kind = kind
         self.options = dict(options)
         self._executor: Any = None

@@ -64,6 +64,8 @@ def test_unknown_engine_and_unstarted_engine() -> None:
         ConfigurationError, match="unknown engine 'pbs'; available: slurm, submitit_local, ray"
     ):
         Engine("pbs")
+    with pytest.raises(ConfigurationError, match=r"unknown option\(s\) partiton; known: .*partition"):
+        Engine("slurm", folder="x", partiton="gpu")
     with pytest.raises(RuntimeError, match="not started"):
         Engine("submitit_local", folder="x").submit(_square, 2)
 
