@@ -24,6 +24,7 @@ Layout of the composed config::
     progress: null          # tqdm bar: null = only on a terminal
     print_summary: true
     overwrite: false        # true: delete an earlier run's results in the run directory, start afresh
+    workers: null           # k: asynchronous evaluation with k simulated workers (nasopt.async_eval)
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ class SearchConfig:
     print_summary: bool = True
     #: delete the results of an earlier run in the run directory and start afresh (else: resume or refuse)
     overwrite: bool = False
+    #: evaluate asynchronously with this many simulated workers (nasopt.async_eval); null: synchronous
+    workers: int | None = None
 
 
 SCHEMA_NAME = "search_schema"
@@ -115,9 +118,11 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     from benchmark import BENCHMARKS
+    from experiments.launching import expose_launcher_plugins
     from nasopt.problems import PROBLEMS
     from optimizers import OPTIMIZERS
 
+    expose_launcher_plugins()  # hydra/launcher=slurm|submitit_local|ray (conf/hydra/launcher/)
     cs = ConfigStore.instance()
     cs.store(name=SCHEMA_NAME, node=SearchConfig)
     for name, problem in PROBLEMS.items():

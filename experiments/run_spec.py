@@ -47,6 +47,8 @@ class RunSpec:
         config: the config the run stores as ``config.yaml`` (composed, with the resolved optimizer params;
             without ``overwrite``, which is how this invocation treats the directory, not part of the run).
         overwrite: delete an earlier run's results in the run directory and start afresh.
+        workers: simulated workers of an asynchronous run (None: synchronous batches); stored in the
+            config only when set, so a synchronous run's config is as before.
     """
 
     problem: Problem
@@ -64,6 +66,7 @@ class RunSpec:
     print_summary: bool
     config: dict[str, Any]
     overwrite: bool = False
+    workers: int | None = None
 
 
 def config_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -134,6 +137,11 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
     overwrite = c.pop("overwrite", False)
     if not isinstance(overwrite, bool):
         raise ConfigurationError(f"overwrite must be true or false, got {overwrite!r}")
+    workers = c.pop("workers", None)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigurationError(f"workers must be a positive integer or null, got {plain(workers)}")
+    if workers is not None:
+        c["workers"] = workers
     config = {**c, "optimizer": {**ocfg, "params": params}}
     return RunSpec(
         problem=problem,
@@ -151,6 +159,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
         print_summary=bool(c.get("print_summary", True)),
         config=config,
         overwrite=overwrite,
+        workers=workers,
     )
 
 
@@ -175,6 +184,7 @@ def run_spec(spec: RunSpec, run_dir: str | Path | None, **runner_kwargs: Any) ->
         progress=spec.progress,
         print_summary=spec.print_summary,
         config=spec.config,
+        workers=spec.workers,
         **runner_kwargs,
     )
     return runner.run()

@@ -57,9 +57,12 @@ def run_state(
     interrupted: str | None,
     noise_rng: np.random.Generator,
     optimizer_state: Any,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The checkpoint's state tree (optimizer state included)."""
+    """The checkpoint's state tree (optimizer state included; ``extra``: further keys, e.g. an asynchronous
+    run's pending evaluations under ``"async"``)."""
     return {
+        **dict(extra or {}),
         "format": STATE_FORMAT,
         "fingerprint": dict(fingerprint),
         "finished": finished,

@@ -50,6 +50,7 @@ from benchmark import space
 from benchmark._io import package_versions
 from benchmark.api import Oracle, measured_ranges
 from benchmark.errors import ConfigurationError, keyword_defaults
+from nasopt.async_eval import PendingPool
 from nasopt.budget import Budget
 from nasopt.evaluation import Evaluation, Evaluator
 from nasopt.incumbents import ACCURACY, Incumbents
@@ -122,6 +123,11 @@ class Runner:
         from_trials: where ``run_dir`` holds a ``trials.parquet`` but no complete checkpoint (the optimizer
             state is lost), continue from those trials with a fresh optimizer told all of them (not an exact
             resume: the optimizer's and the noise generator's states differ from an uninterrupted run).
+        workers: evaluate asynchronously with this many simulated workers (:mod:`nasopt.async_eval`): each
+            finished evaluation is told alone and its worker gets the next proposal at once, in simulated
+            time (each evaluation takes the benchmark's ``cost``); ``batch_size`` is then unused. None: the
+            synchronous batch loop. The summary adds ``workers`` and ``sim_clock_s`` (the pool's simulated
+            elapsed seconds; ``sim_time_s`` stays the summed training seconds that the budget counts).
     """
 
     def __init__(
@@ -145,6 +151,7 @@ class Runner:
         handle_signals: bool = True,
         overwrite: bool = False,
         from_trials: bool = False,
+        workers: int | None = None,
     ) -> None:
         self.problem = get_problem(problem)
         self.optimizer_spec = optimizer
@@ -166,6 +173,12 @@ class Runner:
             raise ConfigurationError(
                 f"batch_size must be a positive integer (or null for the default), got {batch_size!r}"
             )
+        if workers is not None and (isinstance(workers, bool) or int(workers) != workers or workers < 1):
+            raise ConfigurationError(
+                f"workers must be a positive integer (or null for synchronous batches), got {workers!r}"
+            )
+        self.workers = None if workers is None else int(workers)
+        self.pool: PendingPool | None = None
         self.requested_batch_size = None if batch_size is None else int(batch_size)
         self.batch_size = self.requested_batch_size or 0
         self.checkpoint_every = checkpoint_every
@@ -208,20 +221,21 @@ class Runner:
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies this run; a run directory refuses to continue under a different one."""
-        return json_plain(
-            {
-                "problem": self.problem.spec(),
-                "optimizer": {"name": self.optimizer_name, "params": self.optimizer_params},
-                "seed": self.seed,
-                "batch_size": self.batch_size,
-                "budget": self.budget.to_dict(),
-                "benchmark_digest": self._digest(),
-            }
-        )
+        fp = {
+            "problem": self.problem.spec(),
+            "optimizer": {"name": self.optimizer_name, "params": self.optimizer_params},
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "budget": self.budget.to_dict(),
+            "benchmark_digest": self._digest(),
+        }
+        if self.workers is not None:  # an asynchronous run (synchronous fingerprints stay as they were)
+            fp["workers"] = self.workers
+        return json_plain(fp)
 
     def default_config(self) -> dict[str, Any]:
         """The config stored when none was given: what the runner was given."""
-        return json_plain(
+        config = json_plain(
             {
                 "problem": {**self.problem.spec(), "description": self.problem.description},
                 "optimizer": {
@@ -235,6 +249,9 @@ class Runner:
                 "checkpoint": {"every_evals": self.checkpoint_every, "every_s": self.checkpoint_every_s},
             }
         )
+        if self.workers is not None:
+            config["workers"] = self.workers
+        return config
 
     def request_stop(self, reason: str = "request") -> None:
         """Stop cleanly after the current batch (as SIGINT would)."""
@@ -269,6 +286,8 @@ class Runner:
         self.optimizer = self._make_optimizer()
         self.noise_rng = np.random.default_rng(np.random.SeedSequence(self.seed).spawn(2)[1])
         self.batch_size = self.requested_batch_size or default_batch_size(self.optimizer)
+        if self.workers is not None:
+            self.pool = PendingPool(self.workers)
 
     def _restore(self, state: Mapping[str, Any], trials: Any, need_optimizer: bool) -> None:
         self.batch_size = int(state["fingerprint"]["batch_size"])
@@ -277,6 +296,8 @@ class Runner:
         self.trials = TrialLog(self.problem, trials)
         self.incumbents = Incumbents.from_table(self.trials.table(), self.problem.info)
         self._seen = self.trials.seen_ids()
+        if self.workers is not None:
+            self.pool = PendingPool.from_state(state["async"])
         if need_optimizer:
             self.optimizer = self._make_optimizer()
             self.optimizer.load_state(state["optimizer"])
@@ -321,11 +342,16 @@ class Runner:
         self.trials = TrialLog(self.problem, table)
         self.incumbents = Incumbents.from_table(self.trials.table(), self.problem.info)
         self._seen = self.trials.seen_ids()
+        if self.pool is not None:
+            self.pool.started = len(table)
 
     # -- summary and checkpoints ---------------------------------------------------------------------------
     def summary(self, finished: bool) -> dict[str, Any]:
         """The ``summary.json`` content for the current state."""
         c, inc, p = self.counters, self.incumbents, self.problem
+        extras: dict[str, Any] = {}
+        if self.pool is not None:
+            extras = {"workers": self.pool.workers, "sim_clock_s": self.pool.clock_s}
         return json_plain(
             {
                 "problem": p.name,
@@ -365,6 +391,7 @@ class Runner:
                     self.trials.table(), p.query_targets, measured_ranges(self.bench)
                 ),
                 FORMAT_KEY: FORMAT_VERSION,
+                **extras,
             }
         )
 
@@ -380,6 +407,7 @@ class Runner:
                 self.stop.reason,
                 self.noise_rng,
                 None if self.optimizer is None else self.optimizer.state(),
+                None if self.pool is None else {"async": self.pool.state()},
             )
             Checkpointer(self.run_dir).save(state, self.trials.table(), summary)
         return summary
@@ -507,6 +535,8 @@ class Runner:
 
     def _loop(self) -> None:
         """ask -> evaluate -> (truncate to the simulated-time budget) -> tell -> record, batch by batch."""
+        if self.pool is not None:
+            return self._async_loop(self.pool)
         evaluate = Evaluator(self.problem, self.bench)
         c, budget = self.counters, self.budget
         self._t0 = time.perf_counter()
@@ -548,6 +578,63 @@ class Runner:
             progress.close()
 
 
+    def _async_loop(self, pool: PendingPool) -> None:
+        """Keep ``pool.workers`` evaluations running in simulated time: start proposals on idle workers
+        (within the budgets: evaluations started, training seconds committed), then finish the earliest,
+        evaluate it, tell and record it alone (see :mod:`nasopt.async_eval`)."""
+        evaluate = Evaluator(self.problem, self.bench)
+        c, budget = self.counters, self.budget
+        self._t0 = time.perf_counter()
+        cadence = CheckpointCadence(self.checkpoint_every, self.checkpoint_every_s, c.n_evals)
+        progress = ProgressBar(
+            self.incumbents,
+            total=budget.max_evals,
+            initial=c.n_evals,
+            desc=f"{self.optimizer_name} {self.problem.name} async",
+            enabled=self.progress,
+        )
+        try:
+            while self.stop.reason is None:
+                self._start_on_idle_workers(pool)
+                if len(pool) == 0:
+                    c.exhausted_by = pool.closed or budget.exhausted_by(c.n_evals, c.sim_time_s) or "evals"
+                    break
+                done = pool.pop()
+                X = done.x[None, :]
+                ev = evaluate.evaluate_batch(X, self.noise_rng)
+                cum_sim = c.sim_time_s + ev.cost
+                dup = self._duplicates(X)
+                self._tell(X, ev.F, ev.feasible)
+                self._record(ev, 1, dup, cum_sim)
+                c.batch_index += 1
+                progress.update(1)
+                if self.on_batch is not None:
+                    self.on_batch(self)
+                if self.run_dir is not None and cadence.due(c.n_evals):
+                    self._checkpoint(finished=False)
+                    cadence.done(c.n_evals)
+        finally:
+            progress.close()
+
+    def _start_on_idle_workers(self, pool: PendingPool) -> None:
+        """Ask for as many proposals as workers are idle and start those within the budgets; the first that
+        would pass one closes the pool (the run ends once the running ones finish)."""
+        budget, c = self.budget, self.counters
+        while pool.free:
+            remaining = budget.remaining_evals(pool.started)
+            if remaining == 0:
+                pool.closed = "evals"
+                return
+            n = pool.free if remaining is None else min(pool.free, remaining)
+            X = self._ask(n)
+            cost = np.asarray(self.bench.cost(X), dtype=np.float64).reshape(X.shape[0])
+            keep = budget.evals_within_sim_time(c.sim_time_s + pool.committed_cost_s + np.cumsum(cost))
+            pool.start(X[:keep], cost[:keep])
+            if keep < X.shape[0]:  # the optimizer is never told of the rest: the run ends
+                pool.closed = "sim_time"
+                return
+
+
 def search(
     problem: str | Problem = "acc_a100",
     optimizer: str | OptimizerFactory = "nsga2",
@@ -563,6 +650,7 @@ def search(
     checkpoint_every: int | None = 500,
     overwrite: bool = False,
     from_trials: bool = False,
+    workers: int | None = None,
     **opt_params: Any,
 ) -> Run:
     """Run one search in a line: ``nasopt.search("acc_a100", "re", budget=500, seed=1)``.
@@ -572,7 +660,8 @@ def search(
     written there and resumable; without, it stays in memory. A ``run_dir`` holding an earlier run is
     resumed (the same run) or refused; ``overwrite=True`` deletes its results and starts afresh;
     ``from_trials=True`` continues from its ``trials.parquet`` with a fresh optimizer when its checkpoint
-    is lost (see :class:`Runner`).
+    is lost (see :class:`Runner`). ``workers=k`` evaluates asynchronously with ``k`` simulated workers
+    (:mod:`nasopt.async_eval`).
     """
     prob = get_problem(problem)
     if eval_mode is not None:
@@ -595,6 +684,7 @@ def search(
         print_summary=print_summary,
         overwrite=overwrite,
         from_trials=from_trials,
+        workers=workers,
     )
     return runner.run()
 

@@ -177,6 +177,13 @@ class NSGA2(Optimizer):
     def _refill(self, need: int) -> None:
         """Put new rows into the pending queue: the next pymoo generation, or extras for this one."""
         algo = self._algorithm()
+        told = int(self._gen_told.sum())
+        full = self.n_offsprings if algo.is_initialized else self.population_size
+        if not self._gen_told.all() and told >= full:
+            # asynchronous callers always have rows out: a generation's worth is told, so the told rows go to
+            # survival and the untold ones join the next generation (never the case for batch callers, who
+            # tell every row before asking again)
+            self._advance_told()
         if self._gen_told.all():
             if self._gen_X.shape[0]:
                 self._advance()
@@ -227,6 +234,17 @@ class NSGA2(Optimizer):
         if not chunks:
             return np.zeros((0, space.N_GENES), dtype=np.int64)
         return np.concatenate(chunks)
+
+    def _advance_told(self) -> None:
+        """Give pymoo the told rows of the generation; its untold rows start the next one."""
+        keep = self._gen_told
+        carry = self._gen_X[~keep]
+        self._gen_X, self._gen_F, self._gen_G = self._gen_X[keep], self._gen_F[keep], self._gen_G[keep]
+        self._gen_told = self._gen_told[keep]
+        self._advance()
+        m = self.problem.n_obj
+        nan_f, nan_g = np.full((len(carry), m), np.nan), np.full(len(carry), np.nan)
+        self._append_generation(carry, nan_f, nan_g, told=False)
 
     def tell(self, X: IntArray, F: FloatArray, feasible: BoolArray | None = None) -> None:
         """Store results; the generation goes to pymoo once all of its rows are told (at the next ask)."""

@@ -17,7 +17,7 @@ def _pyproject() -> dict:
 def test_every_package_directory_is_listed_in_pyproject() -> None:
     listed = set(_pyproject()["tool"]["setuptools"]["packages"])
     found = {"nasopt.conf"} if (ROOT / "conf" / "__init__.py").is_file() else set()
-    for top in ("benchmark", "optimizers", "nasopt", "experiments"):
+    for top in ("benchmark", "optimizers", "nasopt", "experiments", "hydra_plugins"):
         for init in (ROOT / top).rglob("__init__.py"):
             found.add(".".join(init.parent.relative_to(ROOT).parts))
     missing, stale = sorted(found - listed), sorted(listed - found)
