@@ -1,6 +1,6 @@
 """Sweeps on SLURM (submitit), submitit's local executor and Ray: the body of the Hydra launchers
-``hydra/launcher=slurm|submitit_local|ray`` (``hydra_plugins/nasopt_launchers``; configs under
-``conf/hydra/launcher/``), on :class:`nasopt.engines.Engine`.
+``hydra/launcher=slurm|submitit_local|ray`` (``experiments/hydra_plugins/nasopt_launchers``, installed as
+``hydra_plugins.nasopt_launchers``; configs in ``conf/hydra/launcher/``), on nasopt.engines.
 
 What holds on every launcher as on joblib: one directory per job (``hydra.sweep.dir``/``subdir``); a job that
 fails — its task failed, or its worker died (killed, out of memory, out of time) — leaves ``error.txt`` in its

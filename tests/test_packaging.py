@@ -17,9 +17,13 @@ def _pyproject() -> dict:
 def test_every_package_directory_is_listed_in_pyproject() -> None:
     listed = set(_pyproject()["tool"]["setuptools"]["packages"])
     found = {"nasopt.conf"} if (ROOT / "conf" / "__init__.py").is_file() else set()
-    for top in ("benchmark", "optimizers", "nasopt", "experiments", "hydra_plugins"):
+    plugins = ROOT / "experiments" / "hydra_plugins"  # installed as the hydra_plugins namespace (package-dir)
+    for top in ("benchmark", "optimizers", "nasopt", "experiments"):
         for init in (ROOT / top).rglob("__init__.py"):
-            found.add(".".join(init.parent.relative_to(ROOT).parts))
+            if plugins in init.parents:
+                found.add("hydra_plugins." + ".".join(init.parent.relative_to(plugins).parts))
+            else:
+                found.add(".".join(init.parent.relative_to(ROOT).parts))
     missing, stale = sorted(found - listed), sorted(listed - found)
     assert found == listed, f"missing from pyproject: {missing}; stale: {stale}"
 
