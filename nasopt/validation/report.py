@@ -136,12 +136,24 @@ def _fronts(
         ),
     ):
         ok = np.all(np.isfinite(V), axis=1)
-        ax.scatter(V[ok, 0], V[ok, 1], color="0.55", s=18, label="candidates")
+        ref = np.array([x.is_reference for x in c])
+        ax.scatter(V[ok & ~ref, 0], V[ok & ~ref, 1], color="0.55", s=18, label="candidates")
+        if (ok & ref).any():
+            ax.scatter(
+                V[ok & ref, 0],
+                V[ok & ref, 1],
+                color="tab:orange",
+                marker="D",
+                s=30,
+                label="references",
+                zorder=3,
+            )
         fr = np.array(sorted(front, key=lambda i: V[i, 0]))
         if fr.size:
             ax.plot(V[fr, 0], V[fr, 1], "o-", color="tab:red", label=f"front ({fr.size})")
-        ax.set_xlabel(names[0])
-        ax.set_ylabel(names[1])
+        kind = "predicted" if ax is ax_p else "measured"
+        ax.set_xlabel(f"{kind} {names[0]} ({_unit(names[0])})")
+        ax.set_ylabel(f"{kind} {names[1]} ({_unit(names[1])})")
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=8)
     if f.absolute:  # the paper's published models, where they measured the same quantities
@@ -156,6 +168,13 @@ def _fronts(
     )
     fig.savefig(path)
     return path
+
+
+def _unit(name: str) -> str:
+    """The unit of a target or of a measured quantity named like one (``latency_cpu`` -> ms)."""
+    if name in TARGETS:
+        return TARGETS[name].unit
+    return {"latency": "ms", "throughput": "img/s", "accuracy": "%"}.get(name.split("_", 1)[0], "")
 
 
 def _fmt(x: float) -> str:
