@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark._io import fsync_file
+from benchmark._io import atomic_write_text, fsync_file
 from benchmark.errors import NasoptError
 
 ARRAY_MARK = "__ndarray__"
@@ -127,8 +127,8 @@ def save_checkpoint(
         if trials is not None:
             trials.to_parquet(tmp / TRIALS_FILE, index=False)
             fsync_file(tmp / TRIALS_FILE, fsync)
-        (tmp / STATE_FILE).write_text(text, encoding="utf-8")
-        fsync_file(tmp / STATE_FILE, fsync)
+        # written last and atomically: a checkpoint.tmp/ holding state.json is complete, whenever a kill hits
+        atomic_write_text(tmp / STATE_FILE, text, fsync)
     except BaseException:  # a full disk, a signal: leave no half-written checkpoint.tmp/ behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -190,6 +190,8 @@ def load_checkpoint(directory: str | Path) -> tuple[dict[str, Any], pd.DataFrame
         try:
             return _read(cand)
         except CheckpointError as exc:
+            if cand.name.endswith(".tmp"):  # a write that never completed (older versions wrote state.json
+                continue  # in place): it is no checkpoint, never a reason to refuse the run
             first = first or exc
     if first is not None:
         raise CheckpointError(

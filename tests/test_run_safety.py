@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -341,3 +342,19 @@ def test_refusal_for_another_optimizer_shows_each_side_with_its_own_defaults(tmp
     saved, now = str(info.value).split(" vs now ", 1)
     assert "population_size" in saved and "max_resample" not in saved  # not rs's defaults
     assert "max_resample" in now and "population_size" not in now
+
+
+def test_a_half_written_first_checkpoint_tmp_is_no_checkpoint(tmp_path: Path) -> None:
+    """A kill while the very first checkpoint was written leaves only ``checkpoint.tmp/`` with a truncated
+    ``state.json`` (older versions wrote it in place): that is no checkpoint, not an unreadable run."""
+    from nasopt.checkpoint import load_checkpoint, save_checkpoint
+
+    ck = tmp_path / "checkpoint"
+    save_checkpoint(ck, {"x": np.arange(3), "n": 1})
+    os.replace(ck, tmp_path / "checkpoint.tmp")
+    _truncate(tmp_path / "checkpoint.tmp" / "state.json")
+    assert load_checkpoint(ck) is None
+    save_checkpoint(ck, {"x": np.arange(4), "n": 2})  # the next save replaces it
+    state, _ = load_checkpoint(ck) or ({}, None)
+    assert state["n"] == 2 and not (tmp_path / "checkpoint.tmp").exists()
+    assert not list(ck.glob("*.tmp-*")) and not list(ck.glob(".*"))  # state.json was written atomically
