@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -361,8 +362,15 @@ def _validate_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--launcher",
         default="local",
-        choices=["local", "submitit-local", "slurm"],
-        help="where jobs run (default: this process)",
+        choices=["local", "submitit-local", "slurm", "ray"],
+        help="where jobs run (default: this process); see nasopt.engines",
+    )
+    ap.add_argument(
+        "--launcher-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="engine setting, e.g. partition=gpu, timeout_min=240, gpus_per_node=1, address=auto",
     )
     ap.add_argument("--retry-failed", action="store_true", help="run failed jobs again")
     ap.add_argument("--overwrite", action="store_true", help="replace another validation in --out")
@@ -383,18 +391,16 @@ def _options(pairs: list[str], what: str) -> dict[str, Any]:
     return out
 
 
-def _executor(name: str, vdir: Path) -> Any:
+def _executor(name: str, vdir: Path, options: dict[str, Any]) -> Any:
+    """None (this process) or an engine of :mod:`nasopt.engines` (``submit`` -> handle with ``result()``)."""
     if name == "local":
         return None
-    try:
-        import submitit
-    except ImportError as exc:
-        raise NasoptError(f"--launcher {name} needs submitit: pip install submitit") from exc
-    folder = vdir / "launcher"
-    if name == "submitit-local":
-        return submitit.LocalExecutor(folder=str(folder))
-    ex = submitit.AutoExecutor(folder=str(folder))
-    return ex
+    from nasopt.engines import Engine
+
+    kind = {"submitit-local": "submitit_local"}.get(name, name)
+    if kind != "ray":
+        options = {"folder": str(vdir / "launcher" / "%j"), **options}
+    return Engine(kind, **options)
 
 
 def validate_main(argv: list[str] | None = None) -> int:
@@ -464,9 +470,11 @@ def validate_main(argv: list[str] | None = None) -> int:
                 f"validation {vdir}: {len(plan.candidates)} candidates, {len(plan.jobs)} jobs",
                 file=sys.stderr,
             )
-            progress = run_plan(
-                vdir, plan, retry_failed=args.retry_failed, executor=_executor(args.launcher, vdir)
-            )
+            with contextlib.ExitStack() as stack:
+                engine = _executor(args.launcher, vdir, _options(args.launcher_opt, "--launcher-opt"))
+                if engine is not None:  # started here, shut down (a local Ray cluster) when the plan ends
+                    engine = stack.enter_context(engine)
+                progress = run_plan(vdir, plan, retry_failed=args.retry_failed, executor=engine)
             collected = collect(vdir, plan)
             report = write_report(vdir, plan, collected, overrides, figures=not args.no_figures)
     except NasoptError as exc:

@@ -252,6 +252,8 @@ def run_job(vdir: str | os.PathLike[str], job_dict: Mapping[str, Any]) -> str:
             job,
             state="failed",
             attempts=attempts,
+            pid=os.getpid(),
+            host=socket.gethostname(),
             error=one_line,
             started=started,
             finished=time.time(),
@@ -261,7 +263,16 @@ def run_job(vdir: str | os.PathLike[str], job_dict: Mapping[str, Any]) -> str:
             raise
         return "failed"
     atomic_write_text(_job_dir(root, job) / "result.json", json.dumps(result, indent=1))
-    _write_status(root, job, state="done", attempts=attempts, started=started, finished=time.time())
+    _write_status(
+        root,
+        job,
+        state="done",
+        attempts=attempts,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        started=started,
+        finished=time.time(),
+    )
     return "done"
 
 

@@ -260,8 +260,12 @@ def test_failed_jobs_are_reported_and_retried_on_request(
     assert (out / "report" / "report.md").exists()
 
 
-def test_submitit_local_launcher(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("submitit")
+@pytest.mark.parametrize(("launcher", "module"), [("submitit-local", "submitit"), ("ray", "ray")])
+def test_jobs_through_an_engine(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], launcher: str, module: str
+) -> None:
+    """The plan's jobs through nasopt.engines (submitit's local executor: real subprocesses; a local Ray)."""
+    pytest.importorskip(module)
     out = tmp_path / "v"
     args = [
         "validate",
@@ -277,12 +281,15 @@ def test_submitit_local_launcher(runs: Path, tmp_path: Path, capsys: pytest.Capt
         "--measure-opt",
         "resolution=32",
         "--launcher",
-        "submitit-local",
+        launcher,
         "--no-figures",
     ]
+    if launcher == "ray":
+        args += ["--launcher-opt", "num_cpus=1"]
     assert nasopt_main(args) == 0, capsys.readouterr().err
     assert "2 done, 0 failed" in capsys.readouterr().out
-    assert any((out / "launcher").iterdir())  # the jobs ran through submitit (its logs are there)
+    states = [json.loads(p.read_text()) for p in out.glob("jobs/*/status.json")]
+    assert len(states) == 2 and all(st["pid"] != os.getpid() for st in states)  # ran in other processes
 
 
 @pytest.mark.parametrize(
