@@ -8,7 +8,9 @@ counter :mod:`benchmark.macs` uses.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -163,12 +165,34 @@ def build_model(
         dropout=dropout,
     )
     genes = space.parse(arch)
-    # structure first, on the meta device: skips torch's default initialisation, which ours replaces
-    model = ArchNet(genes, config, device=torch.device("meta"))
+    # structure first, on the meta device and without torch's per-layer default initialisation (ours, below,
+    # replaces it): building is then pure bookkeeping
+    with _without_default_init():
+        model = ArchNet(genes, config, device=torch.device("meta"))
     if torch.device(device).type != "meta":
         _materialize(model, torch.device(device))
         model.reset_parameters()
     return model
+
+
+_INITIALISED = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
+
+
+@contextlib.contextmanager
+def _without_default_init() -> Iterator[None]:
+    """Skip ``reset_parameters`` of the layer types :meth:`ArchNet.reset_parameters` initialises itself, while
+    a network is built (the same idea as Hugging Face's ``no_init_weights``); restored on exit."""
+    own = {cls: cls.__dict__.get("reset_parameters") for cls in _INITIALISED}  # None: inherited
+    try:
+        for cls in _INITIALISED:
+            cls.reset_parameters = lambda self: None  # type: ignore[method-assign]
+        yield
+    finally:
+        for cls, fn in own.items():
+            if fn is None:
+                del cls.reset_parameters
+            else:
+                cls.reset_parameters = fn  # type: ignore[method-assign]
 
 
 def _materialize(model: nn.Module, device: torch.device) -> None:
