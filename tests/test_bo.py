@@ -301,7 +301,7 @@ def test_other_encodings_run(encoding: str) -> None:
     assert np.concatenate(props).shape == (6, 28)
 
 
-# --- the scaled mode (long runs): bounded informative history, sparse refits, thinned front ------------------
+# --- the scaled mode (long runs): bounded informative history, sparse refits, thinned front ---------------
 def test_select_informative_keeps_the_front_its_neighbourhood_and_a_spread() -> None:
     from optimizers.bo.history import select_informative
 
@@ -331,7 +331,8 @@ def test_scaled_mode_changes_nothing_at_or_below_scale_above() -> None:
     sizes = [6, 8, 8, 8]  # 30 observations after these
     for xa, xb in zip(loop(a, sizes), loop(b, sizes), strict=True):
         np.testing.assert_array_equal(xa, xb)
-    assert not a.scaled and a.last_times.n_train == b.last_times.n_train == 22  # the last ask saw 22 rows
+    assert not a.scaled
+    assert a.last_times.n_train == b.last_times.n_train == 22  # the last ask saw 22 rows
     xa, xb = loop(a, [4])[0], loop(b, [4])[0]  # this ask sees 30 rows: still the plain mode
     np.testing.assert_array_equal(xa, xb)
     assert a.scaled  # 34 rows now

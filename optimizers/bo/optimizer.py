@@ -329,6 +329,7 @@ class BayesianOptimization(Optimizer):
         if ok.sum() < 2 or not (ok & fe).any():
             return random_unseen(n, exclude, self.rng)
         times = self.last_times
+        mc_samples = min(self.mc_samples, self.scaled_mc_samples) if self.scaled else self.mc_samples
         with times.phase("fit"):
             outcomes = self.outcomes.for_data(F[ok])
             model, feas_index, X_base = self._build_model(X, F, fe, ok, outcomes)
@@ -351,7 +352,7 @@ class BayesianOptimization(Optimizer):
                     Y_inc,
                     self.problem.ref_point,
                     feasibility_index=feas_index,
-                    mc_samples=min(self.mc_samples, self.scaled_mc_samples) if self.scaled else self.mc_samples,
+                    mc_samples=mc_samples,
                     screen_samples=self.screen_samples,
                     seed=seed,
                     eta=self.constraint_eta,
