@@ -234,7 +234,8 @@ def test_run_from_config_equals_python_api(hydra_ctx: None, tmp_path: Path) -> N
         (
             ["optimizer=foo"],
             "unknown optimizer 'foo'; available: bo, nsga2, optuna_gp, optuna_nsga2, optuna_random, "
-            "optuna_tpe, pymoo_agemoea2, pymoo_ga, pymoo_moead, pymoo_smsemoa, pymoo_spea2, re, reinforce, rs",
+            "optuna_tpe, pymoo_agemoea2, pymoo_ga, pymoo_moead, pymoo_smsemoa, pymoo_spea2, re, "
+            "reinforce, rs",
         ),
         (["problem=acc_h100"], "unknown problem 'acc_h100'"),
         (["-m", "optimizer=rs,fooo"], "unknown optimizer 'fooo'"),
