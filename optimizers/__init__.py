@@ -23,6 +23,16 @@ OPTIMIZERS: dict[str, str] = {
     "nsga2": "optimizers.nsga2:NSGA2",
     "reinforce": "optimizers.reinforce:Reinforce",
     "bo": "optimizers.bo:BayesianOptimization",
+    # peers (for comparisons): Optuna's samplers (optional extra "peers") and pymoo's MOEAs
+    "optuna_tpe": "optimizers.optuna_peers:OptunaTPE",
+    "optuna_nsga2": "optimizers.optuna_peers:OptunaNSGA2",
+    "optuna_gp": "optimizers.optuna_peers:OptunaGP",
+    "optuna_random": "optimizers.optuna_peers:OptunaRandom",
+    "pymoo_agemoea2": "optimizers.pymoo_peers:PymooAGEMOEA2",
+    "pymoo_moead": "optimizers.pymoo_peers:PymooMOEAD",
+    "pymoo_smsemoa": "optimizers.pymoo_peers:PymooSMSEMOA",
+    "pymoo_spea2": "optimizers.pymoo_peers:PymooSPEA2",
+    "pymoo_ga": "optimizers.pymoo_peers:PymooGA",
 }
 
 

@@ -32,7 +32,6 @@ from benchmark._typing import BoolArray, FloatArray, IntArray
 from optimizers._checks import check_ask, check_float, check_int, check_tell
 from optimizers.base import Optimizer, ProblemInfo, StateTree
 
-_OWNER = "NSGA2"
 _G_FEASIBLE, _G_INFEASIBLE, _G_FAILED = 0.0, 1.0, 2.0
 
 
@@ -43,11 +42,11 @@ class ArchitectureProblem(Problem):
     :class:`NSGA2` places in :attr:`results` just before pymoo's evaluator asks for them.
     """
 
-    def __init__(self, n_obj: int) -> None:
+    def __init__(self, n_obj: int, n_ieq_constr: int = 1) -> None:
         super().__init__(
             n_var=space.N_GENES,
             n_obj=n_obj,
-            n_ieq_constr=1,
+            n_ieq_constr=n_ieq_constr,
             xl=np.zeros(space.N_GENES, dtype=np.int64),
             xu=space.CARDINALITIES - 1,
             vtype=int,
@@ -64,7 +63,8 @@ class ArchitectureProblem(Problem):
         if np.shape(x) != X.shape or not np.array_equal(np.asarray(x), X):
             raise RuntimeError("ArchitectureProblem: pymoo asked for results of rows that were not told")
         out["F"] = F
-        out["G"] = G[:, None]
+        if self.n_ieq_constr:
+            out["G"] = G[:, None]
 
 
 class CategoricalMutation(Mutation):
@@ -113,31 +113,45 @@ class NSGA2(Optimizer):
         mutation_prob: float = 1.0 / space.N_GENES,
     ) -> None:
         super().__init__(problem, rng)
-        self.population_size = check_int(_OWNER, "population_size", population_size, 2)
+        owner = type(self).__name__
+        self.population_size = check_int(owner, "population_size", population_size, 2)
         self.n_offsprings = (
             self.population_size
             if n_offsprings is None
-            else check_int(_OWNER, "n_offsprings", n_offsprings, 1)
+            else check_int(owner, "n_offsprings", n_offsprings, 1)
         )
-        self.crossover_prob = check_float(_OWNER, "crossover_prob", crossover_prob, 0.0, 1.0)
-        self.mutation_prob = check_float(_OWNER, "mutation_prob", mutation_prob, 0.0, 1.0)
+        self.crossover_prob = check_float(owner, "crossover_prob", crossover_prob, 0.0, 1.0)
+        self.mutation_prob = check_float(owner, "mutation_prob", mutation_prob, 0.0, 1.0)
         self._fill = np.asarray(problem.nadir, dtype=np.float64)  # stands in for NaN objectives of failures
-        self._problem = ArchitectureProblem(problem.n_obj)
+        self._problem = self._pymoo_problem()
         self._algo: PymooNSGA2 | None = None  # built on first use (pymoo may print on construction)
         self._reset_generation()
         self._pending: IntArray = np.zeros((0, space.N_GENES), dtype=np.int64)
 
     # --- pymoo plumbing ---------------------------------------------------------------------------------
+    def _pymoo_problem(self) -> ArchitectureProblem:
+        """pymoo's view of the problem (hook: the pymoo peers change the objectives or constraints)."""
+        return ArchitectureProblem(self.problem.n_obj)
+
+    def _new_algorithm(self) -> Any:
+        """The pymoo algorithm, not yet set up (hook for the pymoo peers of :mod:`optimizers.pymoo_peers`)."""
+        return PymooNSGA2(
+            pop_size=self.population_size,
+            n_offsprings=self.n_offsprings,
+            sampling=IntegerRandomSampling(),
+            crossover=UX(prob=self.crossover_prob),
+            mutation=CategoricalMutation(self.mutation_prob),
+            eliminate_duplicates=True,
+        )
+
+    def _pymoo_values(self, F: FloatArray, fe: BoolArray, failed: BoolArray) -> tuple[FloatArray, FloatArray]:
+        """What pymoo sees of told rows: objectives ``(n, m)`` (failures at the nadir) and ``G (n,)``."""
+        G = np.where(failed, _G_FAILED, np.where(fe, _G_FEASIBLE, _G_INFEASIBLE))
+        return np.where(failed[:, None], self._fill[None, :], F), G
+
     def _algorithm(self) -> PymooNSGA2:
         if self._algo is None:
-            algo = PymooNSGA2(
-                pop_size=self.population_size,
-                n_offsprings=self.n_offsprings,
-                sampling=IntegerRandomSampling(),
-                crossover=UX(prob=self.crossover_prob),
-                mutation=CategoricalMutation(self.mutation_prob),
-                eliminate_duplicates=True,
-            )
+            algo = self._new_algorithm()
             # seed=0 only avoids drawing OS entropy; the generator is replaced by ours right after
             algo.setup(self._problem, termination=NoTermination(), seed=0, verbose=False)
             algo.random_state = self.rng
@@ -145,7 +159,7 @@ class NSGA2(Optimizer):
         return self._algo
 
     def _reset_generation(self) -> None:
-        m = self.problem.n_obj
+        m = self._problem.n_obj
         self._gen_X: IntArray = np.zeros((0, space.N_GENES), dtype=np.int64)
         self._gen_F: FloatArray = np.zeros((0, m), dtype=np.float64)
         self._gen_G: FloatArray = np.zeros(0, dtype=np.float64)
@@ -219,7 +233,7 @@ class NSGA2(Optimizer):
     # --- protocol ---------------------------------------------------------------------------------------
     def ask(self, n: int) -> IntArray:
         """``n`` rows ``(n, 28)`` of pymoo's offspring (the first generation is pymoo's random sample)."""
-        n = check_ask(_OWNER, n)
+        n = check_ask(type(self).__name__, n)
         chunks: list[IntArray] = []
         need = n
         while need > 0:
@@ -227,7 +241,7 @@ class NSGA2(Optimizer):
                 self._refill(need)
             take = min(need, self._pending.shape[0])
             chunk, self._pending = self._pending[:take], self._pending[take:]
-            m = self.problem.n_obj
+            m = self._problem.n_obj
             self._append_generation(chunk, np.full((take, m), np.nan), np.full(take, np.nan), told=False)
             chunks.append(chunk)
             need -= take
@@ -249,8 +263,7 @@ class NSGA2(Optimizer):
     def tell(self, X: IntArray, F: FloatArray, feasible: BoolArray | None = None) -> None:
         """Store results; the generation goes to pymoo once all of its rows are told (at the next ask)."""
         X, F, fe, failed = check_tell(self, X, F, feasible)
-        G = np.where(failed, _G_FAILED, np.where(fe, _G_FEASIBLE, _G_INFEASIBLE))
-        F = np.where(failed[:, None], self._fill[None, :], F)
+        F, G = self._pymoo_values(F, fe, failed)
         unasked: list[int] = []
         for i, a in enumerate(space.arch_id(X).tolist()):
             slots = self._untold.get(a)

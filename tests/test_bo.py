@@ -299,3 +299,68 @@ def test_refit_every_keeps_hyperparameters_between_refits() -> None:
 def test_other_encodings_run(encoding: str) -> None:
     props = loop(build("acc_a100", seed=7, encoding=encoding, n_init=4), [4, 2])
     assert np.concatenate(props).shape == (6, 28)
+
+
+# --- the scaled mode (long runs): bounded informative history, sparse refits, thinned front ---------------
+def test_select_informative_keeps_the_front_its_neighbourhood_and_a_spread() -> None:
+    from optimizers.bo.history import select_informative
+
+    rng = np.random.default_rng(0)
+    X = space.unique(space.sample(400, rng))[0]
+    F = rng.normal(size=(len(X), 2))
+    F[::7] = np.nan  # failed rows
+    fe = rng.random(len(X)) < 0.8
+    keep = select_informative(X, F, fe, 100)
+    assert keep.sum() == 100
+    ok = ~np.isnan(F).any(axis=1)
+    front = np.flatnonzero(ok & fe)[pareto_rank(F[ok & fe]) == 0]
+    assert keep[front].all()
+    # a quarter nearest in genes to the front: closer on average than the evenly spread remainder
+    dist = (X[:, None, :] != X[front][None, :, :]).sum(axis=2).min(axis=1)
+    assert dist[keep & ~np.isin(np.arange(len(X)), front)].mean() < dist[~keep].mean()
+    # the remainder reaches the whole run (early and late rows)
+    idx = np.flatnonzero(keep)
+    assert idx.min() < 40 and idx.max() > len(X) - 40
+    assert select_informative(X[:50], F[:50], fe[:50], 100).all()  # under the cap: everything
+
+
+def test_scaled_mode_changes_nothing_at_or_below_scale_above() -> None:
+    # the same seed with and without the mode: identical proposals until scale_above observations
+    a = build("acc_a100", seed=3, scale_above=30, scaled_history=12, scaled_refit_every=3, max_front=2)
+    b = build("acc_a100", seed=3, scale_above=10**6)
+    sizes = [6, 8, 8, 8]  # 30 observations after these
+    for xa, xb in zip(loop(a, sizes), loop(b, sizes), strict=True):
+        np.testing.assert_array_equal(xa, xb)
+    assert not a.scaled
+    assert a.last_times.n_train == b.last_times.n_train == 22  # the last ask saw 22 rows
+    xa, xb = loop(a, [4])[0], loop(b, [4])[0]  # this ask sees 30 rows: still the plain mode
+    np.testing.assert_array_equal(xa, xb)
+    assert a.scaled  # 34 rows now
+    loop(a, [2])
+    assert a.last_times.n_train == 12
+
+
+def test_scaled_mode_refits_every_k_builds_and_thins_the_screening_front(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import optimizers.bo.optimizer as bo_optimizer
+
+    seen: list[int] = []
+    real = bo_optimizer.make_acquisition
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(int(args[3].shape[0]))  # Y_incumbent rows
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bo_optimizer, "make_acquisition", spy)
+    opt = build("acc_a100", seed=4, scale_above=20, scaled_history=16, scaled_refit_every=3, max_front=3)
+    loop(opt, [6, 8, 8])  # 22 observations: scaled from here on
+    seen.clear()
+    flags = []
+    for _ in range(6):
+        loop(opt, [2])
+        flags.append(opt.last_times.refit)
+    assert flags.count(True) == 2 and flags in ([True, False, False] * 2, [False, True, False] * 2,
+                                                [False, False, True] * 2)
+    assert max(seen) <= 3
+    assert opt.last_times.n_train == 16

@@ -425,8 +425,10 @@ def test_registered_optimizers_run_when_present() -> None:
             optimizer_class(name)
         except (ImportError, AttributeError):
             continue
-        if name == "bo":
-            continue  # GP fitting is too slow for a unit test; covered by its own tests
+        if name in ("bo", "optuna_gp", "pymoo_agemoea2"):
+            # GP fitting (bo, Optuna's GP sampler) and numba's first compile (AGE-MOEA2) are too slow for a
+            # unit test; covered by their own tests (tests/test_bo.py, tests/test_peers.py, conformance)
+            continue
         budget = 4 if name == "reinforce" else 60
         res = _runner("acc_zcu102_latency", name, SyntheticBenchmark(), budget, seed=1).run()
         assert len(res.trials) == budget and res.finished

@@ -35,6 +35,40 @@ def select_history(
     return keep
 
 
+def select_informative(X: IntArray, F_norm: FloatArray, feasible: BoolArray, max_rows: int) -> BoolArray:
+    """Rows to fit the GPs on in the scaled mode, ``(n,)`` mask of at most ``max_rows``: the best half as in
+    :func:`select_history` (feasible first, by rank, newest first -- the Pareto set and the ranks after
+    it), then a quarter nearest to that set's front in genes (Hamming distance, newest first among equals),
+    then an evenly spaced remainder of the other rows (every part of the run, deterministic).
+    ``X (n, 28)``; ``F_norm (n, m)`` may hold NaN rows."""
+    n = F_norm.shape[0]
+    if n <= max_rows:
+        return np.ones(n, dtype=bool)
+    ok = ~np.isnan(F_norm).any(axis=1)
+    ranks = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    for group in (ok & feasible, ok & ~feasible):
+        idx = np.flatnonzero(group)
+        if idx.size:
+            ranks[idx] = pareto_rank(F_norm[idx])
+    order = np.lexsort((-np.arange(n), ranks, ~(ok & feasible)))
+    keep = np.zeros(n, dtype=bool)
+    core = order[: max_rows // 2]
+    keep[core] = True
+    front = core[ranks[core] == ranks[core].min()]
+    rest = np.flatnonzero(~keep)
+    dist = np.full(rest.size, space.N_GENES, dtype=np.int64)
+    for chunk in np.array_split(front, max(1, front.size // 64)):
+        d = (X[rest][:, None, :] != X[chunk][None, :, :]).sum(axis=2).min(axis=1)
+        dist = np.minimum(dist, d)
+    near = rest[np.lexsort((-rest, dist))[: max_rows // 4]]
+    keep[near] = True
+    rest = np.flatnonzero(~keep)
+    k = max_rows - int(keep.sum())
+    if k > 0 and rest.size:
+        keep[rest[np.unique(np.linspace(0, rest.size - 1, k).round().astype(np.int64))]] = True
+    return keep
+
+
 def select_anchors(X: IntArray, F_norm: FloatArray, feasible: BoolArray, k: int) -> IntArray:
     """Up to ``k`` best architectures ``(<= k, 28)``: feasible (else all non-failed) rows of the lowest
     non-dominated ranks, newest first among equals."""
@@ -87,4 +121,4 @@ def select_baseline(F: FloatArray, feasible: BoolArray, k: int) -> IntArray:
     return result
 
 
-__all__ = ["select_anchors", "select_baseline", "select_history"]
+__all__ = ["select_anchors", "select_baseline", "select_history", "select_informative"]

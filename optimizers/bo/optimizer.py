@@ -43,7 +43,7 @@ from optimizers._checks import check_ask, check_bool, check_float, check_int, ch
 from optimizers.base import Optimizer, ProblemInfo, StateTree
 from optimizers.bo.acquisition import OutcomeSpace, make_acquisition
 from optimizers.bo.candidates import SearchSettings, balanced_design, optimise_discrete, random_unseen
-from optimizers.bo.history import select_anchors, select_baseline, select_history
+from optimizers.bo.history import select_anchors, select_baseline, select_history, select_informative
 from optimizers.bo.models import DTYPE, GPParams, check_encoding, encode, fit_model_list
 from optimizers.bo.timing import AskTimes
 
@@ -67,6 +67,18 @@ class BayesianOptimization(Optimizer):
         fit_maxiter: L-BFGS-B iterations per hyper-parameter fit.
         refit_every: re-optimise hyper-parameters every this many model builds (otherwise only condition
             on the new data with the stored hyper-parameters).
+        scale_above: observations above which the *scaled mode* applies (long runs; at or below it the
+            optimizer behaves exactly as without the mode): the GPs are fitted on ``scaled_history`` rows
+            chosen by :func:`optimizers.bo.history.select_informative` (the best ranks, their neighbourhood
+            in genes, an evenly spaced remainder), hyper-parameters are re-optimised every
+            ``scaled_refit_every`` builds (warm-started, conditioned on new data in between), and the
+            screening acquisition measures improvement against at most ``max_front`` evenly spread points of
+            the observed front (its box decomposition grows with the front).
+        scaled_history: training rows in the scaled mode.
+        scaled_refit_every: ``refit_every`` in the scaled mode.
+        max_front: incumbent front points of the screening acquisition in the scaled mode (several
+            objectives).
+        scaled_mc_samples: at most this many ``mc_samples`` in the scaled mode (the greedy batch step).
         warm_start: start each fit from the previous hyper-parameters.
         mc_samples: quasi-MC posterior samples of the batch acquisition function (qLogNEHVI / qLogNEI);
             None = 128, or 32 for three or more objectives (their per-sample box decompositions dominate).
@@ -111,6 +123,11 @@ class BayesianOptimization(Optimizer):
         max_history: int = 600,
         fit_maxiter: int = 200,
         refit_every: int = 1,
+        scale_above: int = 600,
+        scaled_history: int = 250,
+        scaled_refit_every: int = 5,
+        max_front: int = 32,
+        scaled_mc_samples: int = 64,
         warm_start: bool = True,
         mc_samples: int | None = None,
         screen_samples: int | None = None,
@@ -136,6 +153,11 @@ class BayesianOptimization(Optimizer):
         self.max_history = check_int(owner, "max_history", max_history, 10)
         self.fit_maxiter = check_int(owner, "fit_maxiter", fit_maxiter, 0)
         self.refit_every = check_int(owner, "refit_every", refit_every, 1)
+        self.scale_above = check_int(owner, "scale_above", scale_above, 1)
+        self.scaled_history = check_int(owner, "scaled_history", scaled_history, 10)
+        self.scaled_refit_every = check_int(owner, "scaled_refit_every", scaled_refit_every, 1)
+        self.max_front = check_int(owner, "max_front", max_front, 1)
+        self.scaled_mc_samples = check_int(owner, "scaled_mc_samples", scaled_mc_samples, 1)
         self.warm_start = check_bool(owner, "warm_start", warm_start)
         if mc_samples is None:
             mc_samples = 32 if many else 128
@@ -184,6 +206,11 @@ class BayesianOptimization(Optimizer):
             "max_history": self.max_history,
             "fit_maxiter": self.fit_maxiter,
             "refit_every": self.refit_every,
+            "scale_above": self.scale_above,
+            "scaled_history": self.scaled_history,
+            "scaled_refit_every": self.scaled_refit_every,
+            "max_front": self.max_front,
+            "scaled_mc_samples": self.scaled_mc_samples,
             "warm_start": self.warm_start,
             "mc_samples": self.mc_samples,
             "screen_samples": self.screen_samples,
@@ -280,9 +307,19 @@ class BayesianOptimization(Optimizer):
         """What a saved state must agree on besides the hyper-parameters: the problem and its model space."""
         return {"name": self.problem.name, "n_obj": self.problem.n_obj, "log": list(self.outcomes.log)}
 
+    @property
+    def scaled(self) -> bool:
+        """Whether the scaled mode applies (more than ``scale_above`` observations)."""
+        return self._X.shape[0] > self.scale_above
+
     def _history(self) -> tuple[IntArray, FloatArray, BoolArray]:
-        """Rows used for fitting: all, or ``max_history`` of them (best half by rank + the most recent)."""
-        keep = select_history(self.problem.normalize(self._F), self._feasible, self.max_history)
+        """Rows used for fitting: all, or ``max_history`` of them (best half by rank + the most recent);
+        in the scaled mode ``scaled_history`` rows of :func:`select_informative`."""
+        F_norm = self.problem.normalize(self._F)
+        if self.scaled:
+            keep = select_informative(self._X, F_norm, self._feasible, self.scaled_history)
+        else:
+            keep = select_history(F_norm, self._feasible, self.max_history)
         return self._X[keep], self._F[keep], self._feasible[keep]
 
     def _propose(self, n: int, exclude: set[int], pending: IntArray) -> IntArray:
@@ -292,13 +329,17 @@ class BayesianOptimization(Optimizer):
         if ok.sum() < 2 or not (ok & fe).any():
             return random_unseen(n, exclude, self.rng)
         times = self.last_times
+        mc_samples = min(self.mc_samples, self.scaled_mc_samples) if self.scaled else self.mc_samples
         with times.phase("fit"):
             outcomes = self.outcomes.for_data(F[ok])
             model, feas_index, X_base = self._build_model(X, F, fe, ok, outcomes)
         times.n_train = int(X.shape[0])
         seed = int(self.rng.integers(0, 2**31 - 1))
         good = ok & fe
-        Y_inc = torch.from_numpy(-self.problem.normalize(F[good])).to(DTYPE)
+        F_good = self.problem.normalize(F[good])
+        if self.scaled and self.problem.n_obj > 1:  # a thinned front for the screening's box decomposition
+            F_good = F_good[select_baseline(F_good, np.ones(len(F_good), dtype=bool), self.max_front)]
+        Y_inc = torch.from_numpy(-F_good).to(DTYPE)
         with warnings.catch_warnings():
             # with a feasibility margin some posterior samples call every incumbent infeasible; BoTorch then
             # measures improvement from the lowest objective bound for them (by design) and warns each time
@@ -311,7 +352,7 @@ class BayesianOptimization(Optimizer):
                     Y_inc,
                     self.problem.ref_point,
                     feasibility_index=feas_index,
-                    mc_samples=self.mc_samples,
+                    mc_samples=mc_samples,
                     screen_samples=self.screen_samples,
                     seed=seed,
                     eta=self.constraint_eta,
@@ -344,7 +385,8 @@ class BayesianOptimization(Optimizer):
         ys = [torch.from_numpy(np.ascontiguousarray(Z[:, i : i + 1])).to(DTYPE) for i in range(m)]
         train_X = encode(Xo, self.encoding)
         use_feas = bool(fe.any() and (~fe).any())
-        refit = self._n_builds % self.refit_every == 0 or not self._gp_params
+        every = self.scaled_refit_every if self.scaled else self.refit_every
+        refit = self._n_builds % every == 0 or not self._gp_params
         warm = [self._gp_params.get(k) if self.warm_start else None for k in keys]
         model_obj, params = fit_model_list(train_X, ys, self.encoding, warm, self.fit_maxiter, fit=refit)
         models: list[Any] = list(model_obj.models)
