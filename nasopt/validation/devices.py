@@ -326,6 +326,7 @@ def add_device(
     from nasopt.validation.records import write_record
 
     say = _say if verbose else (lambda _m: None)
+    runtime_only = {k: settings.pop(k) for k in ("delay",) if k in settings}  # not part of the protocol
     backend, metric, settings, info = _resume_settings(name, backend, metric, settings)
     if metric not in store.METRICS:
         raise ConfigurationError(f"--metric {metric!r}: choose latency or throughput")
@@ -337,7 +338,7 @@ def add_device(
     target = store.target_name(name, metric)
     path = store.device_dir(name)
     records = path / store.RECORDS_DIR
-    mb = measure_backend or make_device_backend(backend, metric, name, settings)
+    mb = measure_backend or make_device_backend(backend, metric, name, {**settings, **runtime_only})
     if not info:
         info = {
             "name": name,
