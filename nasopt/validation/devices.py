@@ -134,8 +134,14 @@ def fit_device_surrogate(X: IntArray, y: FloatArray, target: str, seed: int = 0)
 
     if len(X) < 2:
         raise DeviceAddError(f"{target}: {len(X)} measurement(s); fitting needs at least 2")
+    # base_score 0: the residual is a log ratio around 0, and XGBoost's own intercept estimate for the
+    # pseudo-Huber loss diverges on a few rows (-65.8 on 10 rows of a real device)
     cfg = SurrogateConfig(
-        targets=(target,), additive_basis="physical", seed=seed, n_members=5 if len(X) >= 10 else 2
+        targets=(target,),
+        additive_basis="physical",
+        seed=seed,
+        n_members=5 if len(X) >= 10 else 2,
+        residual_params={"base_score": 0.0},
     )
     return fit_surrogate(np.asarray(X), {target: np.asarray(y, dtype=float)}, cfg)
 

@@ -1,6 +1,6 @@
 """``nasopt device``: design, active learning, resume after SIGKILL, the registered target in problems,
-searches and ``bench query``, export/import, and bad input. A synthetic device (known additive cost + noise) keeps
-everything fast; one test measures real networks at 32 px."""
+searches and ``bench query``, export/import, and bad input. A synthetic device (known additive cost + noise)
+keeps everything fast; one test measures real networks at 32 px."""
 
 from __future__ import annotations
 
