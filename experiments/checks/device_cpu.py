@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import kendalltau
+from scipy.stats import kendalltau, spearmanr
 
 from benchmark import devices as store
 from benchmark import space
@@ -72,7 +72,9 @@ def _score(model: Any, target: str, H: np.ndarray, yH: np.ndarray) -> dict[str, 
     mean, std = model.predict(H, (target,))[target]
     return {
         "tau": float(kendalltau(mean, yH)[0]),
+        "spearman": float(spearmanr(mean, yH)[0]),
         "mape": float(np.mean(np.abs(mean - yH) / yH)),
+        "within_10pct": float(np.mean(np.abs(mean - yH) <= 0.1 * yH)),  # nn-Meter's accuracy measure
         "within_1std": float(np.mean(np.abs(mean - yH) <= std)),
     }
 
@@ -253,16 +255,16 @@ def _print(r: dict[str, Any], ns: list[int]) -> None:
         f"repeat noise: sigma {100 * nz['sigma_relative']:.2f} % ({nz['n_archs']} archs x {nz['repeats']}); tau cap {nz['tau_cap']:.3f}"
     )
     print(f"\n{'n':>5} " + " ".join(f"{k:>22}" for k in r["curves"]))
-    print(f"{'':>5} " + " ".join(f"{'tau / MAPE %':>22}" for _ in r["curves"]))
+    print(f"{'':>5} " + " ".join(f"{'tau/MAPE%/in10%':>22}" for _ in r["curves"]))
     for n in ns:
         cells = []
         for c in r["curves"].values():
             v = c.get(str(n))
-            cells.append(f"{v['tau']:.3f} / {100 * v['mape']:5.1f}" if v else "-")
+            cells.append(f"{v['tau']:.3f}/{100 * v['mape']:4.1f}/{v['within_10pct']:.2f}" if v else "-")
         print(f"{n:>5} " + " ".join(f"{c:>22}" for c in cells))
     h = r["device_surrogate_held_out"]
     print(
-        f"device surrogate (n={d['n']}) on held-out: tau {h['tau']:.3f}, MAPE {100 * h['mape']:.1f} %, within 1 std {h['within_1std']:.2f}"
+        f"device surrogate (n={d['n']}) on held-out: tau {h['tau']:.3f}, MAPE {100 * h['mape']:.1f} %, within 1 std {h['within_1std']:.2f}, Spearman {h['spearman']:.3f}, within +-10 % {h['within_10pct']:.2f}"
     )
     if "search" in r:
         s = r["search"]

@@ -350,3 +350,22 @@ def test_real_cpu_device_at_32px(cache: Path) -> None:
     dev = store.read_device("tinycpu")
     assert res.n_total == 6 and dev.fitted and dev.info["environment"]["threads"] == 1
     assert dev.info["protocol"]["resolution"] == 32 and "onnxruntime" in dev.info["environment"]["runtime"]
+
+
+def test_default_surrogate_config_json_and_cache_key_are_unchanged() -> None:
+    from benchmark.surrogate import SurrogateConfig, SurrogateConfigError
+
+    assert "additive_basis" not in SurrogateConfig().to_json()  # so existing cache keys stay
+    phys = SurrogateConfig(additive_basis="physical")
+    assert SurrogateConfig.from_json(phys.to_json()) == phys and phys.key() != SurrogateConfig().key()
+    with pytest.raises(SurrogateConfigError, match="additive_basis"):
+        SurrogateConfig(additive_basis="cubic")
+
+
+def test_bench_info_lists_user_devices(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmark.cli import _print_user_devices
+
+    _add("infodev", budget=12)
+    _print_user_devices()
+    out = capsys.readouterr().out
+    assert "latency_infodev" in out and "synthetic" in out and "n=12" in out
