@@ -47,13 +47,23 @@ def _load(path: Path) -> dict[tuple[str, str], list[float]]:
 
 
 def _measure_set(
-    name: str, X: np.ndarray, reps: int, backend: Any, log: Path, done: dict[tuple[str, str], list[float]]
+    name: str,
+    X: np.ndarray,
+    reps: int,
+    backend: Any,
+    log: Path,
+    done: dict[tuple[str, str], list[float]],
+    until: float | None = None,
 ) -> np.ndarray:
-    """Mean of each architecture's measurement(s) ``(n,)`` (the first measurement; the others for noise)."""
+    """The first measurement of each architecture ``(k,)`` (more of them, up to ``reps``, for the noise);
+    stops early (``k < n``) once ``time.time()`` passes ``until``."""
     vals = []
     with open(log, "a") as fh:
         for i, s in enumerate(space.to_strings(X)):
             have = done.setdefault((name, s), [])
+            if until is not None and time.time() > until and len(have) < reps:
+                print(f"  {name}: stopped at {i}/{len(X)} (--measure-until)", file=sys.stderr, flush=True)
+                break
             while len(have) < reps:
                 m = backend.measure(space.from_string(s))
                 have.append(m.mean)
@@ -125,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--search-evals", type=int, default=1000)
     ap.add_argument("--front", type=int, default=10, help="front architectures measured after the search")
     ap.add_argument("--skip-search", action="store_true")
+    ap.add_argument("--measure-until", help="HH:MM (local time): stop measuring the pool then, keep its n")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     log = a.out / "measurements.jsonl"
@@ -157,9 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     P = space.sample(a.pool, np.random.default_rng(202))
     t1 = time.perf_counter()
     yH = _measure_set("held_out", H, 1, backend, log, done)
-    yP = _measure_set("pool", P, 1, backend, log, done)
     noise_X = H[: a.noise_archs]
     _measure_set("held_out", noise_X, a.noise_reps, backend, log, done)
+    until = None
+    if a.measure_until:
+        hh, mm = (int(v) for v in a.measure_until.split(":"))
+        now = time.localtime()
+        until = time.mktime((*now[:3], hh, mm, 0, *now[6:]))
+    yP = _measure_set("pool", P, 1, backend, log, done, until)
+    P = P[: len(yP)]
     result["measure_s"] = time.perf_counter() - t1
     reps = np.array([done[("held_out", s)][: a.noise_reps] for s in space.to_strings(noise_X)])
     logs = np.log(reps)

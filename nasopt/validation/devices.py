@@ -409,7 +409,7 @@ def add_device(
         "n_train": len(X),
         "kendall_tau": float(q["kendall_tau"]),
         "r2": float(q["r2"]),
-        "mape": float(np.mean(np.abs(_oof(model, X, target) - y) / y)) if len(X) else float("nan"),
+        "mape_in_sample": float(np.mean(np.abs(_in_sample(model, X, target) - y) / y)),
         "within_1std": float(q["within_1std"]),
         "scored_on": "out-of-fold",
     }
@@ -426,7 +426,7 @@ def add_device(
     return AddResult(name, target, n_now, len(X), stopped, fit, timing)
 
 
-def _oof(model: Any, X: IntArray, target: str) -> FloatArray:
+def _in_sample(model: Any, X: IntArray, target: str) -> FloatArray:
     """The fitted model's predictions at its training rows (for the stored MAPE; in-sample)."""
     return np.asarray(model.predict(X, (target,))[target][0])
 

@@ -369,3 +369,10 @@ def test_bench_info_lists_user_devices(capsys: pytest.CaptureFixture[str]) -> No
     _print_user_devices()
     out = capsys.readouterr().out
     assert "latency_infodev" in out and "synthetic" in out and "n=12" in out
+
+
+def test_until_tau_stops_before_the_budget() -> None:
+    res = _add("taudev", budget=60, until_tau=0.8, noise=0.005)
+    assert res.n_total < 60 and "tau" in res.stopped and res.fit["kendall_tau"] >= 0.8
+    with pytest.raises(Exception, match="until-tau"):
+        _add("taubad", budget=20, until_tau=1.5)
