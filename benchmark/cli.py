@@ -15,7 +15,7 @@ from benchmark import space
 from benchmark.errors import NasoptError
 from benchmark.metrics import fit_quality, format_quality_table
 from benchmark.noise import estimate_noise, noise_caps
-from benchmark.targets import TARGET_NAMES, TARGETS, check_targets
+from benchmark.targets import TARGET_NAMES, TARGETS, check_targets, get_target
 
 if TYPE_CHECKING:
     from benchmark.surrogate import CacheEntry
@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         "--arch", help="compact string, e.g. 'e1k3l1+ e6k3l2+ e6k5l2+ e6k3l3+ e6k5l3+ e6k5l4+ e6k3l1+'"
     )
     g.add_argument("--archs", help="JSON file: a list of upstream architecture dicts")
-    p.add_argument("--targets", nargs="+", help=f"subset of: {' '.join(TARGET_NAMES)}")
+    p.add_argument(
+        "--targets", nargs="+", help=f"subset of: {' '.join(TARGET_NAMES)} (or a user device's target)"
+    )
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("evaluate", help="fit on training records and score against measured results")
     _common(p)
@@ -223,7 +225,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         if distance is not None:
             row["distance_to_data"] = int(distance[i])
         for t, p in preds.items():
-            row[t] = {"mean": float(p.mean[i]), "std": float(p.std[i]), "unit": TARGETS[t].unit}
+            row[t] = {"mean": float(p.mean[i]), "std": float(p.std[i]), "unit": get_target(t).unit}
             if cov is not None:
                 row[t]["extrapolated"] = bool(flags[t][i])
                 row[t]["measured_range"] = list(cov.ranges[t])
@@ -327,6 +329,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 f"  {d.name}: {cfg.get('backend')} members={cfg.get('n_members')} "
                 f"versions={m.get('versions')} fitted {m.get('created')}"
             )
+    _print_user_devices()
     return 0
 
 
@@ -424,6 +427,28 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _print_user_devices() -> None:
+    """The user devices (``nasopt device add``): target, measurements, fit and stored box."""
+    from benchmark import devices
+
+    names = devices.device_names()
+    print(f"user devices: {devices.devices_root()} ({len(names)})")
+    for n in names:
+        try:
+            dev = devices.read_device(n)
+        except devices.DeviceError as exc:
+            print(f"  {n}: {exc}")
+            continue
+        q = dev.info.get("fit", {})
+        box = dev.normalization
+        print(
+            f"  {dev.target:<24} {dev.info.get('backend')} n={q.get('n_train', 0)} "
+            f"oof tau={q.get('kendall_tau', float('nan')):.3f} "
+            f"box={'-' if box is None else f'{box[0]:g}..{box[1]:g}'} {devices.UNITS[dev.metric]}"
+            f"{'' if dev.fitted else ' (not fitted yet)'}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

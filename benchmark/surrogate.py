@@ -43,9 +43,13 @@ from benchmark.coverage import GENES_KEY, TrainingCoverage
 from benchmark.errors import NasoptError
 from benchmark.metrics import fit_quality
 from benchmark.tables import BLOCK_SIZES, FusedTables, Leaf, TripleTables, block_configs
-from benchmark.targets import TARGET_NAMES, TARGETS, Target, get_target
+from benchmark.targets import TARGET_NAMES, Target, get_target, is_target
 
 MODEL_FORMAT_VERSION = 2
+#: bases of the additive model's per-block lookup (see :class:`SurrogateConfig`)
+ADDITIVE_BASES = ("onehot", "physical")
+#: settings added after format 2: left out of the JSON (and so of the cache key) at their default
+_OMITTED_WHEN_DEFAULT = {"additive_basis": "onehot"}
 
 
 class SurrogateConfigError(NasoptError, ValueError):
@@ -73,6 +77,11 @@ class SurrogateConfig:
             below 3, boosting runs with interaction constraints so the compiled tables stay small.
         split: training rows: ``"all"`` (every record), ``"default"`` (upstream train split) or
             ``"random"`` (seeded 80/10/10); with a split, quality is scored on its validation part.
+        additive_basis: basis of the additive model's per-block lookup: ``"onehot"`` (default, one weight
+            per block configuration, ridge ``ridge``) or ``"physical"`` (:mod:`benchmark.cost_features`:
+            shared physical cost coefficients plus penalised per-block corrections; for devices with few
+            measurements). Written to the JSON (and the cache key) only when not the default, so the keys
+            of existing caches stay.
     """
 
     backend: str = "xgboost"
@@ -89,6 +98,7 @@ class SurrogateConfig:
     accuracy_params: dict[str, Any] = field(default_factory=dict)
     residual_params: dict[str, Any] = field(default_factory=dict)
     split: str = "all"
+    additive_basis: str = "onehot"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -104,6 +114,10 @@ class SurrogateConfig:
         if self.accuracy_preset not in ACCURACY_PRESET_NAMES:
             raise SurrogateConfigError(
                 f"accuracy_preset {self.accuracy_preset!r}: choose one of {sorted(ACCURACY_PRESET_NAMES)}"
+            )
+        if self.additive_basis not in ADDITIVE_BASES:
+            raise SurrogateConfigError(
+                f"additive_basis {self.additive_basis!r}: choose {' or '.join(map(repr, ADDITIVE_BASES))}"
             )
         if self.split not in ("all", "default", "random"):
             raise SurrogateConfigError(f"split {self.split!r}: choose 'all', 'default' or 'random'")
@@ -129,6 +143,9 @@ class SurrogateConfig:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["targets"] = list(self.targets)
+        for name, default in _OMITTED_WHEN_DEFAULT.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod
@@ -182,7 +199,7 @@ class FittedTarget:
 
     def combine(self, channel_sums: FloatArray) -> FloatArray:
         """Member predictions ``(n, M)`` in target units from channel sums ``(n, n_channels, M)``."""
-        return MODEL_KINDS[self.kind].combine(TARGETS[self.target], channel_sums)
+        return MODEL_KINDS[self.kind].combine(get_target(self.target), channel_sums)
 
 
 class EnsembleModel(ABC):
@@ -357,7 +374,12 @@ class AdditiveModel(EnsembleModel):
 
     def _member_label(self, m: int, y: FloatArray, fit: IntArray) -> FloatArray:
         cfgs, z = self._cfgs, self._z
-        w, b = _fit_block_additive(cfgs[fit], z[fit], self.cfg.ridge)
+        if self.cfg.additive_basis == "physical":
+            from benchmark.cost_features import fit_physical_additive
+
+            w, b = fit_physical_additive(cfgs[fit], z[fit])
+        else:
+            w, b = _fit_block_additive(cfgs[fit], z[fit], self.cfg.ridge)
         additive: FloatArray = b + np.sum([w[blk][cfgs[:, blk]] for blk in range(space.N_BLOCKS)], axis=0)
         if np.any(additive[self._ok] <= 0):
             raise FloatingPointError(
@@ -601,7 +623,7 @@ def _check_targets_meta(tmetas: Any) -> dict[str, dict[str, Any]]:
         )
 
     for name, tm in tmetas.items():
-        if name not in TARGETS or not isinstance(tm, dict):
+        if not is_target(name) or not isinstance(tm, dict):
             raise SurrogateCacheError(f"{META_FILE}: bad target entry {name!r}")
         kind = tm.get("kind")
         if kind not in MODEL_KINDS:

@@ -78,6 +78,9 @@ _TARGETS.append(
 
 TARGETS: dict[str, Target] = {t.name: t for t in _TARGETS}
 TARGET_NAMES: tuple[str, ...] = tuple(TARGETS)
+#: targets of devices a user added (``nasopt device add``), registered at run time (:func:`register_target`)
+#: or found in the user's device store (:mod:`benchmark.devices`) on first use; never part of TARGET_NAMES
+USER_TARGETS: dict[str, Target] = {}
 
 
 class UnknownTargetError(NasoptError, KeyError):
@@ -87,13 +90,49 @@ class UnknownTargetError(NasoptError, KeyError):
         return str(self.args[0])
 
 
+def register_target(target: Target) -> Target:
+    """Make a user device's target known in this process (a built-in name cannot be taken)."""
+    if target.name in TARGETS:
+        raise UnknownTargetError(f"{target.name!r} is a built-in target; a user device needs another name")
+    USER_TARGETS[target.name] = target
+    return target
+
+
+def unregister_target(name: str) -> None:
+    """Forget a user target in this process (after its device was removed)."""
+    USER_TARGETS.pop(name, None)
+
+
+def _lookup(name: str) -> Target | None:
+    if name in TARGETS:
+        return TARGETS[name]
+    if name not in USER_TARGETS:
+        from benchmark.devices import discover_target
+
+        found = discover_target(name)
+        if found is not None:
+            USER_TARGETS[name] = found
+    return USER_TARGETS.get(name)
+
+
+def is_target(name: str) -> bool:
+    """Whether ``name`` is a built-in target or the target of a user device."""
+    return _lookup(name) is not None
+
+
 def get_target(name: str) -> Target:
-    """Look up a target by name; an unknown name lists the known ones."""
-    if name not in TARGETS:
+    """Look up a target by name (built-in, or a user device's, see :mod:`benchmark.devices`); an unknown
+    name lists the known ones."""
+    found = _lookup(name)
+    if found is None:
+        from benchmark.devices import user_target_names
+
+        user = user_target_names()
+        extra = f"; user devices: {', '.join(user)}" if user else " (add a device: nasopt device add NAME)"
         raise UnknownTargetError(
-            f"unknown benchmark target {name!r}; known targets: {', '.join(TARGET_NAMES)}"
+            f"unknown benchmark target {name!r}; known targets: {', '.join(TARGET_NAMES)}{extra}"
         )
-    return TARGETS[name]
+    return found
 
 
 def check_targets(names: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

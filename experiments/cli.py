@@ -20,6 +20,7 @@ commands:
   measure  measure networks on a device: nasopt measure --arch ... --backend cpu|cuda|...
   train    train a network: nasopt train --arch ... scheme=smoke|proxified|full data.root=...
   validate from search runs to measured candidates and a predicted-vs-measured report
+  device   your own device: nasopt device add|list|show|remove|export|import|check NAME ...
   proxy    training proxies: nasopt proxy analyze --reference R --proxy P (or --upstream)
 """
 
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         from nasopt.validation.cli import validate_main
 
         return validate_main(rest)
+    if command == "device":
+        from nasopt.validation.devices import main as device_main
+
+        return device_main(rest)
     if command == "proxy":
         from nasopt.proxy.analyze import dispatch
 

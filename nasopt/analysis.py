@@ -18,7 +18,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from benchmark._typing import BoolArray, FloatArray, IntArray
-from benchmark.targets import TARGETS
+from benchmark.targets import get_target, is_target
 from nasopt.incumbents import ACCURACY, Incumbents
 from nasopt.rundir import Run, RunFormatError, mean_column
 from optimizers import indicators
@@ -27,7 +27,7 @@ from optimizers.base import ProblemInfo
 
 def target_label(name: str) -> str:
     """Axis label with unit, e.g. ``"accuracy (%)"``, ``"throughput_a100 (img/s)"``."""
-    t = TARGETS.get(name)
+    t = get_target(name) if is_target(name) else None
     return f"{name} ({t.unit})" if t is not None and t.unit else name
 
 

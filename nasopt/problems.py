@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from benchmark import devices as user_devices
 from benchmark._typing import BoolArray, FloatArray, IntArray
 from benchmark.errors import NasoptError
 from benchmark.targets import TARGET_NAMES, UnknownTargetError, get_target
@@ -79,16 +80,28 @@ def _check_target(name: str, role: str) -> None:
         get_target(name)
     except UnknownTargetError as exc:
         raise ProblemError(f"{role}: {exc}") from None
-    if name not in NORMALIZATION:
+    if name not in NORMALIZATION and user_devices.normalization(name) is None:
+        usable = ", ".join([*NORMALIZATION, *user_devices.user_target_names()])
         raise ProblemError(
             f"{role}: target {name!r} has no fixed normalisation box, so it cannot be used in a problem; "
-            f"usable targets: {', '.join(NORMALIZATION)}"
+            f"usable targets: {usable}"
         )
+
+
+def normalization(target: str) -> tuple[float, float]:
+    """The fixed ``(ideal, nadir)`` box of ``target`` (natural units): :data:`NORMALIZATION` for built-in
+    targets, the box stored with the device (derived once from its measurements) for a user device's."""
+    if target in NORMALIZATION:
+        return NORMALIZATION[target]
+    box = user_devices.normalization(target)
+    if box is None:
+        raise ProblemError(f"target {target!r} has no fixed normalisation box")
+    return box
 
 
 def sanity_range(target: str) -> tuple[float, float]:
     """Open-closed range ``(low, high]`` a constraint bound on ``target`` must lie in (natural units)."""
-    a, b = NORMALIZATION[target]
+    a, b = normalization(target)
     lo, hi = min(a, b), max(a, b)
     upper = hi + SANITY_FACTOR * (hi - lo)
     return 0.0, min(upper, _HARD_UPPER.get(target, upper))
@@ -121,7 +134,7 @@ class Constraint:
                 f"impossible constraint '{self}': {self.target} takes values in ({low:g}, {high:g}] {unit}; "
                 f"choose a bound in that range"
             )
-        box_lo, box_hi = sorted(NORMALIZATION[self.target])
+        box_lo, box_hi = sorted(normalization(self.target))
         outside = (self.op == ">=" and self.bound > box_hi) or (self.op == "<=" and self.bound < box_lo)
         if outside and str(self) not in _WARNED_CONSTRAINTS:  # once per process, not per job/preflight
             _WARNED_CONSTRAINTS.add(str(self))
@@ -209,8 +222,8 @@ class Problem:
         object.__setattr__(self, "constraints", constraints)
         maximize = tuple(get_target(t).maximize for t in objectives)
         sign = [-1.0 if mx else 1.0 for mx in maximize]
-        ideal = tuple(s * NORMALIZATION[t][0] for s, t in zip(sign, objectives, strict=True))
-        nadir = tuple(s * NORMALIZATION[t][1] for s, t in zip(sign, objectives, strict=True))
+        ideal = tuple(s * normalization(t)[0] for s, t in zip(sign, objectives, strict=True))
+        nadir = tuple(s * normalization(t)[1] for s, t in zip(sign, objectives, strict=True))
         info = ProblemInfo(
             name=self.name,
             objectives=objectives,
@@ -428,6 +441,7 @@ __all__ = [
     "get_problem",
     "hypervolume",
     "make_problem",
+    "normalization",
     "pareto_indices",
     "problem_from_config",
     "sanity_range",
