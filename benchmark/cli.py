@@ -218,7 +218,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
     macs, params = bench.macs_params(X)
     cov = bench.coverage
     distance = cov.distance(X) if cov is not None else None
-    flags = {t: cov.extrapolated(t, p.mean, p.std) for t, p in preds.items()} if cov is not None else {}
+    # user-device targets have their own surrogate and no range in the built-in fit's coverage
+    flags = {}
+    if cov is not None:
+        flags = {t: cov.extrapolated(t, p.mean, p.std) for t, p in preds.items() if t in cov.ranges}
     rows = []
     for i, s in enumerate(space.to_strings(X)):
         row: dict[str, Any] = {"arch": s, "macs_m": float(macs[i]), "params_m": float(params[i])}
@@ -226,7 +229,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             row["distance_to_data"] = int(distance[i])
         for t, p in preds.items():
             row[t] = {"mean": float(p.mean[i]), "std": float(p.std[i]), "unit": get_target(t).unit}
-            if cov is not None:
+            if cov is not None and t in flags:
                 row[t]["extrapolated"] = bool(flags[t][i])
                 row[t]["measured_range"] = list(cov.ranges[t])
         rows.append(row)

@@ -250,7 +250,7 @@ def test_bench_query_json_has_the_user_target(cache: Path, capsys: pytest.Captur
 
     def fake_load(args: object, **over: object) -> Benchmark:
         b = Benchmark.__new__(Benchmark)
-        b.model = type("M", (), {"targets": {}})()  # type: ignore[assignment]
+        b.model = type("M", (), {"targets": {}, "coverage": None})()  # type: ignore[assignment]
         return b
 
     mp = pytest.MonkeyPatch()
