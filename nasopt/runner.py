@@ -537,17 +537,8 @@ class Runner:
         """ask -> evaluate -> (truncate to the simulated-time budget) -> tell -> record, batch by batch."""
         if self.pool is not None:
             return self._async_loop(self.pool)
-        evaluate = Evaluator(self.problem, self.bench)
+        evaluate, cadence, progress = self._loop_parts("")
         c, budget = self.counters, self.budget
-        self._t0 = time.perf_counter()
-        cadence = CheckpointCadence(self.checkpoint_every, self.checkpoint_every_s, c.n_evals)
-        progress = ProgressBar(
-            self.incumbents,
-            total=budget.max_evals,
-            initial=c.n_evals,
-            desc=f"{self.optimizer_name} {self.problem.name}",
-            enabled=self.progress,
-        )
         try:
             while self.stop.reason is None:
                 remaining = budget.remaining_evals(c.n_evals)
@@ -577,22 +568,27 @@ class Runner:
         finally:
             progress.close()
 
+    def _loop_parts(self, desc_suffix: str) -> tuple[Evaluator, CheckpointCadence, ProgressBar]:
+        """What both loops start with: the evaluator, the checkpoint cadence and the progress bar (from the
+        evaluations done so far); starts the wall clock."""
+        self._t0 = time.perf_counter()
+        n = self.counters.n_evals
+        progress = ProgressBar(
+            self.incumbents,
+            total=self.budget.max_evals,
+            initial=n,
+            desc=f"{self.optimizer_name} {self.problem.name}{desc_suffix}",
+            enabled=self.progress,
+        )
+        return (Evaluator(self.problem, self.bench),
+                CheckpointCadence(self.checkpoint_every, self.checkpoint_every_s, n), progress)
 
     def _async_loop(self, pool: PendingPool) -> None:
         """Keep ``pool.workers`` evaluations running in simulated time: start proposals on idle workers
         (within the budgets: evaluations started, training seconds committed), then finish the earliest,
         evaluate it, tell and record it alone (see :mod:`nasopt.async_eval`)."""
-        evaluate = Evaluator(self.problem, self.bench)
+        evaluate, cadence, progress = self._loop_parts(" async")
         c, budget = self.counters, self.budget
-        self._t0 = time.perf_counter()
-        cadence = CheckpointCadence(self.checkpoint_every, self.checkpoint_every_s, c.n_evals)
-        progress = ProgressBar(
-            self.incumbents,
-            total=budget.max_evals,
-            initial=c.n_evals,
-            desc=f"{self.optimizer_name} {self.problem.name} async",
-            enabled=self.progress,
-        )
         try:
             while self.stop.reason is None:
                 self._start_on_idle_workers(pool)
