@@ -199,6 +199,8 @@ def job_result(vdir: str | os.PathLike[str], job: Job) -> dict[str, Any] | None:
 
 
 def _write_status(vdir: Path, job: Job, **status: Any) -> None:
+    """The job's status, stamped with the process (pid, host) that runs it."""
+    status = {**status, "pid": os.getpid(), "host": socket.gethostname()}
     d = _job_dir(vdir, job)
     d.mkdir(parents=True, exist_ok=True)
     atomic_write_text(d / "status.json", json.dumps(status, indent=1))
@@ -238,8 +240,6 @@ def run_job(vdir: str | os.PathLike[str], job_dict: Mapping[str, Any]) -> str:
         job,
         state="running",
         attempts=attempts,
-        pid=os.getpid(),
-        host=socket.gethostname(),
         started=started,
     )
     try:
@@ -252,8 +252,6 @@ def run_job(vdir: str | os.PathLike[str], job_dict: Mapping[str, Any]) -> str:
             job,
             state="failed",
             attempts=attempts,
-            pid=os.getpid(),
-            host=socket.gethostname(),
             error=one_line,
             started=started,
             finished=time.time(),
@@ -268,8 +266,6 @@ def run_job(vdir: str | os.PathLike[str], job_dict: Mapping[str, Any]) -> str:
         job,
         state="done",
         attempts=attempts,
-        pid=os.getpid(),
-        host=socket.gethostname(),
         started=started,
         finished=time.time(),
     )
