@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import Any
 
 import numpy as np
 
@@ -49,12 +50,11 @@ def build(args: argparse.Namespace) -> None:
         )
 
 
-def latency(args: argparse.Namespace) -> None:
+def _latency_backend(args: argparse.Namespace) -> Any:
+    """The onnxruntime batch-1 latency backend at 224 px with the script's settings."""
     from nasopt.validation.measure.cpu import OnnxRuntimeBackend
-    from nasopt.validation.model import build_model
-    from nasopt.validation.model.export import onnx_bytes
 
-    backend = OnnxRuntimeBackend(
+    return OnnxRuntimeBackend(
         metric="latency",
         batch=1,
         resolution=224,
@@ -63,7 +63,14 @@ def latency(args: argparse.Namespace) -> None:
         warmup=args.warmup,
         passes=args.passes,
     )
-    t_export = t_session = t_measure = 0.0
+
+
+def latency(args: argparse.Namespace) -> None:
+    from nasopt.validation.model import build_model
+    from nasopt.validation.model.export import onnx_bytes
+
+    backend = _latency_backend(args)
+    t_export = t_measure = 0.0
     rel, means = [], []
     start = time.perf_counter()
     for i, x in enumerate(_archs(args.n, args.seed)):
@@ -90,7 +97,7 @@ def latency(args: argparse.Namespace) -> None:
     )
     print(
         f"  export (measured once more outside measure(), so subtract it once): {t_export:.1f} s; "
-        f"measure() incl. its own export and session: {t_measure:.1f} s; session creation {t_session:.1f} s"
+        f"measure() incl. its own export and session: {t_measure:.1f} s"
     )
     print(f"  latency range {min(means):.2f} .. {max(means):.2f} ms")
     print(
@@ -100,18 +107,9 @@ def latency(args: argparse.Namespace) -> None:
 
 
 def spread(args: argparse.Namespace) -> None:
-    from nasopt.validation.measure.cpu import OnnxRuntimeBackend
     from nasopt.validation.model import build_model
 
-    backend = OnnxRuntimeBackend(
-        metric="latency",
-        batch=1,
-        resolution=224,
-        threads=args.threads,
-        repeats=args.repeats,
-        warmup=args.warmup,
-        passes=args.passes,
-    )
+    backend = _latency_backend(args)
     models = [build_model(x).eval() for x in _archs(args.n, args.seed)]
     means = np.zeros((args.times, len(models)))
     for t in range(args.times):  # interleaved, so slow drifts of the machine show up as spread
