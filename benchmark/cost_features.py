@@ -34,14 +34,17 @@ PENALTY_ONEHOT = 30.0
 
 
 @lru_cache(maxsize=4)
-def block_features(resolution: int = geometry.INPUT_SIZE) -> tuple[FloatArray, ...]:
+def block_features(
+    resolution: int = geometry.INPUT_SIZE, skeleton: geometry.Skeleton = geometry.MNASNET
+) -> tuple[FloatArray, ...]:
     """Per block ``b``: the physical features of each of its configurations, ``(C_b, 6)``, each column
-    divided by its maximum over all blocks (so one penalty fits every column)."""
+    divided by its maximum over all blocks (so one penalty fits every column); for the networks of
+    ``skeleton`` at ``resolution`` px."""
     out: list[FloatArray] = []
-    r = -(-resolution // geometry.STEM_STRIDE)
+    r = -(-resolution // skeleton.stem_stride)
     for b in range(space.N_BLOCKS):
-        c_first = geometry.STEM_CHANNELS if b == 0 else geometry.OUT_CHANNELS[b - 1]
-        c_out = geometry.OUT_CHANNELS[b]
+        c_first = skeleton.stem_channels if b == 0 else skeleton.out_channels[b - 1]
+        c_out = skeleton.out_channels[b]
         rows = []
         for genes in BLOCK_GENES[b]:
             e = space.GENE_VALUES[4 * b][genes[0]]
@@ -52,7 +55,7 @@ def block_features(resolution: int = geometry.INPUT_SIZE) -> tuple[FloatArray, .
             r_in = r
             for j in range(n_layers):
                 c_in = c_first if j == 0 else c_out
-                r_out = -(-r_in // (geometry.STRIDES[b] if j == 0 else 1))
+                r_out = -(-r_in // (skeleton.strides[b] if j == 0 else 1))
                 h = c_in * e
                 f[0] += r_in * r_in * c_in * h * (e > 1) + r_out * r_out * h * c_out
                 f[1] += r_out * r_out * h * k * k
@@ -62,7 +65,7 @@ def block_features(resolution: int = geometry.INPUT_SIZE) -> tuple[FloatArray, .
                 f[5] += se
                 r_in = r_out
             rows.append(f)
-        r = -(-r // geometry.STRIDES[b])
+        r = -(-r // skeleton.strides[b])
         out.append(np.array(rows))
     scale = np.max(np.concatenate(out), axis=0)
     scale[scale == 0] = 1.0
@@ -70,14 +73,16 @@ def block_features(resolution: int = geometry.INPUT_SIZE) -> tuple[FloatArray, .
 
 
 @lru_cache(maxsize=4)
-def block_basis(resolution: int = geometry.INPUT_SIZE) -> tuple[tuple[FloatArray, ...], FloatArray]:
+def block_basis(
+    resolution: int = geometry.INPUT_SIZE, skeleton: geometry.Skeleton = geometry.MNASNET
+) -> tuple[tuple[FloatArray, ...], FloatArray]:
     """The basis of the physical additive model.
 
     Returns:
         per block ``b`` a matrix ``(C_b, p)`` (zero outside block ``b``'s own columns, so
         ``sum_b B_b[cfg_b] @ theta`` is the model), and the ridge penalty per column ``(p,)``.
     """
-    feats = block_features(resolution)
+    feats = block_features(resolution, skeleton)
     n_f = len(FEATURES)
     main_sizes = [[int(BLOCK_GENES[b][:, j].max()) + 1 for j in range(4)] for b in range(space.N_BLOCKS)]
     per_block = [n_f + sum(main_sizes[b]) + int(BLOCK_SIZES[b]) for b in range(space.N_BLOCKS)]

@@ -26,23 +26,15 @@ thop's conventions, checked against every record of the development archive:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from benchmark import space
 from benchmark._typing import FloatArray, IntArray
-from benchmark.geometry import (
-    HEAD_CHANNELS,
-    IN_CHANNELS,
-    INPUT_SIZE,
-    NUM_CLASSES,
-    OUT_CHANNELS,
-    STEM_CHANNELS,
-    STEM_KERNEL,
-    STEM_STRIDE,
-    STRIDES,
-    squeeze_channels,
-)
+from benchmark.errors import ConfigurationError
+from benchmark.geometry import INPUT_SIZE, MNASNET, NUM_CLASSES, Skeleton, feature_size, squeeze_channels
 
 _MAX_LAYERS = max(space.LAYERS_BLOCK5)
 _BN_MACS_PER_ELEMENT = 4  # thop: 2 per element, doubled for an affine BatchNorm
@@ -69,7 +61,7 @@ def _global_pool(channels: int, res: int) -> int:
 
 def _mbconv(c_in: int, c_out: int, e: int, k: int, stride: int, se: bool, in_res: int) -> tuple[int, int]:
     """(MACs, params) of one MBConv layer."""
-    out_res = in_res // stride
+    out_res = -(-in_res // stride)
     hidden = c_in * e
     terms: list[tuple[int, int]] = []
     if e != 1:
@@ -86,22 +78,23 @@ def _mbconv(c_in: int, c_out: int, e: int, k: int, stride: int, se: bool, in_res
     return sum(t[0] for t in terms), sum(t[1] for t in terms)
 
 
-def _fixed_terms() -> tuple[int, int]:
+def _fixed_terms(skeleton: Skeleton, resolution: int, num_classes: int) -> tuple[int, int]:
     """(MACs, params) of everything outside the MBConv blocks: stem, head, pool and classifier."""
-    stem_res = INPUT_SIZE // STEM_STRIDE
-    final_res = stem_res // int(np.prod(STRIDES))
+    sides = feature_size(resolution, skeleton)
+    stem_res, final_res = sides[0], sides[-1]
+    sk = skeleton
     terms = [
-        _conv(IN_CHANNELS, STEM_CHANNELS, STEM_KERNEL, stem_res),
-        _bn(STEM_CHANNELS, stem_res),
-        _conv(OUT_CHANNELS[-1], HEAD_CHANNELS, 1, final_res),
-        _bn(HEAD_CHANNELS, final_res),
-        (_global_pool(HEAD_CHANNELS, final_res), 0),
-        (HEAD_CHANNELS * NUM_CLASSES, HEAD_CHANNELS * NUM_CLASSES + NUM_CLASSES),
+        _conv(sk.in_channels, sk.stem_channels, sk.stem_kernel, stem_res),
+        _bn(sk.stem_channels, stem_res),
+        _conv(sk.out_channels[-1], sk.head_channels, 1, final_res),
+        _bn(sk.head_channels, final_res),
+        (_global_pool(sk.head_channels, final_res), 0),
+        (sk.head_channels * num_classes, sk.head_channels * num_classes + num_classes),
     ]
     return sum(t[0] for t in terms), sum(t[1] for t in terms)
 
 
-def _cumulative_tables() -> tuple[IntArray, IntArray]:
+def _cumulative_tables(skeleton: Skeleton, resolution: int) -> tuple[IntArray, IntArray]:
     """Cumulative per-block counts, each ``(7, 4, 3, 2, 2)``: ``[block, layers_index, e_index, k_index, se]``.
 
     Entry ``[b, j, ...]`` is the total over layers ``0..j`` of block ``b`` (rows past a block's layer choices
@@ -110,45 +103,71 @@ def _cumulative_tables() -> tuple[IntArray, IntArray]:
     shape = (space.N_BLOCKS, _MAX_LAYERS, len(space.EXPANSIONS), len(space.KERNELS), 2)
     macs = np.zeros(shape, dtype=np.int64)
     params = np.zeros(shape, dtype=np.int64)
-    res = INPUT_SIZE // STEM_STRIDE
-    c_in_block = STEM_CHANNELS
+    sides = feature_size(resolution, skeleton)
+    c_in_block = skeleton.stem_channels
     for b in range(space.N_BLOCKS):
-        c_out = OUT_CHANNELS[b]
+        c_out, stride_b = skeleton.out_channels[b], skeleton.strides[b]
         for j in range(_MAX_LAYERS):
-            c_in, stride, in_res = (c_in_block, STRIDES[b], res) if j == 0 else (c_out, 1, res // STRIDES[b])
+            c_in, stride, in_res = (c_in_block, stride_b, sides[b]) if j == 0 else (c_out, 1, sides[b + 1])
             for ei, e in enumerate(space.EXPANSIONS):
                 for ki, k in enumerate(space.KERNELS):
                     for se in (0, 1):
                         macs[b, j, ei, ki, se], params[b, j, ei, ki, se] = _mbconv(
                             c_in, c_out, e, k, stride, bool(se), in_res
                         )
-        res //= STRIDES[b]
         c_in_block = c_out
     return np.cumsum(macs, axis=1), np.cumsum(params, axis=1)
 
 
-_FIXED_MACS, _FIXED_PARAMS = _fixed_terms()
-_CUM_MACS, _CUM_PARAMS = _cumulative_tables()
+@lru_cache(maxsize=16)
+def _tables(skeleton: Skeleton, resolution: int, num_classes: int) -> tuple[IntArray, IntArray, int, int]:
+    """(cumulative MACs, cumulative params, fixed MACs, fixed params) of one skeleton x input x classes."""
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 1:
+        raise ConfigurationError(f"resolution must be a positive integer (pixels), got {resolution!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ConfigurationError(f"num_classes must be a positive integer, got {num_classes!r}")
+    cum_macs, cum_params = _cumulative_tables(skeleton, int(resolution))
+    fixed_macs, fixed_params = _fixed_terms(skeleton, int(resolution), int(num_classes))
+    return cum_macs, cum_params, fixed_macs, fixed_params
+
+
 _BLOCKS = np.arange(space.N_BLOCKS)
 
 
-def count_macs_params(X: ArrayLike) -> tuple[IntArray, IntArray]:
-    """Exact MACs and parameter counts (integers, not millions), each ``(n,)``, for an ``(n, 28)`` batch."""
+def count_macs_params(
+    X: ArrayLike,
+    *,
+    skeleton: Skeleton = MNASNET,
+    resolution: int = INPUT_SIZE,
+    num_classes: int = NUM_CLASSES,
+) -> tuple[IntArray, IntArray]:
+    """Exact MACs and parameter counts (integers, not millions), each ``(n,)``, for an ``(n, 28)`` batch.
+
+    The defaults are the dataset's counting (MnasNet skeleton, 224 px, 1000 classes); another skeleton,
+    input side or class count gives that network's counts (tables built once per combination).
+    """
+    cum_macs, cum_params, fixed_macs, fixed_params = _tables(skeleton, resolution, num_classes)
     batch = space.as_batch(X)
     e = batch[:, 0::4]
     k = batch[:, 1::4]
     l_ = batch[:, 2::4]
     se = batch[:, 3::4]
     idx = (_BLOCKS[None, :], l_, e, k, se)  # each (n, 7)
-    macs = _CUM_MACS[idx].sum(axis=1) + _FIXED_MACS
-    params = _CUM_PARAMS[idx].sum(axis=1) + _FIXED_PARAMS
+    macs = cum_macs[idx].sum(axis=1) + fixed_macs
+    params = cum_params[idx].sum(axis=1) + fixed_params
     return macs, params
 
 
-def macs_params(X: ArrayLike) -> tuple[FloatArray, FloatArray]:
+def macs_params(
+    X: ArrayLike,
+    *,
+    skeleton: Skeleton = MNASNET,
+    resolution: int = INPUT_SIZE,
+    num_classes: int = NUM_CLASSES,
+) -> tuple[FloatArray, FloatArray]:
     """MACs and parameter count in millions (upstream ``model_info``), each ``(n,)``, of an ``(n, 28)`` batch.
 
-    A single ``(28,)`` architecture is treated as a batch of one.
+    A single ``(28,)`` architecture is treated as a batch of one; the keywords as :func:`count_macs_params`.
     """
-    macs, params = count_macs_params(X)
+    macs, params = count_macs_params(X, skeleton=skeleton, resolution=resolution, num_classes=num_classes)
     return macs / 1e6, params / 1e6

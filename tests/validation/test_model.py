@@ -233,3 +233,49 @@ def test_building_leaves_torch_default_initialisation_alone() -> None:
     assert torch.equal(bn.running_var, torch.ones(8))
     model = build_model(B0)  # and the built network is initialised by its own rule
     assert all(p.abs().sum() > 0 for n, p in model.named_parameters() if n.endswith("weight"))
+
+
+@pytest.mark.parametrize(
+    ("width", "resolution", "num_classes"), [(0.25, 32, 10), (0.5, 28, 10), (1.0, 96, 100)]
+)
+def test_other_skeletons_count_exactly_as_thop(width: float, resolution: int, num_classes: int) -> None:
+    """A narrower skeleton, an odd input side (28 px: strides round up) and another class count: the analytic
+    counter and the built network agree exactly, so a new benchmark's ``model_info`` is right."""
+    thop = pytest.importorskip("thop")
+    skeleton = geometry.MNASNET.scaled(width)
+    X = space.sample(4, np.random.default_rng(int(width * 100) + resolution))
+    m, p = macs.count_macs_params(X, skeleton=skeleton, resolution=resolution, num_classes=num_classes)
+    for i in range(len(X)):
+        net = build_model(X[i], num_classes=num_classes, skeleton=skeleton).eval()
+        tm, tp = thop.profile(net, inputs=(torch.zeros(1, 3, resolution, resolution),), verbose=False)
+        assert (int(tm), int(tp)) == (m[i], p[i])
+        assert net(torch.zeros(2, 3, resolution, resolution)).shape == (2, num_classes)
+
+
+def test_skeleton_round_trips_through_exported_weights(tmp_path: Path) -> None:
+    skeleton = geometry.MNASNET.scaled(0.25)
+    assert skeleton.out_channels == (8, 8, 16, 24, 32, 48, 80) and skeleton.head_channels == 320
+    assert geometry.Skeleton.from_dict(skeleton.to_dict()) == skeleton
+    assert skeleton.digest() != geometry.MNASNET.digest()
+    torch.manual_seed(0)
+    net = build_model("efficientnet_b0", num_classes=10, skeleton=skeleton)
+    save_weights(net, tmp_path / "w.safetensors")
+    back = load_weights(tmp_path / "w.safetensors")
+    assert back.config.skeleton == skeleton
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(net.eval()(x), back.eval()(x))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"out_channels": [16, 24]}, "skeleton.out_channels must be 7 positive integers"),
+        ({"strides": [1, 2, 2, 3, 1, 2, 1]}, "skeleton.strides must each be 1 or 2"),
+        ({"head_channels": 0}, "skeleton.head_channels must be a positive integer"),
+        ({"widths": 2}, "unknown skeleton setting(s) widths"),
+    ],
+)
+def test_bad_skeleton_is_one_line(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        geometry.Skeleton.from_dict(settings)
+    assert message in str(info.value) and "\n" not in str(info.value)

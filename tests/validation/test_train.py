@@ -17,11 +17,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
-from benchmark import space  # noqa: E402
+from benchmark import geometry, space  # noqa: E402
 from benchmark.dataset import read_records  # noqa: E402
 from benchmark.errors import ConfigurationError  # noqa: E402
 from benchmark.macs import macs_params  # noqa: E402
-from nasopt.validation.model import load_weights  # noqa: E402
+from nasopt.validation.model import count_parameters, load_weights  # noqa: E402
 from nasopt.validation.train import (  # noqa: E402
     FULL,
     PROXIFIED,
@@ -309,6 +309,25 @@ def test_run_directory_and_record_read_back(fashion_folder: Path, tmp_path: Path
         train(SMALL, s, {"root": str(fashion_folder), "train_fraction": 0.5}, tmp_path, seed=1, device="cpu")
     again = train(SMALL, s, fashion_folder, tmp_path, device="cpu", overwrite=True)
     assert again.record["metrics"]["val_top1"] == pytest.approx(r.record["metrics"]["val_top1"])
+
+
+def test_a_narrow_skeleton_trains_and_is_part_of_the_run(fashion_folder: Path, tmp_path: Path) -> None:
+    """A quarter-width network (a reduced skeleton for a small dataset): its own run id, its skeleton in the
+    config, the record's model_info counted for the network that was trained, weights that rebuild it."""
+    s = get_scheme("smoke", epochs=2)
+    narrow = geometry.MNASNET.scaled(0.25)
+    r = train(SMALL, s, fashion_folder, tmp_path, device="cpu", skeleton=0.25)
+    assert f"-k{narrow.digest()[:8]}-s0" in r.run_dir.name
+    cfg = json.loads((r.run_dir / "config.json").read_text())
+    assert geometry.Skeleton.from_dict(cfg["skeleton"]) == narrow
+    macs, params = macs_params(space.parse(SMALL), skeleton=narrow, resolution=s.val_res, num_classes=10)
+    assert r.record["model_info"] == pytest.approx({"macs": macs[0], "params": params[0]})
+    assert r.record["nasopt"]["model_info_at"] == {"resolution": s.val_res, "num_classes": 10}
+    model = load_weights(r.run_dir / "weights.safetensors")
+    assert model.config.skeleton == narrow and count_parameters(model) == int(params[0] * 1e6 + 0.5)
+    assert r.record["metrics"]["val_top1"] > 10.0  # it learned something in two CPU epochs
+    with pytest.raises(ConfigurationError, match="skeleton must be"):
+        train(SMALL, s, fashion_folder, tmp_path, device="cpu", skeleton="narrow")
 
 
 def test_rng_state_round_trip() -> None:

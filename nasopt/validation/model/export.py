@@ -149,6 +149,7 @@ def load_weights(path: str | os.PathLike[str], device: str | torch.device = "cpu
         gate=cfg.gate,
         drop_path_rate=cfg.drop_path_rate,
         dropout=cfg.dropout,
+        skeleton=cfg.skeleton,
         device=device,
     )
     state = load_file(str(path), device=str(torch.device(device)))

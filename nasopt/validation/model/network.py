@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -38,8 +38,16 @@ class ModelConfig:
     gate: str = "hardsigmoid"
     drop_path_rate: float = 0.2
     dropout: float = 0.2
+    #: the macro skeleton (widths, strides); a mapping (from exported metadata) is converted
+    skeleton: geometry.Skeleton = geometry.MNASNET
 
     def __post_init__(self) -> None:
+        if not isinstance(self.skeleton, geometry.Skeleton):
+            if not isinstance(self.skeleton, Mapping):
+                raise ConfigurationError(
+                    f"skeleton must be a benchmark.geometry.Skeleton or a mapping, got {self.skeleton!r}"
+                )
+            object.__setattr__(self, "skeleton", geometry.Skeleton.from_dict(self.skeleton))
         if (
             isinstance(self.num_classes, bool)
             or not isinstance(self.num_classes, (int, np.integer))
@@ -63,7 +71,9 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for JSON / safetensors metadata."""
-        return asdict(self)
+        d = asdict(self)
+        d["skeleton"] = self.skeleton.to_dict()
+        return d
 
 
 class ArchNet(nn.Module):
@@ -86,15 +96,16 @@ class ArchNet(nn.Module):
         self.arch_string = space.to_string(genes)
         self.config = config or ModelConfig()
         cfg = self.config
+        sk = cfg.skeleton
         self.stem = ConvBNAct(
-            geometry.IN_CHANNELS,
-            geometry.STEM_CHANNELS,
-            geometry.STEM_KERNEL,
-            geometry.STEM_STRIDE,
+            sk.in_channels,
+            sk.stem_channels,
+            sk.stem_kernel,
+            sk.stem_stride,
             activation=cfg.activation,
             device=device,
         )
-        plan = geometry.layer_plan(genes)
+        plan = geometry.layer_plan(genes, sk)
         n = len(plan)
         stages: list[list[nn.Module]] = [[] for _ in range(space.N_BLOCKS)]
         for i, spec in enumerate(plan):  # stochastic depth grows linearly with depth, as in EfficientNet
@@ -103,11 +114,11 @@ class ArchNet(nn.Module):
             )
         self.blocks = nn.Sequential(*(nn.Sequential(*s) for s in stages))
         self.head = ConvBNAct(
-            geometry.OUT_CHANNELS[-1], geometry.HEAD_CHANNELS, 1, activation=cfg.activation, device=device
+            sk.out_channels[-1], sk.head_channels, 1, activation=cfg.activation, device=device
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.classifier = nn.Linear(geometry.HEAD_CHANNELS, cfg.num_classes, device=device)
+        self.classifier = nn.Linear(sk.head_channels, cfg.num_classes, device=device)
 
     def reset_parameters(self) -> None:
         """EfficientNet-style initialisation: He-normal (fan-out) convs, unit BN (fresh running statistics),
@@ -127,7 +138,7 @@ class ArchNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, H, W) -> (N, 1280)`` pooled features."""
+        """``(N, 3, H, W) -> (N, head_channels)`` pooled features (1280 in the dataset's skeleton)."""
         return torch.flatten(self.pool(self.head(self.blocks(self.stem(x)))), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,12 +158,14 @@ def build_model(
     gate: str = "hardsigmoid",
     drop_path_rate: float = 0.2,
     dropout: float = 0.2,
+    skeleton: geometry.Skeleton = geometry.MNASNET,
     device: str | torch.device = "cpu",
 ) -> ArchNet:
     """The network of ``arch`` (a compact string ``"e1k3l1+ e6k3l2+ ..."``, an upstream dict, 28 genes, or
     a reference name such as ``"efficientnet_b0"``), freshly initialised on ``device`` (in the global torch
     RNG's stream: seed with ``torch.manual_seed`` for identical weights).
 
+    ``skeleton`` sets the macro widths and strides (default: the dataset's MnasNet skeleton).
     ``device="meta"`` builds the structure only (no memory, no initialisation; for counting and shapes).
     """
     if isinstance(arch, str) and arch.strip().lower().replace("-", "_") in space.REFERENCES:
@@ -163,6 +176,7 @@ def build_model(
         gate=gate,
         drop_path_rate=drop_path_rate,
         dropout=dropout,
+        skeleton=skeleton,
     )
     genes = space.parse(arch)
     # structure first, on the meta device and without torch's per-layer default initialisation (ours, below,

@@ -120,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=bool(plain["overwrite"]),
             deterministic=bool(plain["deterministic"]),
             verbose=bool(plain["verbose"]),
+            skeleton=plain.get("skeleton"),
         )
     except TrainingStopped as exc:
         print(f"nasopt train: {exc}", file=sys.stderr)

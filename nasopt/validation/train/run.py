@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark import space
+from benchmark import geometry, space
 from benchmark._io import atomic_write_text
 from benchmark.errors import ConfigurationError, NasoptError
 from benchmark.macs import macs_params
@@ -106,9 +106,29 @@ def genes_of(arch: Any) -> np.ndarray:
     return space.parse(arch)
 
 
-def run_id(genes: np.ndarray, scheme: TrainScheme, seed: int) -> str:
-    """``a<arch id>-<scheme name>-<8 hex fingerprint>-s<seed>``."""
-    return f"a{int(space.arch_id(genes)[0])}-{scheme.name}-{scheme.fingerprint()}-s{seed}"
+def run_id(
+    genes: np.ndarray, scheme: TrainScheme, seed: int, skeleton: geometry.Skeleton = geometry.MNASNET
+) -> str:
+    """``a<arch id>-<scheme name>-<8 hex fingerprint>-s<seed>``; another skeleton than the dataset's adds
+    ``-k<8 hex of its settings>`` before the seed."""
+    sk = "" if skeleton == geometry.MNASNET else f"-k{skeleton.digest()[:8]}"
+    return f"a{int(space.arch_id(genes)[0])}-{scheme.name}-{scheme.fingerprint()}{sk}-s{seed}"
+
+
+def as_skeleton(skeleton: geometry.Skeleton | Mapping[str, Any] | float | None) -> geometry.Skeleton:
+    """A :class:`~benchmark.geometry.Skeleton` from itself, its dict, a width multiplier of the dataset's
+    skeleton (``0.25``) or None (the dataset's)."""
+    if skeleton is None:
+        return geometry.MNASNET
+    if isinstance(skeleton, geometry.Skeleton):
+        return skeleton
+    if isinstance(skeleton, Mapping):
+        return geometry.Skeleton.from_dict(skeleton)
+    if isinstance(skeleton, (int, float)) and not isinstance(skeleton, bool):
+        return geometry.MNASNET.scaled(float(skeleton))
+    raise ConfigurationError(
+        f"skeleton must be a width multiplier, a mapping of skeleton settings or null, got {skeleton!r}"
+    )
 
 
 def record_file(rid: str) -> str:
@@ -211,12 +231,17 @@ def train(
     stop: StopFlag | None = None,
     handle_signals: bool = True,
     verbose: bool = False,
+    skeleton: geometry.Skeleton | Mapping[str, Any] | float | None = None,
 ) -> TrainResult:
     """Train ``arch`` with ``scheme`` on the ImageNet-layout folder of ``data`` (a :class:`DataConfig`, its
     dict, or the root path; None = ``$NASOPT_IMAGENET``), into ``<out_dir>/<run id>``; resume if a
     checkpoint is there. Distributed when started by torchrun (every rank calls this).
+
+    ``skeleton`` (see :func:`as_skeleton`) builds the architecture in another macro skeleton than the
+    dataset's (e.g. ``0.25`` for a quarter-width network on a small dataset); it is part of the run id.
     """
     s = get_scheme(scheme)
+    sk = as_skeleton(skeleton)
     if isinstance(data, DataConfig):
         dc = data
     elif isinstance(data, Mapping):
@@ -257,6 +282,7 @@ def train(
             stop or StopFlag(),
             handle_signals,
             verbose,
+            sk,
         )
     finally:
         D.teardown(d)
@@ -277,8 +303,9 @@ def _train(
     stop: StopFlag,
     handle_signals: bool,
     verbose: bool,
+    skeleton: geometry.Skeleton,
 ) -> TrainResult:
-    rid = run_id(genes, s, seed)
+    rid = run_id(genes, s, seed, skeleton)
     run_dir = out_dir / rid
     config = {
         "format": FORMAT,
@@ -295,6 +322,7 @@ def _train(
             "n_classes": len(classes),
         },
         "seed": seed,
+        **({} if skeleton == geometry.MNASNET else {"skeleton": skeleton.to_dict()}),
         "world_size": d.world,
         "device": d.device.type,
         "record": record_file(rid),
@@ -314,6 +342,7 @@ def _train(
         gate=s.gate,
         drop_path_rate=s.drop_path_rate,
         dropout=s.dropout,
+        skeleton=skeleton,
         device=dev,
     )
     if s.sync_bn and d.distributed:
@@ -516,7 +545,7 @@ def _train(
                     f"same command again to resume"
                 )
 
-    record = make_record(genes, s, history, train_time, rid, seed, d.world)
+    record = make_record(genes, s, history, train_time, rid, seed, d.world, skeleton, len(classes))
     if d.is_main:
         final = ema.module if ema is not None else model
         save_weights(final, run_dir / WEIGHTS_FILE, extra={"run_id": rid, "scheme": s.name, "seed": seed})
@@ -534,12 +563,23 @@ def make_record(
     rid: str,
     seed: int,
     world: int,
+    skeleton: geometry.Skeleton = geometry.MNASNET,
+    num_classes: int = geometry.NUM_CLASSES,
 ) -> dict[str, Any]:
     """The Accel-NASBench record of a finished run: top-1 = best of the last ``top1_best_of_last`` epochs
-    (top-5 of that epoch), ``train_time`` in seconds, ``model_info`` (ImageNet MACs/params, millions)."""
+    (top-5 of that epoch), ``train_time`` in seconds, ``model_info`` (MACs/params in millions).
+
+    ``model_info`` is counted as the dataset counts it (224 px, 1000 classes) for the dataset's skeleton,
+    and for any other skeleton at the scheme's validation side and the run's class count (stated in
+    ``nasopt.model_info_at``), i.e. the network that was actually trained.
+    """
     last = history[-s.top1_best_of_last :]
     best = max(last, key=lambda r: r["val_top1"])
-    macs, params = macs_params(genes)
+    if skeleton == geometry.MNASNET:
+        at = {"resolution": geometry.INPUT_SIZE, "num_classes": geometry.NUM_CLASSES}
+    else:
+        at = {"resolution": s.val_res, "num_classes": int(num_classes)}
+    macs, params = macs_params(genes, skeleton=skeleton, **at)
     return {
         "architecture": space.to_dicts(genes)[0],
         "metrics": {
@@ -557,6 +597,8 @@ def make_record(
             "seed": seed,
             "world_size": world,
             "best_epoch": int(best["epoch"]),
+            "model_info_at": at,
+            **({} if skeleton == geometry.MNASNET else {"skeleton": skeleton.to_dict()}),
             "finite": all(math.isfinite(r["val_top1"]) for r in history),
         },
     }
