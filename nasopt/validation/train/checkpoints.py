@@ -64,7 +64,10 @@ def save(state: dict[str, Any], directory: Path, step: int, rank: int) -> Path:
 
 
 def load(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save` (``weights_only=True``: plain data only)."""
+    """Read a checkpoint written by :func:`save` (``weights_only=True``: plain data only). For an XLA device
+    the tensors stay on the CPU (``load_state_dict`` copies them into the device's parameters)."""
+    if torch.device(device).type == "xla":
+        device = "cpu"
     try:
         state: dict[str, Any] = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a truncated or foreign file; torch raises several kinds
@@ -93,6 +96,10 @@ def rng_state(device: torch.device) -> dict[str, Any]:
     }
     if device.type == "cuda":
         out["cuda"] = torch.cuda.get_rng_state(device)
+    if device.type == "xla":
+        from nasopt.validation.train import xla
+
+        out["xla"] = [xla.rng_state()]  # a 64-bit seed, as a Python int
     return out
 
 
@@ -108,3 +115,7 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     )
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+    if device.type == "xla" and "xla" in state:
+        from nasopt.validation.train import xla
+
+        xla.set_rng_state(int(state["xla"][0]))

@@ -10,6 +10,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from nasopt.validation.train import xla
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -31,12 +33,18 @@ class Dist:
 
 def setup(device: str | None = None) -> Dist:
     """Join the process group torchrun describes (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_*``):
-    NCCL on GPU, gloo on CPU. Without ``WORLD_SIZE`` > 1 this is a single process."""
+    NCCL on GPU, gloo on CPU, torch_xla's ``xla`` backend on a TPU (``device="xla"``). Without
+    ``WORLD_SIZE`` > 1 this is a single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
     if device is None or device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if xla.is_xla(device):
+        dev = xla.device()
+        if world > 1 and not dist.is_initialized():
+            xla.init_process_group(rank, world)
+        return Dist(rank, world, local, dev)
     dev = torch.device(device)
     if dev.type == "cuda":
         dev = torch.device("cuda", local if dev.index is None else dev.index)
@@ -53,9 +61,14 @@ def teardown(d: Dist) -> None:
 
 
 def all_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
-    """``t`` summed over ranks (a copy; the identity on one process)."""
+    """``t`` summed over ranks (a copy; the identity on one process). On XLA the sum is taken in float32
+    (TPUs have no float64; image and hit counts stay exact below 2**24 per rank sum)."""
     out = t.clone()
     if d.distributed:
+        if d.device.type == "xla":
+            f32 = out.to(torch.float32)
+            dist.all_reduce(f32, op=dist.ReduceOp.SUM)
+            return f32.to(t.dtype)
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasopt.validation.train import xla
 from nasopt.validation.train.data import normalize
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -89,7 +90,15 @@ class Meter:
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
     if device.type == "cuda" and precision in AUTOCAST_DTYPES:
         return torch.autocast(device_type="cuda", dtype=AUTOCAST_DTYPES[precision])
+    if device.type == "xla" and (dtype := xla.autocast_dtype(precision)) is not None:
+        return torch.autocast(device_type="xla", dtype=dtype)
     return contextlib.nullcontext()
+
+
+def _step_end(device: torch.device) -> None:
+    """Close a step: on XLA cut the lazy graph and dispatch it; nothing elsewhere."""
+    if device.type == "xla":
+        xla.sync()
 
 
 def _inputs(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
@@ -145,6 +154,7 @@ def train_one_epoch(
         if ema is not None:
             ema.update(getattr(model, "module", model))  # the network itself, not its DDP wrapper
         meter.add(loss, logits.float(), y)
+        _step_end(device)
         step += 1
         if after_step is not None and after_step(step, meter):
             return meter, True
@@ -171,4 +181,5 @@ def evaluate(
             logits = model(inputs)
             loss = criterion(logits.float(), y)
         meter.add(loss, logits.float(), y)
+        _step_end(device)
     return meter

@@ -41,6 +41,7 @@ from nasopt.signals import StopFlag
 from nasopt.validation.model import ArchNet, build_model, save_weights
 from nasopt.validation.train import checkpoints as ckpt
 from nasopt.validation.train import dist as D
+from nasopt.validation.train import xla
 from nasopt.validation.train.data import (
     Augment,
     DataConfig,
@@ -168,9 +169,11 @@ def make_optimizer(model: ArchNet, s: TrainScheme) -> torch.optim.Optimizer:
     return opt
 
 
-def _seed_everything(seed: int, rank: int) -> None:
+def _seed_everything(seed: int, rank: int, device: torch.device) -> None:
     s = seed * 1000 + rank  # per-rank streams for dropout / drop path (data is seeded per sample)
     torch.manual_seed(s)
+    if device.type == "xla":
+        xla.set_rng_state(s)
     random.seed(s)
     np.random.seed(s % 2**32)  # noqa: NPY002  (the legacy global stream, which user code may draw from)
 
@@ -343,8 +346,10 @@ def _train(
         drop_path_rate=s.drop_path_rate,
         dropout=s.dropout,
         skeleton=skeleton,
-        device=dev,
+        device="cpu" if dev.type == "xla" else dev,  # XLA: the CPU's initial weights, then copied
     )
+    if dev.type == "xla":
+        model = model.to(dev)
     if s.sync_bn and d.distributed:
         D.sync_batchnorm(model, dev)
     channels_last = s.channels_last and dev.type == "cuda"
@@ -364,7 +369,7 @@ def _train(
         erase = random_erasing(s.random_erasing, dev)
     criterion = nn.CrossEntropyLoss(label_smoothing=s.label_smoothing)
     eval_criterion = nn.CrossEntropyLoss()
-    _seed_everything(seed, d.rank)
+    _seed_everything(seed, d.rank, dev)
 
     steps_per_epoch = TrainBatches.steps_per_epoch(len(train_samples), s.batch_size)
     if steps_per_epoch < 1:
@@ -416,7 +421,9 @@ def _train(
     net: nn.Module = model
     if d.distributed:
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None
+            model,
+            device_ids=[dev.index] if dev.type == "cuda" else None,
+            gradient_as_bucket_view=dev.type == "xla",  # torch_xla's recommendation for DDP
         )
 
     train_set = ImageFolder(
@@ -426,7 +433,7 @@ def _train(
     pin = dev.type == "cuda"
 
     def state_dict() -> dict[str, Any]:
-        return {
+        state = {
             "format": FORMAT,
             "run_id": rid,
             "epoch": epoch,
@@ -444,6 +451,7 @@ def _train(
             "rank": d.rank,
             "world": d.world,
         }
+        return xla.to_cpu(state) if dev.type == "xla" else state
 
     def checkpoint() -> None:
         ckpt.save(state_dict(), ck_dir, global_step, d.rank)
