@@ -17,7 +17,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 from benchmark.errors import ConfigurationError  # noqa: E402
-from nasopt.validation.train import DataLayoutError, get_scheme, read_log, train  # noqa: E402
+from nasopt.signals import StopFlag  # noqa: E402
+from nasopt.validation.train import DataLayoutError, TrainingStopped, get_scheme, read_log, train  # noqa: E402
 from nasopt.validation.train.data import (  # noqa: E402
     Augment,
     DataConfig,
@@ -187,15 +188,17 @@ def test_two_ranks_partition_every_batch(backend_root: tuple[str, Path]) -> None
 
 def test_resume_mid_epoch_and_threads_are_bitwise_identical(backend_root: tuple[str, Path]) -> None:
     backend, root = backend_root
-    full = _epoch(_source(backend, root)[0], 0, 32)
-    resumed = _epoch(_source(backend, root)[0], 0, 32, start=7)
+    src = _source(backend, root)[0]
+    full = _epoch(src, 0, 32)
+    other = _epoch(src, 1, 32)
+    assert not torch.equal(full[0][0], other[0][0])  # another epoch, other draws
+    resumed = _epoch(_source(backend, root)[0], 0, 32, start=7)  # a new process resuming at step 7
     assert len(resumed) == 13
     pairs = zip(full[7:], resumed, strict=True)
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in pairs)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(full, _epoch(src, 0, 32), strict=True))  # repeatable
     threaded = _epoch(_source(backend, root, workers=2)[0], 0, 32)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(full, threaded, strict=True))
-    other = _epoch(_source(backend, root)[0], 1, 32)
-    assert not torch.equal(full[0][0], other[0][0])  # another epoch, other draws
 
 
 def test_train_fraction(backend_root: tuple[str, Path]) -> None:
@@ -225,3 +228,39 @@ def test_smoke_training_learns(backend_root: tuple[str, Path], tmp_path: Path) -
     assert [r["images"] for r in log] == [1000] * 3 and log[-1]["train_loss"] < log[0]["train_loss"]
     cfg = json.loads((result.run_dir / "config.json").read_text())
     assert cfg["data"]["backend"] == backend and cfg["data"]["n_val"] == 300
+
+
+class _StopAt(StopFlag):
+    """A stop request that turns up at the ``reads``-th look (the training loop looks once per step)."""
+
+    def __init__(self, reads: int) -> None:
+        self._left = reads
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def reason(self) -> str | None:
+        self._left -= 1
+        return "test" if self._left < 0 else self._reason
+
+    @reason.setter
+    def reason(self, value: str | None) -> None:
+        self._reason = value
+
+
+@pytest.mark.slow
+def test_stopped_mid_epoch_and_resumed_is_bitwise_identical(
+    backend_root: tuple[str, Path], tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    backend, root = backend_root
+    s = get_scheme("smoke", epochs=2, checkpoint_every_steps=7)  # 20 steps an epoch
+    data = {"root": str(root), "backend": backend}
+    ref = train(SMALL, s, data, tmp_path / "ref", device="cpu")
+    with pytest.raises(TrainingStopped, match="at epoch 1 step 7"):
+        train(SMALL, s, data, tmp_path / "cut", device="cpu", stop=_StopAt(27), handle_signals=False)
+    cut = train(SMALL, s, data, tmp_path / "cut", device="cpu")  # the same call resumes mid-epoch 1
+    a, b = (load_file(str(r.run_dir / "weights.safetensors")) for r in (ref, cut))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    cols = ("train_loss", "train_top1", "val_loss", "val_top1")
+    assert [[r[c] for c in cols] for r in ref.history] == [[r[c] for c in cols] for r in cut.history]

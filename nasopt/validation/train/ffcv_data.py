@@ -105,19 +105,20 @@ def write_ffcv(
 ) -> Path:
     """Write ``out/<split>.beton`` for each split of the ImageNet-layout folder ``root`` and ``out/ffcv.json``
     (classes, counts, field settings). Returns ``out``."""
+    root_p, out_p = Path(root), Path(out)
+    scanned = {split: scan_split(root_p, split) for split in splits}  # a bad layout fails before any import
+    classes = scanned[splits[0]][0]
+    for split in splits:
+        if scanned[split][0] != classes:
+            raise DataLayoutError(f"{root_p}: {split}/ has other class folders than {splits[0]}/")
     require_ffcv()
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
 
-    root_p, out_p = Path(root), Path(out)
     out_p.mkdir(parents=True, exist_ok=True)
     index: dict[str, Any] = {"format": FORMAT, "source": str(root_p), "field": vars(settings).copy()}
-    classes: list[str] | None = None
     for split in splits:
-        cls, samples = scan_split(root_p, split)
-        if classes is not None and cls != classes:
-            raise DataLayoutError(f"{root_p}: {split}/ has other class folders than {splits[0]}/")
-        classes = cls
+        samples = scanned[split][1]
         tmp = out_p / f".{split}.beton.tmp"
         writer = DatasetWriter(
             str(tmp),
@@ -349,8 +350,10 @@ class FfcvSource:
             )
         finally:
             torch.set_num_threads(threads)
+        _KEEP.append(loader)  # see train(): numba's finalizers must not run
         loader.traversal_order = _Order()
         loader._nasopt_decoder = decoder
+        loader._nasopt_base = getattr(decoder, "base", None)  # the seed its code was compiled with
         return loader
 
     def train(
@@ -363,10 +366,12 @@ class FfcvSource:
             len(self.train_rows), global_batch, self.seed, epoch, resolution, self.rank, self.world, start
         )
         local = global_batch // self.world
+        base = sample_seed(self.seed, epoch, 0) % 2**31
         if self._train is None:
             rrc, _ = _decoders()
             dec = rrc((resolution, resolution), self.scale, self.hflip)
-            self._train = self._loader("train", local, dec, True)
+            dec.base = base
+            self._train = self._loader("train", local, dec, True)  # compiles the decoder with ``base``
         loader = self._train
         picks = [i for b in batches for i, _, _ in b]
         order = self.train_rows[np.asarray(picks, dtype=np.int64)]
@@ -374,12 +379,15 @@ class FfcvSource:
         loader.first_traversal_order = order  # FFCV's len() reads this
         dec = loader._nasopt_decoder
         dec.output_size = (resolution, resolution)
-        dec.base = sample_seed(self.seed, epoch, 0) % 2**31
         threads = torch.get_num_threads()
-        # the epoch's seed is a constant of the compiled decoder, so each epoch compiles it again; the old
-        # code is kept alive: numba's finalizer of a dropped dispatcher removes overloads the new one shares
-        _KEEP.append(loader.code)
-        loader.generate_code()
+        if loader._nasopt_base != base:
+            # the epoch's seed is a constant of the compiled decoder, so each epoch compiles it again; the
+            # old code is kept alive: numba's finalizer of a dropped dispatcher removes overloads that the
+            # new one shares (seen with numba 0.68: KeyError at exit, or a loader thread dying compiling)
+            _KEEP.append(loader.code)
+            dec.base = base
+            loader.generate_code()
+            loader._nasopt_base = base
         return _batches(iter(loader), threads)
 
     def val(self, resolution: int, batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
