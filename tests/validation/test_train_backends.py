@@ -264,3 +264,18 @@ def test_stopped_mid_epoch_and_resumed_is_bitwise_identical(
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     cols = ("train_loss", "train_top1", "val_loss", "val_top1")
     assert [[r[c] for c in cols] for r in ref.history] == [[r[c] for c in cols] for r in cut.history]
+
+
+def test_validation_crop_matches_the_folder_backend(
+    backend_root: tuple[str, Path], fashion_folder: Path
+) -> None:
+    backend, root = backend_root
+    aug = Augment(True, (0.35, 1.0), True, 0.875)  # the central 28 px of 32 px images
+    images = {}
+    for b, r in (("pil", fashion_folder), (backend, root)):
+        classes, tr, va = read_splits(r, b)
+        src = make_source(DataConfig(root=str(r), backend=b), r, classes, tr, va, aug, seed=0)
+        images[b] = torch.cat([x for x, _ in src.val(28, 64)]).float()
+    diff = (images[backend] - images["pil"]).abs().mean().item()
+    shifted = (images["pil"][:, :, 1:] - images["pil"][:, :, :-1]).abs().mean().item()
+    assert diff < 4.0 < shifted, (diff, shifted)  # FFCV: re-encoded at quality 90 (2.0 here); DALI: 0.0

@@ -328,15 +328,18 @@ class FfcvSource:
         self.train_rows = np.array([int(i) for i, _ in train_samples], dtype=np.uint64)
         self.val_rows = np.array([int(i) for i, _ in val_samples], dtype=np.uint64)
         self.seed, self.rank, self.world = seed, rank, world
-        self.threads = max(1, workers)  # FFCV has no in-process mode: 0 workers = one thread
+        # FFCV has no in-process mode (0 workers = one thread), and numba refuses more threads than it started
+        self.threads = max(1, workers)
         self._train: Any = None
         self._val: Any = None
 
     def _loader(self, split: str, batch: int, decoder: Any, drop_last: bool) -> Any:
+        import numba
         from ffcv.fields.decoders import IntDecoder
         from ffcv.loader import Loader, OrderOption
         from ffcv.transforms import ToTensor
 
+        self.threads = min(self.threads, int(getattr(numba.config, "NUMBA_NUM_THREADS", os.cpu_count() or 1)))
         threads = torch.get_num_threads()
         try:
             loader = Loader(
