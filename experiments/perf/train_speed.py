@@ -5,11 +5,13 @@ Run (from the repository root)::
 
     python experiments/perf/train_speed.py                      # Fashion-MNIST ImageFolder built in a temp dir
     python experiments/perf/train_speed.py --root DIR --workers 2 --steps 40 --threads 1
+    python experiments/perf/train_speed.py --backend pil,ffcv,dali        # each data backend that is installed
     python experiments/perf/train_speed.py --scheme proxified --arch efficientnet_b0 --device cuda --steps 300 \
         --batch 256 --synthetic                                 # GPU: model img/s on synthetic 160 px batches
 
-The loader is timed alone (decode + RandomResizedCrop + flip into uint8 batches, as training reads them); the
-model on batches already in memory (forward, backward, SGD step; fp16 autocast and channels_last on GPU as the
+The loader is timed alone (decode + RandomResizedCrop + flip into uint8 batches, as training reads them;
+``--backend`` pil/torchvision/ffcv/dali, the ffcv .beton files written from the folder first, and FFCV's
+per-epoch compilation of its decoder timed apart from its img/s); the model on batches already in memory (forward, backward, SGD step; fp16 autocast and channels_last on GPU as the
 scheme says). Target (issue 12): loader img/s >= 3x model img/s on CPU for the smoke scheme.
 """
 
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from nasopt.validation.model import build_model
-from nasopt.validation.train.data import Augment, ImageFolder, TrainBatches, loader, scan_split
+from nasopt.validation.train.data import Augment, DataConfig, make_source, read_splits
 from nasopt.validation.train.loop import train_one_epoch
 from nasopt.validation.train.run import genes_of, make_optimizer
 from nasopt.validation.train.schemes import get_scheme
@@ -44,6 +46,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--synthetic", action="store_true", help="model only, on random batches (no loader)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--backend", default="pil", help="data backends to time, comma-separated (pil,torchvision,ffcv,dali)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     s = get_scheme(args.scheme)
@@ -62,17 +65,34 @@ def main() -> None:
 
             tmp = tempfile.TemporaryDirectory()
             root = fashion_mnist_folder(tmp.name, size=32, train_per_class=200, val_per_class=1)
-        classes, samples = scan_split(root, "train")
-        n_classes = len(classes)
-        ds = ImageFolder(samples, classes, Augment(True, s.rrc_scale, s.hflip))
-        steps = min(args.steps, len(samples) // batch)
-        t0 = time.perf_counter()
-        for x, y in loader(ds, TrainBatches(len(samples), batch, 0, 0, res), args.workers):
-            batches.append((x, y))
-            if len(batches) == steps:
-                break
-        dt = time.perf_counter() - t0
-        print(f"loader: {steps * batch / dt:8.0f} img/s  ({steps} batches in {dt:.2f} s)")
+        for backend in args.backend.split(","):
+            data_root = root
+            if backend == "ffcv":
+                from nasopt.validation.train.ffcv_data import write_ffcv
+
+                tw = time.perf_counter()
+                data_root = write_ffcv(root, Path(tmp.name if tmp else tempfile.mkdtemp()) / "beton")
+                print(f"ffcv: wrote the .beton files in {time.perf_counter() - tw:.1f} s")
+            classes, samples, val = read_splits(data_root, backend)
+            n_classes = len(classes)
+            dc = DataConfig(root=str(data_root), backend=backend, workers=args.workers)
+            src = make_source(dc, data_root, classes, samples, val, Augment(True, s.rrc_scale, s.hflip), seed=0,
+                              device=dev)
+            steps = min(args.steps, len(samples) // batch)
+            got: list[tuple[torch.Tensor, torch.Tensor]] = []
+            t0 = time.perf_counter()
+            t1 = t0
+            for x, y in src.train(0, res, batch):
+                if not got:
+                    t1 = time.perf_counter()  # the first batch: pipeline start-up (FFCV: JIT compilation)
+                got.append((x, y))
+                if len(got) == steps:
+                    break
+            dt = time.perf_counter() - t1
+            rate = (steps - 1) * batch / dt if steps > 1 and dt > 0 else float("nan")
+            print(f"loader {backend:>11}: {rate:8.0f} img/s  ({steps - 1} batches after the first in {dt:.2f} s; "
+                  f"first batch {t1 - t0:.2f} s)")
+            batches = batches or got
     else:
         g = torch.Generator().manual_seed(0)
         n_classes = 1000

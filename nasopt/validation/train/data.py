@@ -6,7 +6,10 @@ Layout: ``<root>/train/<class>/*.JPEG`` and ``<root>/val/<class>/*.JPEG`` (ILSVR
 The root is an argument or ``$NASOPT_IMAGENET`` -- never a path in the code.
 
 Decoding and augmentation: PIL (always; no torchvision needed) or torchvision's decoder and resize kernels
-(``backend="torchvision"``, where it is installed). Every sample's augmentation draws from its own RNG seeded
+(``backend="torchvision"``, where it is installed); FFCV ``.beton`` files (``backend="ffcv"``,
+ffcv_data.py) and NVIDIA DALI pipelines (``backend="dali"``, dali_data.py) where those are installed:
+:func:`read_splits` and :func:`make_source` choose among them, all serving the same batches. Every sample's
+augmentation (folder backends) draws from its own RNG seeded
 by ``(seed, epoch, index)``, so a batch is the same whatever the number of ranks or workers, and a run resumed
 mid-epoch sees exactly the images it would have seen. Samplers are pure functions of ``(seed, epoch)``: their
 position is the step counter in the checkpoint. The loader returns ``uint8`` images ``(N, 3, r, r)``;
@@ -18,10 +21,10 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -30,7 +33,8 @@ from benchmark.errors import ConfigurationError, NasoptError
 
 ENV_ROOT = "NASOPT_IMAGENET"
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
-BACKENDS = ("pil", "torchvision")
+FOLDER_BACKENDS = ("pil", "torchvision")  # decoded image by image by :class:`ImageFolder`
+BACKENDS = (*FOLDER_BACKENDS, "ffcv", "dali")  # ffcv_data.py, dali_data.py (optional extras)
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -164,8 +168,10 @@ class ImageFolder(torch.utils.data.Dataset[tuple[np.ndarray, int]]):
         augment: Augment,
         backend: str = "pil",
     ) -> None:
-        if backend not in BACKENDS:
-            raise ConfigurationError(f"data.backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend not in FOLDER_BACKENDS:
+            raise ConfigurationError(
+                f"ImageFolder decodes with {', '.join(FOLDER_BACKENDS)}, not {backend!r} (see make_source)"
+            )
         if backend == "torchvision":
             try:
                 import torchvision  # noqa: F401
@@ -362,3 +368,148 @@ class DataConfig:
             "backend": self.backend,
             "val_batch": self.val_batch,
         }
+
+
+# -------------------------------------------------------------------------------------------- backends
+
+
+class DataSource(Protocol):
+    """What training reads: ``(B, 3, r, r)`` uint8 images and ``(B,)`` int64 labels, normalised later by
+    :func:`normalize`."""
+
+    def train(
+        self, epoch: int, resolution: int, global_batch: int, start: int = 0
+    ) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """The rank's batches of ``epoch`` (global batch ``global_batch``) from step ``start`` on."""
+        ...
+
+    def val(self, resolution: int, batch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """The rank's share of the validation images (each image once over all ranks)."""
+        ...
+
+
+def require_backend(backend: str) -> None:
+    """Refuse, in one line naming the extra to install, a backend whose package is missing."""
+    if backend == "ffcv":
+        from nasopt.validation.train.ffcv_data import require_ffcv
+
+        require_ffcv()
+    elif backend == "dali":
+        from nasopt.validation.train.dali_data import require_dali
+
+        require_dali()
+    elif backend == "torchvision":
+        ImageFolder([], [], Augment(False), "torchvision")  # its constructor checks torchvision
+
+
+def read_splits(
+    root: Path, backend: str = "pil"
+) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
+    """``(classes, train samples, val samples)`` of ``root``: ImageNet-layout folders, or for ``ffcv`` the
+    folder of ``train.beton``/``val.beton`` (samples are then ``(row index, label)``)."""
+    require_backend(backend)
+    if backend == "ffcv":
+        from nasopt.validation.train.ffcv_data import scan_beton
+
+        scan = scan_beton
+    else:
+        scan = scan_split
+    classes, train_samples = scan(root, "train")
+    val_classes, val_samples = scan(root, "val")
+    if val_classes != classes:
+        raise ConfigurationError(
+            f"{root}: train/ and val/ have different class folders ({len(classes)} vs {len(val_classes)}); "
+            f"both need the same <class> names"
+        )
+    return classes, train_samples, val_samples
+
+
+class FolderSource:
+    """The PIL / torchvision backends: :class:`ImageFolder` + :class:`TrainBatches` / :class:`EvalBatches`
+    through a DataLoader."""
+
+    def __init__(
+        self,
+        train_set: ImageFolder,
+        val_set: ImageFolder,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        self.train_set, self.val_set = train_set, val_set
+        self.seed, self.rank, self.world, self.workers, self.pin = seed, rank, world, workers, pin_memory
+
+    def train(
+        self, epoch: int, resolution: int, global_batch: int, start: int = 0
+    ) -> torch.utils.data.DataLoader[tuple[np.ndarray, int]]:
+        batches = TrainBatches(
+            len(self.train_set), global_batch, self.seed, epoch, resolution, self.rank, self.world, start
+        )
+        return loader(self.train_set, batches, self.workers, self.pin)
+
+    def val(self, resolution: int, batch: int) -> torch.utils.data.DataLoader[tuple[np.ndarray, int]]:
+        batches = EvalBatches(len(self.val_set), batch, resolution, self.rank, self.world)
+        return loader(self.val_set, batches, self.workers, self.pin)
+
+
+def make_source(
+    dc: DataConfig,
+    root: Path,
+    classes: Sequence[str],
+    train_samples: Sequence[tuple[str, int]],
+    val_samples: Sequence[tuple[str, int]],
+    augment: Augment,
+    *,
+    seed: int,
+    rank: int = 0,
+    world: int = 1,
+    device: torch.device | None = None,
+) -> DataSource:
+    """The batches of ``dc.backend`` for one rank; ``augment`` is the training augmentation (its
+    ``val_crop`` the validation crop)."""
+    if dc.backend in FOLDER_BACKENDS:
+        return FolderSource(
+            ImageFolder(train_samples, classes, augment, dc.backend),
+            ImageFolder(val_samples, classes, Augment(False, val_crop=augment.val_crop), dc.backend),
+            seed,
+            rank,
+            world,
+            dc.workers,
+            device is not None and device.type == "cuda",
+        )
+    if augment.randaugment:
+        raise ConfigurationError(
+            f"data.backend={dc.backend} has no RandAugment (scheme.randaugment={augment.randaugment!r}); use "
+            f"data.backend=pil or torchvision, or scheme.randaugment=null"
+        )
+    if dc.backend == "ffcv":
+        from nasopt.validation.train.ffcv_data import FfcvSource
+
+        return FfcvSource(
+            root,
+            train_samples,
+            val_samples,
+            augment.scale,
+            augment.hflip,
+            augment.val_crop,
+            seed,
+            rank,
+            world,
+            dc.workers,
+        )
+    from nasopt.validation.train.dali_data import DaliSource
+
+    return DaliSource(
+        train_samples,
+        val_samples,
+        augment.scale,
+        augment.hflip,
+        augment.val_crop,
+        seed,
+        rank,
+        world,
+        dc.workers,
+        device,
+    )

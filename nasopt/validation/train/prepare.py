@@ -11,6 +11,11 @@
 ``fashion-mnist OUT [--source DIR] [--size 32] [--train-per-class N] [--val-per-class N]``
     Convert Debian's ``dataset-fashion-mnist`` (``apt-get install -y dataset-fashion-mnist``; files in
     ``/usr/share/datasets/fashion-mnist``) into an RGB ImageFolder ``OUT/{train,val}/<class>/*.JPEG``.
+
+``ffcv ROOT OUT [--max-resolution 400] [--jpeg-quality 90] [--write-mode jpg] [--workers N]``
+    Write ``OUT/train.beton``, ``OUT/val.beton`` and ``OUT/ffcv.json`` from the ImageNet-layout folder
+    ``ROOT`` for ``data.backend=ffcv data.root=OUT`` (the dataset's settings: every image JPEG at quality 90,
+    longer side at most 400 px; see :mod:`nasopt.validation.train.ffcv_data`). Needs the ``train-ffcv`` extra.
 """
 
 from __future__ import annotations
@@ -199,9 +204,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     f.add_argument("--size", type=int, default=32)
     f.add_argument("--train-per-class", type=int, default=None)
     f.add_argument("--val-per-class", type=int, default=None)
+    w = sub.add_parser("ffcv", help="FFCV .beton files (data.backend=ffcv) of an ImageNet-layout folder")
+    w.add_argument("root")
+    w.add_argument("out")
+    w.add_argument("--max-resolution", type=int, default=400)
+    w.add_argument("--jpeg-quality", type=int, default=90)
+    w.add_argument("--write-mode", default="jpg", help="jpg (default), proportion, raw or smart")
+    w.add_argument("--compress-probability", type=float, default=0.5, help="for --write-mode proportion")
+    w.add_argument("--workers", type=int, default=1)
     args = ap.parse_args(argv)
     try:
-        if args.cmd == "val-to-folders":
+        if args.cmd == "ffcv":
+            from nasopt.validation.train.ffcv_data import FieldSettings, write_ffcv
+
+            settings = FieldSettings(
+                args.max_resolution, args.jpeg_quality, args.write_mode, args.compress_probability
+            )
+            out = write_ffcv(args.root, args.out, settings, workers=args.workers)
+            print(f"wrote {out}/train.beton, {out}/val.beton and {out}/ffcv.json")
+        elif args.cmd == "val-to-folders":
             n = val_to_folders(args.val_dir, args.ground_truth, args.synsets, copy=args.copy)
             print(f"sorted {n} images into class folders of {args.val_dir}")
         else:

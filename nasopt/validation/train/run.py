@@ -45,12 +45,10 @@ from nasopt.validation.train import xla
 from nasopt.validation.train.data import (
     Augment,
     DataConfig,
-    EvalBatches,
-    ImageFolder,
     TrainBatches,
-    loader,
+    make_source,
+    read_splits,
     resolve_root,
-    scan_split,
     subset,
 )
 from nasopt.validation.train.loop import Meter, evaluate, train_one_epoch
@@ -257,13 +255,7 @@ def train(
         require_timm(f"scheme {s.name!r}")
     genes = genes_of(arch)
     root = resolve_root(dc.root)
-    classes, train_samples = scan_split(root, "train")
-    val_classes, val_samples = scan_split(root, "val")
-    if val_classes != classes:
-        raise ConfigurationError(
-            f"{root}: train/ and val/ have different class folders ({len(classes)} vs {len(val_classes)}); "
-            f"both need the same <class> names"
-        )
+    classes, train_samples, val_samples = read_splits(root, dc.backend)
     train_samples = subset(train_samples, dc.train_fraction, seed)
     if deterministic:
         torch.use_deterministic_algorithms(True)
@@ -426,11 +418,18 @@ def _train(
             gradient_as_bucket_view=dev.type == "xla",  # torch_xla's recommendation for DDP
         )
 
-    train_set = ImageFolder(
-        train_samples, classes, Augment(True, s.rrc_scale, s.hflip, s.val_crop, s.randaugment), dc.backend
+    source = make_source(
+        dc,
+        root,
+        classes,
+        train_samples,
+        val_samples,
+        Augment(True, s.rrc_scale, s.hflip, s.val_crop, s.randaugment),
+        seed=seed,
+        rank=d.rank,
+        world=d.world,
+        device=dev,
     )
-    val_set = ImageFolder(val_samples, classes, Augment(False, val_crop=s.val_crop), dc.backend)
-    pin = dev.type == "cuda"
 
     def state_dict() -> dict[str, Any]:
         state = {
@@ -465,9 +464,7 @@ def _train(
     with stop.handling_signals(handle_signals):
         while epoch < s.epochs:
             res = s.resolution_at(epoch)
-            batches = TrainBatches(
-                len(train_samples), s.batch_size, seed, epoch, res, d.rank, d.world, start=step_in_epoch
-            )
+            batches = source.train(epoch, res, s.batch_size, step_in_epoch)
             t0 = time.perf_counter()
             ep = epoch
 
@@ -486,7 +483,7 @@ def _train(
 
             meter, halted = train_one_epoch(
                 net,
-                loader(train_set, batches, dc.workers, pin),
+                batches,
                 optimizer,
                 criterion,
                 functools.partial(s.lr_at, ep, steps_per_epoch=steps_per_epoch),
@@ -509,12 +506,7 @@ def _train(
             eval_model = ema.module if ema is not None else net
             val_meter = evaluate(
                 eval_model,
-                loader(
-                    val_set,
-                    EvalBatches(len(val_samples), dc.val_batch, s.val_res, d.rank, d.world),
-                    dc.workers,
-                    pin,
-                ),
+                source.val(s.val_res, dc.val_batch),
                 eval_criterion,
                 device=dev,
                 precision=s.precision,
