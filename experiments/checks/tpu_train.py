@@ -22,12 +22,12 @@ from pathlib import Path
 
 os.environ.setdefault("PJRT_DEVICE", "CPU")
 
-import torch  # noqa: E402
+import torch
 
-from nasopt.signals import StopFlag  # noqa: E402
-from nasopt.validation.model import load_weights  # noqa: E402
-from nasopt.validation.train import get_scheme, read_log, train  # noqa: E402
-from nasopt.validation.train.run import TrainingStopped  # noqa: E402
+from nasopt.signals import StopFlag
+from nasopt.validation.model import load_weights
+from nasopt.validation.train import get_scheme, read_log, train
+from nasopt.validation.train.run import TrainingStopped
 
 SMALL = "e1k3l1- e1k3l1- e1k3l1- e1k3l1- e1k3l1- e1k3l1- e1k3l1-"
 
