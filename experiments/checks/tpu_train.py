@@ -37,7 +37,7 @@ class _StopAfter(StopFlag):
         self._left = n
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def reason(self) -> str | None:
         self._left -= 1
         return "request" if self._left < 0 else None
