@@ -10,7 +10,8 @@ its target (``latency_<NAME>`` / ``throughput_<NAME>``) wherever a built-in one 
 2. measures each with a measurement backend (:mod:`nasopt.validation.measure`, the dataset's protocol) and
    writes it at once as an Accel-NASBench record with its provenance (samples, protocol, environment) into
    the device directory (:mod:`benchmark.devices` owns its layout), so an interrupted ``add`` continues where
-   it stopped and never measures an architecture twice;
+   it stopped and never measures an architecture twice; one ``add`` (or ``remove``) of a device runs at a
+   time (:func:`device_lock`: a second one exits 2 with one line naming the first's PID);
 3. fits the device surrogate (:func:`fit_device_surrogate`: the benchmark's additive model on the physical
    basis, ``SurrogateConfig(additive_basis="physical")``) and stores it with the device, with the
    normalisation box derived once from the measurements (kept on later refits, so hypervolumes stay
@@ -22,12 +23,14 @@ its target (``latency_<NAME>`` / ``throughput_<NAME>``) wherever a built-in one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,10 @@ PROTOCOL_SETTINGS = ("batch", "threads", "resolution", "warmup", "repeats", "pas
 
 class DeviceAddError(NasoptError, ValueError):
     """A ``device add`` that cannot run as asked (budget, settings that differ from the stored device)."""
+
+
+class DeviceBusyError(DeviceAddError):
+    """Another process is adding (or removing) the same device now; the message names its PID."""
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -327,7 +334,72 @@ def add_device(
         measure_backend: an object with ``measure(genes) -> Measurement`` (instead of building one).
         settings: protocol settings (``batch``, ``threads``, ``resolution``, ``warmup``, ``repeats``,
             ``passes``; ``noise``/``delay`` for ``synthetic``), stored with the device.
+
+    Raises:
+        DeviceBusyError: another process is adding this device now (it holds ``<device>/.lock``; the
+            message names its PID). Nothing waits: run the command again once it has finished.
     """
+    path = store.device_dir(name)
+    if not (path / store.DEVICE_FILE).is_file():
+        store.check_device_name(name)  # before anything is created
+    path.mkdir(parents=True, exist_ok=True)
+    with device_lock(name, "add"):
+        try:
+            return _add_locked(
+                name,
+                backend,
+                metric=metric,
+                budget=budget,
+                until_tau=until_tau,
+                seed=seed,
+                cover=cover,
+                batch_size=batch_size,
+                measure_backend=measure_backend,
+                verbose=verbose,
+                **settings,
+            )
+        finally:
+            if not (path / store.DEVICE_FILE).is_file():  # refused before anything was stored
+                shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def device_lock(name: str, command: str) -> Iterator[None]:
+    """Hold the device's lock (``<device>/.lock``, :func:`nasopt.rundir.locked`: released by the OS when the
+    process dies) for ``nasopt device <command>``; :class:`DeviceBusyError` naming the holder's PID when
+    another process holds it (no waiting). The device directory must exist."""
+    from nasopt.rundir import RunDirBusyError, locked
+
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(locked(store.device_dir(name), {"command": f"nasopt device {command} {name}"}))
+    except RunDirBusyError as exc:
+        holder = exc.holder or {}
+        pid = holder.get("pid")
+        what = holder.get("command", "nasopt device add")
+        raise DeviceBusyError(
+            f"device {name!r} is in use by another process (PID {pid if pid else '?'}: {what}); wait for "
+            f"it to finish (or stop it), then run this again: an add continues where it stopped"
+        ) from None
+    with stack:
+        yield
+
+
+def _add_locked(
+    name: str,
+    backend: str | None,
+    *,
+    metric: str | None,
+    budget: int | None,
+    until_tau: float | None,
+    seed: int,
+    cover: int | None,
+    batch_size: int,
+    measure_backend: Any,
+    verbose: bool,
+    **settings: Any,
+) -> AddResult:
+    """:func:`add_device` under the device's lock."""
     from benchmark.targets import get_target, register_target
     from nasopt.validation.records import write_record
 
@@ -571,7 +643,13 @@ def _parser() -> argparse.ArgumentParser:
         prog="nasopt device", description="Add your own device as a benchmark target"
     )
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("add", help="measure architectures, fit the device surrogate, register its target")
+    p = sub.add_parser(
+        "add",
+        help="measure architectures, fit the device surrogate, register its target",
+        description="Measure architectures on a device, fit its surrogate and register latency_NAME (or "
+        "throughput_NAME). Interrupted, it continues where it stopped. One add per device at a time: a "
+        "second one exits 2 naming the PID of the first (nothing waits).",
+    )
     p.add_argument("name", help="device name (lower case, digits, '_'): the target is latency_NAME")
     p.add_argument("--backend", help="cpu (= onnxruntime), onnxruntime, torch-cpu, cuda, synthetic")
     p.add_argument("--metric", choices=store.METRICS)
@@ -678,8 +756,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove(args: argparse.Namespace) -> int:
-    print(f"removed {store.remove_device(args.name)}")
+    print(f"removed {remove_device(args.name)}")
     return 0
+
+
+def remove_device(name: str) -> Path:
+    """:func:`benchmark.devices.remove_device` under the device's lock (refused while an add runs)."""
+    store.read_device(name)  # a missing device: its own line
+    with device_lock(name, "remove"):
+        return store.remove_device(name)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

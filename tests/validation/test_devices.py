@@ -376,3 +376,29 @@ def test_until_tau_stops_before_the_budget() -> None:
     assert res.n_total < 60 and "tau" in res.stopped and res.fit["kendall_tau"] >= 0.8
     with pytest.raises(Exception, match="until-tau"):
         _add("taubad", budget=20, until_tau=1.5)
+
+
+def test_a_second_concurrent_add_is_refused_naming_the_first_pid(cache: Path) -> None:
+    """Two processes add the same device: the second exits 2 with one line naming the first's PID (and so
+    does a remove); nothing of the first is disturbed, and once it is killed the device continues."""
+    records = cache / "devices" / "busy" / "records"
+    first = _spawn_add(cache, "busy", 12, delay=0.3)
+    deadline = time.monotonic() + 120
+    while len(list(records.glob("result_*[0-9].json"))) < 2:
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    second = _spawn_add(cache, "busy", 12, delay=0.0)
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2, err
+    line = err.strip()
+    assert f"PID {first.pid}" in line and "in use by another process" in line and "\n" not in line, err
+    assert dv.main(["remove", "busy"]) == 2 and (cache / "devices" / "busy" / "device.json").is_file()
+    assert first.poll() is None  # the first one goes on measuring
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate()
+    third = _spawn_add(cache, "busy", 12, delay=0.0)  # the lock died with its process
+    _, err = third.communicate(timeout=300)
+    assert third.returncode == 0, err
+    X, _, _ = store.read_device_records(records, "latency_busy")
+    assert len(np.unique(space.arch_id(X))) == 12
