@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--name", default="this_cpu_1t")
     ap.add_argument("--resolution", type=int, default=224)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", default="1", help="a count, or all (every core; e.g. --name this_cpu_all)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--passes", type=int, default=3)
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     done = _load(log)
     result: dict[str, Any] = {"settings": vars(a) | {"out": str(a.out)}, "uptime_start": _uptime()}
     settings = {
-        "threads": a.threads,
+        "threads": "all" if a.threads.strip().lower() in ("all", "0") else int(a.threads),
         "resolution": a.resolution,
         "warmup": a.warmup,
         "repeats": a.repeats,

@@ -308,6 +308,18 @@ def _resume_settings(
     return backend, metric or "latency", {k: v for k, v in settings.items() if v is not None}, {}
 
 
+def _check_protocol(name: str, stored: dict[str, Any], now: dict[str, Any]) -> None:
+    """:class:`DeviceAddError` naming every protocol field (e.g. the thread count ``all`` resolves to on
+    another machine) in which ``now`` differs from the device's ``stored`` protocol."""
+    now = json.loads(json.dumps(now))
+    diff = [f"{k} {now[k]!r} (stored {stored.get(k)!r})" for k in sorted(now) if now[k] != stored.get(k)]
+    if diff:
+        raise DeviceAddError(
+            f"device {name!r} would be measured with another protocol here: {', '.join(diff)}; continue it "
+            f"where it was measured, or add a new device (nasopt device add NEW_NAME ...)"
+        )
+
+
 def add_device(
     name: str,
     backend: str | None = None,
@@ -405,6 +417,8 @@ def _add_locked(
 
     say = _say if verbose else (lambda _m: None)
     runtime_only = {k: settings.pop(k) for k in ("delay",) if k in settings}  # not part of the protocol
+    if settings.get("threads") in (0, "0"):
+        settings["threads"] = "all"  # one spelling of every core (resolved per measurement, recorded)
     backend, metric, settings, info = _resume_settings(name, backend, metric, settings)
     if metric not in store.METRICS:
         raise ConfigurationError(f"--metric {metric!r}: choose latency or throughput")
@@ -417,6 +431,8 @@ def _add_locked(
     path = store.device_dir(name)
     records = path / store.RECORDS_DIR
     mb = measure_backend or make_device_backend(backend, metric, name, {**settings, **runtime_only})
+    if info.get("protocol") is not None and hasattr(mb, "protocol"):  # continuing: the measurements must mean what the stored ones do
+        _check_protocol(name, info["protocol"], mb.protocol().to_dict())
     if not info:
         info = {
             "name": name,
@@ -656,9 +672,14 @@ def _parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--budget", type=int, help=f"measurements in all (default {DEFAULT_BUDGET})")
     g.add_argument("--until-tau", type=float, help="stop at this out-of-fold Kendall tau (at most 200)")
+    p.add_argument(
+        "--threads",
+        type=_threads_arg,
+        help="host threads of the CPU backends: a count, or all (= 0, the default: every core this "
+        "process may use; the count is recorded with every measurement)",
+    )
     for opt, what in (
         ("batch", "images per forward pass (default: the backend's, 1 for latency)"),
-        ("threads", "host threads (CPU backends; default all)"),
         ("resolution", "input resolution (default 224)"),
         ("warmup", "untimed passes first"),
         ("repeats", "timed samples per architecture"),
@@ -686,6 +707,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--archs", required=True, help="file: JSON list of compact strings, or one per line")
     p.add_argument("--json", action="store_true")
     return ap
+
+
+def _threads_arg(text: str) -> int | str:
+    """``--threads``: a positive count, or ``all`` / ``0`` (every core) as ``"all"``."""
+    from nasopt.validation.measure.base import ALL_THREADS
+
+    if text.strip().lower() in (ALL_THREADS, "0"):
+        return ALL_THREADS
+    if text.strip().isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: give a thread count (1, 2, ...) or all")
 
 
 def _cmd_add(args: argparse.Namespace) -> int:

@@ -402,3 +402,58 @@ def test_a_second_concurrent_add_is_refused_naming_the_first_pid(cache: Path) ->
     assert third.returncode == 0, err
     X, _, _ = store.read_device_records(records, "latency_busy")
     assert len(np.unique(space.arch_id(X))) == 12
+
+
+@pytest.mark.parametrize("given", ["all", None])
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch-cpu"])
+def test_all_threads_resolve_to_every_core_and_are_recorded(given: object, backend: str) -> None:
+    from nasopt.validation.measure import make_backend
+
+    b = make_backend(backend, metric="latency", threads=given)
+    cores = len(os.sched_getaffinity(0))
+    assert b.threads is None and b.effective_threads() == cores and b.protocol().threads == cores
+    assert make_backend(backend, threads=1).protocol().threads == 1
+
+
+def test_threads_setting_bad_values_are_one_line() -> None:
+    from benchmark.errors import ConfigurationError
+    from nasopt.validation.measure import make_backend
+
+    for bad in (0, -1, "many", 1.5, True):  # 0 means all only on the command line (--threads 0)
+        with pytest.raises(ConfigurationError, match="threads must be a positive integer, or 'all'"):
+            make_backend("onnxruntime", threads=bad)
+
+
+def test_cli_threads_all_is_stored_as_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(
+        dv, "add_device", lambda *a, **kw: seen.update(kw) or (_ for _ in ()).throw(SystemExit)
+    )
+    for text in ("all", "0", "ALL"):
+        with pytest.raises(SystemExit):
+            dv.main(["add", "t", "--backend", "cpu", "--threads", text])
+        assert seen["threads"] == "all"
+    with pytest.raises(SystemExit):
+        dv.main(["add", "t", "--backend", "cpu", "--threads", "3"])
+    assert seen["threads"] == 3
+    with pytest.raises(SystemExit) as exc:
+        dv.main(["add", "t", "--backend", "cpu", "--threads", "-2"])  # argparse: usage + exit 2
+    assert exc.value.code == 2
+
+
+def test_continuing_under_another_protocol_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--threads all`` on a machine with other cores (here: a protocol that resolves differently) would
+    mix measurements of two protocols in one device: refused in one line."""
+    import dataclasses
+
+    _add("proto", budget=12, threads=0)
+    assert store.read_device("proto").info["settings"]["threads"] == "all"
+    orig = dv.SyntheticDevice.protocol
+    monkeypatch.setattr(
+        dv.SyntheticDevice, "protocol", lambda self: dataclasses.replace(orig(self), threads=7)
+    )
+    assert dv.main(["add", "proto", "--budget", "14"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "another protocol here: threads 7 (stored 1)" in err and "\n" not in err, err
