@@ -431,7 +431,8 @@ def _add_locked(
     path = store.device_dir(name)
     records = path / store.RECORDS_DIR
     mb = measure_backend or make_device_backend(backend, metric, name, {**settings, **runtime_only})
-    if info.get("protocol") is not None and hasattr(mb, "protocol"):  # continuing: the measurements must mean what the stored ones do
+    # continuing: the new measurements must mean what the stored ones do
+    if info.get("protocol") is not None and hasattr(mb, "protocol"):
         _check_protocol(name, info["protocol"], mb.protocol().to_dict())
     if not info:
         info = {
