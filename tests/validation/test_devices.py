@@ -457,3 +457,44 @@ def test_continuing_under_another_protocol_is_refused(
     assert dv.main(["add", "proto", "--budget", "14"]) == 2
     err = capsys.readouterr().err.strip()
     assert "another protocol here: threads 7 (stored 1)" in err and "\n" not in err, err
+
+
+class _SpreadBackend:
+    """Measurements whose samples spread as listed (one per call)."""
+
+    def __init__(self, spreads: list[float]) -> None:
+        self.spreads, self.calls = list(spreads), 0
+
+    def measure(self, genes: object) -> object:
+        sp = self.spreads[min(self.calls, len(self.spreads) - 1)]
+        self.calls += 1
+        return type("M", (), {"mean": 10.0 * (1 + sp), "std": 10.0 * (1 + sp) * sp})()
+
+
+@pytest.mark.parametrize(
+    ("spreads", "max_spread", "calls", "kept"),
+    [
+        ([0.01], 0.05, 1, 0.01),  # quiet: measured once
+        ([0.2, 0.1, 0.3], 0.05, 3, 0.1),  # a burst: three attempts, the quietest kept
+        ([0.2, 0.03, 0.3], 0.05, 2, 0.03),  # quiet on the second attempt: stops there
+        ([0.2, 0.1], 0.0, 1, 0.2),  # 0: never again
+    ],
+)
+def test_measure_quiet_takes_a_disturbed_measurement_again(
+    spreads: list[float], max_spread: float, calls: int, kept: float
+) -> None:
+    b = _SpreadBackend(spreads)
+    m, seen = dv.measure_quiet(b, np.zeros(28, np.int64), max_spread=max_spread, pause_s=0.0)
+    assert b.calls == calls and len(seen) == calls and m.std / m.mean == pytest.approx(kept)
+
+
+def test_add_records_every_attempt_of_a_disturbed_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dv, "QUIET_PAUSE_S", 0.0)
+    _add("bursty", budget=4, noise=0.3)  # samples spread ~10 % > 5 %: each taken three times
+    prov = json.loads((store.device_dir("bursty") / "records" / "result_0.provenance.json").read_text())
+    assert len(prov["spreads"]) == 3 and prov["max_spread"] == dv.MAX_SPREAD
+    kept = prov["measurements"][0]
+    assert kept["std"] / kept["mean"] == pytest.approx(min(prov["spreads"]))
+    _add("calm", budget=4)  # 1 % noise: measured once each
+    prov = json.loads((store.device_dir("calm") / "records" / "result_0.provenance.json").read_text())
+    assert len(prov["spreads"]) == 1
