@@ -397,9 +397,7 @@ def test_a_second_concurrent_add_is_refused_naming_the_first_pid(cache: Path) ->
     assert first.poll() is None  # the first one goes on measuring
     os.kill(first.pid, signal.SIGKILL)
     first.communicate()
-    third = _spawn_add(cache, "busy", 12, delay=0.0)  # the lock died with its process
-    _, err = third.communicate(timeout=300)
-    assert third.returncode == 0, err
+    assert _add("busy", budget=12).n_total == 12  # the lock died with its process: the device continues
     X, _, _ = store.read_device_records(records, "latency_busy")
     assert len(np.unique(space.arch_id(X))) == 12
 
