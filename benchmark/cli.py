@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark import space
+from benchmark import devices, space
 from benchmark.errors import NasoptError
 from benchmark.metrics import fit_quality, format_quality_table
 from benchmark.noise import estimate_noise, noise_caps
@@ -218,10 +218,19 @@ def _cmd_query(args: argparse.Namespace) -> int:
     macs, params = bench.macs_params(X)
     cov = bench.coverage
     distance = cov.distance(X) if cov is not None else None
-    # user-device targets have their own surrogate and no range in the built-in fit's coverage
-    flags = {}
-    if cov is not None:
-        flags = {t: cov.extrapolated(t, p.mean, p.std) for t, p in preds.items() if t in cov.ranges}
+    # per target, the coverage of the fit that predicts it: the built-in fit's, or a user device's own
+    # surrogate's (its measured range and measured architectures, benchmark.devices.coverage)
+    covs: dict[str, Any] = {}
+    device_distance: dict[str, Any] = {}
+    for t in preds:
+        if cov is not None and t in cov.ranges:
+            covs[t] = cov
+        elif t in devices.user_targets_in([t]):
+            dcov = devices.coverage(t)
+            if dcov is not None and t in dcov.ranges:
+                covs[t] = dcov
+                device_distance[t] = dcov.distance(X)
+    flags = {t: c.extrapolated(t, preds[t].mean, preds[t].std) for t, c in covs.items()}
     rows = []
     for i, s in enumerate(space.to_strings(X)):
         row: dict[str, Any] = {"arch": s, "macs_m": float(macs[i]), "params_m": float(params[i])}
@@ -229,9 +238,11 @@ def _cmd_query(args: argparse.Namespace) -> int:
             row["distance_to_data"] = int(distance[i])
         for t, p in preds.items():
             row[t] = {"mean": float(p.mean[i]), "std": float(p.std[i]), "unit": get_target(t).unit}
-            if cov is not None and t in flags:
+            if t in flags:
                 row[t]["extrapolated"] = bool(flags[t][i])
-                row[t]["measured_range"] = list(cov.ranges[t])
+                row[t]["measured_range"] = list(covs[t].ranges[t])
+            if t in device_distance:  # genes to the nearest architecture measured on the user device
+                row[t]["distance_to_data"] = int(device_distance[t][i])
         rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -245,6 +256,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
             if row[t].get("extrapolated"):
                 lo, hi = row[t]["measured_range"]
                 line += f"  EXTRAPOLATED (measured range {lo:.4f} to {hi:.4f})"
+            if "distance_to_data" in row[t]:
+                d = row[t]["distance_to_data"]
+                line += f"  (nearest measured on the device {d} gene{'s' if d != 1 else ''} away)"
             print(line)
         if "distance_to_data" in row:
             d = row["distance_to_data"]
@@ -434,8 +448,6 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 def _print_user_devices() -> None:
     """The user devices (``nasopt device add``): target, measurements, fit and stored box."""
-    from benchmark import devices
-
     names = devices.device_names()
     print(f"user devices: {devices.devices_root()} ({len(names)})")
     for n in names:

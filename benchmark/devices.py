@@ -15,10 +15,12 @@ The benchmark reads a user device as data, so nothing here measures anything (me
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,6 +246,74 @@ def predict(target: str, X: IntArray) -> tuple[FloatArray, FloatArray]:
     model = device_surrogate(target)
     mean, std = model.predict(np.asarray(X), (target,))[target]
     return mean, std
+
+
+def surrogate_stamp(target: str) -> str:
+    """12 hex digits identifying the fitted surrogate of a user target (of its ``meta.json``, which holds the
+    digests of every file of the fit, so any refit changes it); ``unfitted`` before the first fit."""
+    dev = device_of_target(target)
+    if dev is None:
+        raise DeviceError(
+            f"{target!r} is not the target of a user device; list them with: nasopt device list"
+        )
+    meta = dev.surrogate_dir / "meta.json"
+    try:
+        return hashlib.sha256(meta.read_bytes()).hexdigest()[:12]
+    except FileNotFoundError:
+        return "unfitted"
+
+
+def user_targets_in(targets: Iterable[str]) -> list[str]:
+    """The targets of ``targets`` that belong to a user device (sorted, distinct; built-ins never look at
+    the user cache)."""
+    from benchmark.targets import TARGETS
+
+    return sorted({t for t in targets if t not in TARGETS and device_of_target(t) is not None})
+
+
+def qualified_digest(digest: str, targets: Iterable[str]) -> str:
+    """``digest`` of an oracle, extended by the surrogate of every user target in ``targets``
+    (``anb-...+latency_my_cpu@1a2b3c4d5e6f``): what identifies the values of a problem that uses user
+    targets (runs and reference fronts). Unchanged when ``targets`` are all built-in."""
+    user = user_targets_in(targets)
+    return digest + "".join(f"+{t}@{surrogate_stamp(t)}" for t in user)
+
+
+def provenance(targets: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Per user target in ``targets``: its surrogate stamp, measurements, backend and stored box (for the
+    provenance of fronts and reports); empty for built-in targets."""
+    out = {}
+    for t in user_targets_in(targets):
+        dev = device_of_target(t)
+        assert dev is not None
+        fit = dev.info.get("fit") or {}
+        out[t] = {
+            "surrogate": surrogate_stamp(t),
+            "n_records": fit.get("n_train"),
+            "backend": dev.info.get("backend"),
+            "normalization": None if dev.normalization is None else list(dev.normalization),
+        }
+    return out
+
+
+def coverage(target: str) -> Any:
+    """The :class:`~benchmark.coverage.TrainingCoverage` of a user target's surrogate (the device's
+    measured range and architectures at its last fit), or None for a surrogate saved without one."""
+    return device_surrogate(target).coverage
+
+
+def measured_ranges(targets: Iterable[str]) -> dict[str, tuple[float, float]]:
+    """Per user target in ``targets``: ``(min, max)`` of the measurements its surrogate was fitted on
+    (what :func:`benchmark.api.measured_ranges` is for the built-in ones); fitted devices only."""
+    out = {}
+    for t in user_targets_in(targets):
+        dev = device_of_target(t)
+        if dev is None or not dev.fitted:
+            continue
+        cov = coverage(t)
+        if cov is not None and t in cov.ranges:
+            out[t] = cov.ranges[t]
+    return out
 
 
 def normalization(target: str) -> tuple[float, float] | None:

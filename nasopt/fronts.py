@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark import devices as user_devices
 from benchmark import space
 from benchmark._io import atomic_write_text, package_versions
 from benchmark._typing import BoolArray, FloatArray, IntArray
@@ -304,7 +306,10 @@ def front_path(problem: str, benchmark_digest: str, cache: str | Path | None = N
     """Where the front of ``problem`` on the benchmark ``benchmark_digest`` is cached (``.json``; the CSV copy
     sits next to it)."""
     root = Path(cache) if cache is not None else cache_dir()
-    return root / FRONTS_SUBDIR / f"{_safe(problem)}__{_safe(benchmark_digest)}.json"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", benchmark_digest)
+    if len(name) > 40:  # a digest qualified by user-device surrogates: a short hash keeps it unique
+        name = f"{name[:27]}-{hashlib.sha256(benchmark_digest.encode()).hexdigest()[:12]}"
+    return root / FRONTS_SUBDIR / f"{_safe(problem)}__{_safe(name)}.json"
 
 
 def save_reference_front(front: ReferenceFront, cache: str | Path | None = None) -> Path:
@@ -395,8 +400,11 @@ def build_reference_front(
         "ref_point": list(info.ref_point),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": dict(package_versions()),
-        "command": "nasopt fronts --problems " + info.name,
+        "command": _command(info),
     }
+    devices = user_devices.provenance(_problem_targets(info))
+    if devices:  # the device surrogates behind user targets (their stamps are in the benchmark digest)
+        provenance["user_devices"] = devices
     context: dict[str, list[float]] = {}
     if bool(b0_feas[0]) or info.n_constraints == 0:
         context["efficientnet_b0"] = [float(v) for v in np.asarray(b0_vals, dtype=float)[0]]
@@ -408,6 +416,30 @@ def build_reference_front(
         provenance=provenance,
         context=context,
     )
+
+
+def _problem_targets(info: ProblemInfo) -> list[str]:
+    """Objective and constraint targets of ``info``."""
+    return [*info.objectives, *(Constraint.parse(c).target for c in info.constraints)]
+
+
+def _command(info: ProblemInfo) -> str:
+    """The ``nasopt fronts`` line that recomputes the front of ``info`` (a custom problem with its
+    definition)."""
+    from nasopt.problems import PROBLEMS
+
+    cmd = "nasopt fronts --problems " + info.name
+    if info.name in PROBLEMS and tuple(PROBLEMS[info.name].objectives) == tuple(info.objectives):
+        return cmd
+    cmd += " --objectives " + ",".join(info.objectives)
+    return cmd + "".join(f" --constraint '{c}'" for c in info.constraints)
+
+
+def front_digest(benchmark_digest: str, info: ProblemInfo) -> str:
+    """The digest a front of ``info`` on an oracle with ``benchmark_digest`` is cached under: the oracle's,
+    extended by the surrogate of every user-device target of the problem (as a run of it records it,
+    :func:`benchmark.devices.qualified_digest`); the oracle's own for built-in targets."""
+    return user_devices.qualified_digest(benchmark_digest, _problem_targets(info))
 
 
 def ensure_reference_front(
@@ -449,6 +481,7 @@ __all__ = [
     "cache_dir",
     "compute_reference_front",
     "ensure_reference_front",
+    "front_digest",
     "front_hypervolume",
     "front_path",
     "load_reference_front",

@@ -26,6 +26,7 @@ import numpy as np
 
 from benchmark import space
 from benchmark._typing import IntArray
+from benchmark.errors import NasoptError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--optimizer-seeds", type=int, default=2, help="long runs per optimizer (default 2)")
     ap.add_argument("--runs", nargs="*", type=Path, default=[], help="existing run directories to include")
+    ap.add_argument(
+        "--objectives",
+        help="a custom problem's objectives, comma-separated (e.g. accuracy,latency_my_cpu for a user "
+        "device); --problems then names it (one name, as the runs' problem.name)",
+    )
+    ap.add_argument(
+        "--constraint",
+        action="append",
+        default=[],
+        help="a custom problem's constraint, e.g. 'latency_my_cpu <= 5' (repeatable; with --objectives)",
+    )
     ap.add_argument("--list", action="store_true", help="only list the cached fronts and exit")
     return ap
 
@@ -117,17 +129,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         return _list(args.cache_dir)
     from nasopt import fronts
-    from nasopt.problems import PROBLEMS, get_problem
+    from nasopt.problems import PROBLEMS, Problem, ProblemError, get_problem, make_problem
 
     names = (
         list(PROBLEMS)
         if args.problems.strip() in ("", "all")
         else [p for p in args.problems.replace(" ", "").split(",") if p]
     )
-    unknown = [n for n in names if n not in PROBLEMS]
+    custom: dict[str, Problem] = {}
+    if args.objectives is not None:
+        if len(names) != 1 or args.problems.strip() in ("", "all"):
+            print(
+                "nasopt fronts: --objectives defines one custom problem; name it with --problems NAME "
+                "(the runs' problem.name)",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            objectives = [o for o in args.objectives.replace(" ", "").split(",") if o]
+            custom[names[0]] = make_problem(names[0], objectives, list(args.constraint))
+        except ProblemError as exc:
+            print(f"nasopt fronts: {exc}", file=sys.stderr)
+            return 2
+    elif args.constraint:
+        print("nasopt fronts: --constraint needs --objectives (a custom problem)", file=sys.stderr)
+        return 2
+    unknown = [n for n in names if n not in PROBLEMS and n not in custom]
     if unknown:
         print(
-            f"nasopt fronts: unknown problem(s) {unknown}; named problems: {', '.join(PROBLEMS)}",
+            f"nasopt fronts: unknown problem(s) {unknown}; named problems: {', '.join(PROBLEMS)} "
+            "(a custom one: --problems NAME --objectives a,b)",
             file=sys.stderr,
         )
         return 2
@@ -146,13 +177,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    digest = str(oracle.digest)
+    oracle_digest = str(oracle.digest)
     data_digest = _dataset_digest(oracle)
     optimizers = [o for o in args.optimizers.replace(" ", "").split(",") if o]
     failures = 0
     for name in names:
-        problem = get_problem(name)
+        problem = custom[name] if name in custom else get_problem(name)
         info = problem.info
+        try:  # user-device targets: the front belongs to their surrogates too
+            digest = fronts.front_digest(oracle_digest, info)
+        except NasoptError as exc:
+            print(f"{name}: failed: {exc}", file=sys.stderr)
+            failures += 1
+            continue
         if not args.force:
             cached = fronts.load_reference_front(
                 name, digest, dataset_digest=data_digest, cache=args.cache_dir
@@ -173,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for s in range(args.optimizer_seeds):
                     try:
                         res = search(
-                            name, opt, budget=args.optimizer_evals, seed=s, bench=oracle, progress=False
+                            problem, opt, budget=args.optimizer_evals, seed=s, bench=oracle, progress=False
                         )
                     except Exception as exc:  # an optimizer with a missing optional dependency, say
                         print(f"{name}: optimizer {opt} seed {s} skipped: {exc}", file=sys.stderr)

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark import devices as user_devices
 from benchmark import space
 from benchmark._io import package_versions
 from benchmark.api import Oracle, measured_ranges
@@ -217,7 +218,11 @@ class Runner:
         return self.counters.wall_offset_s + (time.perf_counter() - self._t0 if self._t0 else 0.0)
 
     def _digest(self) -> str:
-        return str(getattr(self.bench, "digest", "unknown"))
+        """The oracle's digest, extended by the surrogate of every user-device target the problem uses
+        (:func:`benchmark.devices.qualified_digest`; unchanged for built-in targets)."""
+        return user_devices.qualified_digest(
+            str(getattr(self.bench, "digest", "unknown")), self.problem.query_targets
+        )
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies this run; a run directory refuses to continue under a different one."""
@@ -388,7 +393,9 @@ class Runner:
                 "n_duplicates": inc.n_duplicates,
                 # per target: evaluations predicted outside the oracle's measured range by more than their std
                 "extrapolated_evaluations": extrapolated_counts(
-                    self.trials.table(), p.query_targets, measured_ranges(self.bench)
+                    self.trials.table(),
+                    p.query_targets,
+                    {**measured_ranges(self.bench), **user_devices.measured_ranges(p.query_targets)},
                 ),
                 FORMAT_KEY: FORMAT_VERSION,
                 **extras,

@@ -54,9 +54,11 @@ def _measure_set(
     log: Path,
     done: dict[tuple[str, str], list[float]],
     until: float | None = None,
+    max_spread: float = dv.MAX_SPREAD,
 ) -> np.ndarray:
-    """The first measurement of each architecture ``(k,)`` (more of them, up to ``reps``, for the noise);
-    stops early (``k < n``) once ``time.time()`` passes ``until``."""
+    """The first measurement of each architecture ``(k,)`` (more of them, up to ``reps``, for the noise),
+    each taken as ``nasopt device add`` takes it (:func:`~nasopt.validation.devices.measure_quiet`); stops
+    early (``k < n``) once ``time.time()`` passes ``until``."""
     vals = []
     with open(log, "a") as fh:
         for i, s in enumerate(space.to_strings(X)):
@@ -65,12 +67,10 @@ def _measure_set(
                 print(f"  {name}: stopped at {i}/{len(X)} (--measure-until)", file=sys.stderr, flush=True)
                 break
             while len(have) < reps:
-                m = backend.measure(space.from_string(s))
+                m, spreads = dv.measure_quiet(backend, space.from_string(s), max_spread=max_spread)
                 have.append(m.mean)
-                fh.write(
-                    json.dumps({"set": name, "arch": s, "mean": m.mean, "std": m.std, "t": time.time()})
-                    + "\n"
-                )
+                rec = {"set": name, "arch": s, "mean": m.mean, "std": m.std, "t": time.time()}
+                fh.write(json.dumps({**rec, "spreads": spreads, "load": os.getloadavg()[0]}) + "\n")
                 fh.flush()
             if (i + 1) % 25 == 0:
                 print(f"  {name}: {i + 1}/{len(X)}", file=sys.stderr, flush=True)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--name", default="this_cpu_1t")
     ap.add_argument("--resolution", type=int, default=224)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", default="1", help="a count, or all (every core; e.g. --name this_cpu_all)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--passes", type=int, default=3)
@@ -135,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--search-evals", type=int, default=1000)
     ap.add_argument("--front", type=int, default=10, help="front architectures measured after the search")
     ap.add_argument("--skip-search", action="store_true")
+    ap.add_argument(
+        "--max-spread",
+        type=float,
+        default=dv.MAX_SPREAD,
+        help="take a measurement again when its samples spread more (0: never, as before 2026-12-01)",
+    )
     ap.add_argument("--measure-until", help="HH:MM (local time): stop measuring the pool then, keep its n")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     done = _load(log)
     result: dict[str, Any] = {"settings": vars(a) | {"out": str(a.out)}, "uptime_start": _uptime()}
     settings = {
-        "threads": a.threads,
+        "threads": "all" if a.threads.strip().lower() in ("all", "0") else int(a.threads),
         "resolution": a.resolution,
         "warmup": a.warmup,
         "repeats": a.repeats,
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     t0 = time.perf_counter()
     # 1. the device itself, as a user adds it
-    res = dv.add_device(a.name, "cpu", budget=a.budget, verbose=True, **settings)
+    res = dv.add_device(a.name, "cpu", budget=a.budget, verbose=True, max_spread=a.max_spread, **settings)
     result["device_add"] = {
         "n": res.n_total,
         "n_now": res.n_measured_now,
@@ -167,15 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     H = space.sample(a.held_out, np.random.default_rng(101))
     P = space.sample(a.pool, np.random.default_rng(202))
     t1 = time.perf_counter()
-    yH = _measure_set("held_out", H, 1, backend, log, done)
+    yH = _measure_set("held_out", H, 1, backend, log, done, max_spread=a.max_spread)
     noise_X = H[: a.noise_archs]
-    _measure_set("held_out", noise_X, a.noise_reps, backend, log, done)
+    _measure_set("held_out", noise_X, a.noise_reps, backend, log, done, max_spread=a.max_spread)
     until = None
     if a.measure_until:
         hh, mm = (int(v) for v in a.measure_until.split(":"))
         now = time.localtime()
         until = time.mktime((*now[:3], hh, mm, 0, *now[6:]))
-    yP = _measure_set("pool", P, 1, backend, log, done, until)
+    yP = _measure_set("pool", P, 1, backend, log, done, until, max_spread=a.max_spread)
     P = P[: len(yP)]
     result["measure_s"] = time.perf_counter() - t1
     reps = np.array([done[("held_out", s)][: a.noise_reps] for s in space.to_strings(noise_X)])
@@ -239,7 +245,9 @@ def _search_and_front(a: argparse.Namespace, target: str, backend: Any) -> dict[
     order = front[np.argsort(vals[front, 1])]
     pick = order[np.unique(np.linspace(0, len(order) - 1, min(a.front, len(order))).round().astype(int))]
     archs = [space.to_string(space.parse(s)) for s in t["arch"].to_numpy()[pick]] if "arch" in t else []
-    cmp = dv.predicted_vs_measured(a.name, archs, measure_backend=backend, verbose=True)
+    cmp = dv.predicted_vs_measured(
+        a.name, archs, measure_backend=backend, verbose=True, max_spread=a.max_spread
+    )
     return {
         "evals": a.search_evals,
         "front_size": len(front),

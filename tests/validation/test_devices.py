@@ -376,3 +376,123 @@ def test_until_tau_stops_before_the_budget() -> None:
     assert res.n_total < 60 and "tau" in res.stopped and res.fit["kendall_tau"] >= 0.8
     with pytest.raises(Exception, match="until-tau"):
         _add("taubad", budget=20, until_tau=1.5)
+
+
+def test_a_second_concurrent_add_is_refused_naming_the_first_pid(cache: Path) -> None:
+    """Two processes add the same device: the second exits 2 with one line naming the first's PID (and so
+    does a remove); nothing of the first is disturbed, and once it is killed the device continues."""
+    records = cache / "devices" / "busy" / "records"
+    first = _spawn_add(cache, "busy", 12, delay=0.3)
+    deadline = time.monotonic() + 120
+    while len(list(records.glob("result_*[0-9].json"))) < 2:
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    second = _spawn_add(cache, "busy", 12, delay=0.0)
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2, err
+    line = err.strip()
+    assert f"PID {first.pid}" in line and "in use by another process" in line and "\n" not in line, err
+    assert dv.main(["remove", "busy"]) == 2 and (cache / "devices" / "busy" / "device.json").is_file()
+    assert first.poll() is None  # the first one goes on measuring
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate()
+    assert _add("busy", budget=12).n_total == 12  # the lock died with its process: the device continues
+    X, _, _ = store.read_device_records(records, "latency_busy")
+    assert len(np.unique(space.arch_id(X))) == 12
+
+
+@pytest.mark.parametrize("given", ["all", None])
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch-cpu"])
+def test_all_threads_resolve_to_every_core_and_are_recorded(given: object, backend: str) -> None:
+    from nasopt.validation.measure import make_backend
+
+    b = make_backend(backend, metric="latency", threads=given)
+    cores = len(os.sched_getaffinity(0))
+    assert b.threads is None and b.effective_threads() == cores and b.protocol().threads == cores
+    assert make_backend(backend, threads=1).protocol().threads == 1
+
+
+def test_threads_setting_bad_values_are_one_line() -> None:
+    from benchmark.errors import ConfigurationError
+    from nasopt.validation.measure import make_backend
+
+    for bad in (0, -1, "many", 1.5, True):  # 0 means all only on the command line (--threads 0)
+        with pytest.raises(ConfigurationError, match="threads must be a positive integer, or 'all'"):
+            make_backend("onnxruntime", threads=bad)
+
+
+def test_cli_threads_all_is_stored_as_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(
+        dv, "add_device", lambda *a, **kw: seen.update(kw) or (_ for _ in ()).throw(SystemExit)
+    )
+    for text in ("all", "0", "ALL"):
+        with pytest.raises(SystemExit):
+            dv.main(["add", "t", "--backend", "cpu", "--threads", text])
+        assert seen["threads"] == "all"
+    with pytest.raises(SystemExit):
+        dv.main(["add", "t", "--backend", "cpu", "--threads", "3"])
+    assert seen["threads"] == 3
+    with pytest.raises(SystemExit) as exc:
+        dv.main(["add", "t", "--backend", "cpu", "--threads", "-2"])  # argparse: usage + exit 2
+    assert exc.value.code == 2
+
+
+def test_continuing_under_another_protocol_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--threads all`` on a machine with other cores (here: a protocol that resolves differently) would
+    mix measurements of two protocols in one device: refused in one line."""
+    import dataclasses
+
+    _add("proto", budget=12, threads=0)
+    assert store.read_device("proto").info["settings"]["threads"] == "all"
+    orig = dv.SyntheticDevice.protocol
+    monkeypatch.setattr(
+        dv.SyntheticDevice, "protocol", lambda self: dataclasses.replace(orig(self), threads=7)
+    )
+    assert dv.main(["add", "proto", "--budget", "14"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "another protocol here: threads 7 (stored 1)" in err and "\n" not in err, err
+
+
+class _SpreadBackend:
+    """Measurements whose samples spread as listed (one per call)."""
+
+    def __init__(self, spreads: list[float]) -> None:
+        self.spreads, self.calls = list(spreads), 0
+
+    def measure(self, genes: object) -> object:
+        sp = self.spreads[min(self.calls, len(self.spreads) - 1)]
+        self.calls += 1
+        return type("M", (), {"mean": 10.0 * (1 + sp), "std": 10.0 * (1 + sp) * sp})()
+
+
+@pytest.mark.parametrize(
+    ("spreads", "max_spread", "calls", "kept"),
+    [
+        ([0.01], 0.05, 1, 0.01),  # quiet: measured once
+        ([0.2, 0.1, 0.3], 0.05, 3, 0.1),  # a burst: three attempts, the quietest kept
+        ([0.2, 0.03, 0.3], 0.05, 2, 0.03),  # quiet on the second attempt: stops there
+        ([0.2, 0.1], 0.0, 1, 0.2),  # 0: never again
+    ],
+)
+def test_measure_quiet_takes_a_disturbed_measurement_again(
+    spreads: list[float], max_spread: float, calls: int, kept: float
+) -> None:
+    b = _SpreadBackend(spreads)
+    m, seen = dv.measure_quiet(b, np.zeros(28, np.int64), max_spread=max_spread, pause_s=0.0)
+    assert b.calls == calls and len(seen) == calls and m.std / m.mean == pytest.approx(kept)
+
+
+def test_add_records_every_attempt_of_a_disturbed_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dv, "QUIET_PAUSE_S", 0.0)
+    _add("bursty", budget=4, noise=0.3)  # samples spread ~10 % > 5 %: each taken three times
+    prov = json.loads((store.device_dir("bursty") / "records" / "result_0.provenance.json").read_text())
+    assert len(prov["spreads"]) == 3 and prov["max_spread"] == dv.MAX_SPREAD
+    kept = prov["measurements"][0]
+    assert kept["std"] / kept["mean"] == pytest.approx(min(prov["spreads"]))
+    _add("calm", budget=4)  # 1 % noise: measured once each
+    prov = json.loads((store.device_dir("calm") / "records" / "result_0.provenance.json").read_text())
+    assert len(prov["spreads"]) == 1

@@ -186,6 +186,25 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+#: the ``threads`` setting that means every core this process may use (the CPU backends' default)
+ALL_THREADS = "all"
+
+
+def _threads(value: Any) -> int | None:
+    """The ``threads`` setting: a positive count, or None for all cores (given as None or ``"all"``; the
+    backend resolves it, :meth:`MeasurementBackend.effective_threads`, and records the count)."""
+    if value is None or value == ALL_THREADS:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f"measurement setting threads must be a positive integer, or 'all' for every core, got "
+            f"{plain(value)}"
+        )
+    return int(value)
+
+
 class MeasurementBackend(ABC):
     """A device backend: turns a network into a timed step on its device.
 
@@ -217,7 +236,7 @@ class MeasurementBackend(ABC):
         warmup: int | None = None,
         repeats: int | None = None,
         passes: int | None = None,
-        threads: int | None = None,
+        threads: int | str | None = None,
         device_name: str | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -236,7 +255,7 @@ class MeasurementBackend(ABC):
         self.warmup = _positive_int("warmup", self.default_warmup if warmup is None else warmup, minimum=0)
         self.repeats = _positive_int("repeats", self.default_repeats if repeats is None else repeats)
         self.passes = _positive_int("passes", self.default_passes[metric] if passes is None else passes)
-        self.threads = None if threads is None else _positive_int("threads", threads)
+        self.threads = _threads(threads)
         self.device_name = device_name
         self.clock = clock
 
