@@ -580,14 +580,21 @@ def problem_info(
     from nasopt.problems import ProblemError, get_problem, problem_from_config
 
     pcfg = None if config is None else config.get("problem")
+    custom_error: ProblemError | None = None
     if isinstance(pcfg, Mapping) and str(pcfg.get("name", name)) == name:
         try:
             return problem_from_config(pcfg).info
-        except ProblemError:
-            pass
+        except ProblemError as exc:  # e.g. a target of a device removed since the run
+            custom_error = exc
     try:
         return get_problem(name).info
     except KeyError as exc:  # UnknownProblemError
+        if custom_error is not None:
+            raise LookupError(
+                f"the run's problem {name!r} (config.yaml) cannot be rebuilt: {custom_error}; "
+                "re-register what it uses (nasopt device import FILE) or pass its ProblemInfo "
+                "(problems={...})"
+            ) from custom_error
         raise LookupError(
             f"problem {name!r} is neither a named problem nor defined in the run's config.yaml; "
             "pass its ProblemInfo explicitly (problems={...})"

@@ -55,3 +55,16 @@ def test_format_version_missing_is_1_and_unknown_is_refused(run_dir: Path, tmp_p
     (d / "summary.json").write_text(json.dumps({**summary, "format_version": 99}))
     with pytest.raises(RunFormatError, match=r"format version 99.*reads version"):
         read_run(d)
+
+
+def test_problem_of_a_removed_device_says_what_is_missing() -> None:
+    """A run whose custom problem used a device target that is gone: the error names the target and how to
+    bring it back, instead of 'neither a named problem nor defined'."""
+    from nasopt.rundir import problem_info
+
+    config = {"problem": {"name": "mine", "objectives": ["accuracy", "latency_gone"]}}
+    with pytest.raises(LookupError) as info:
+        problem_info("mine", None, config)
+    msg = str(info.value)
+    assert "unknown benchmark target 'latency_gone'" in msg and "nasopt device import" in msg
+    assert "\n" not in msg
