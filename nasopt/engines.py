@@ -118,6 +118,8 @@ class _SubmititHandle:
 
     def result(self) -> Any:
         try:
+            if self.job.num_tasks > 1:  # a multi-task job (DDP): task 0's value (job.results(): every task's)
+                return self.job.results()[0]
             return self.job.result()
         except Exception as exc:
             raise JobFailedError(f"job {self.job_id} failed: {_one_line(exc)}") from exc
@@ -172,6 +174,9 @@ class Resubmitting:
         return self.fn(*args, **kwargs)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        own = getattr(self.fn, "checkpoint", None)
+        if callable(own):  # the callable's own protocol (e.g. a training job that must not overwrite again)
+            return own(*args, **kwargs)
         import submitit
 
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
