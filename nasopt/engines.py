@@ -26,6 +26,8 @@ from __future__ import annotations
 import inspect
 import re
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -155,6 +157,41 @@ class _RayHandle:
         import ray
 
         ray.cancel(self.ref, force=True)
+
+
+#: per process: the values of :class:`Shared` handles fetched already (the newest few)
+_SHARED: OrderedDict[str, Any] = OrderedDict()
+_SHARED_KEEP = 4
+
+
+class Shared:
+    """What many jobs have in common (a sweep's Hydra context and config), sent once: :meth:`Engine.share`.
+
+    On Ray the value goes into the object store once (not serialised again with every job) and a worker
+    fetches and deserialises it at its first job, then keeps it for its next jobs (the newest few values);
+    on submitit (a fresh process per job) it travels with each job. In the job, :meth:`get` returns it: the
+    same object for every job of a worker, so a job must not change it."""
+
+    def __init__(self, value: Any, ref: Any = None) -> None:
+        self.key = uuid.uuid4().hex
+        self._value = value if ref is None else None
+        self._ref = ref  # a ray.ObjectRef (travels inside the job's arguments as a reference)
+
+    def get(self) -> Any:
+        """The value (fetched and deserialised at most once per process)."""
+        if self.key in _SHARED:
+            _SHARED.move_to_end(self.key)
+            return _SHARED[self.key]
+        if self._ref is None:
+            value = self._value
+        else:
+            import ray
+
+            value = ray.get(self._ref)
+        _SHARED[self.key] = value
+        while len(_SHARED) > _SHARED_KEEP:
+            _SHARED.popitem(last=False)
+        return value
 
 
 def _invoke(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -306,6 +343,16 @@ class Engine:
             self._remote_cache[fn] = ray.remote(**resources)(fn)
         return self._remote_cache[fn]
 
+    def share(self, value: Any) -> Shared:
+        """A handle on ``value`` for the arguments of many jobs: sent once (Ray: the object store) instead of
+        with every job, deserialised once per worker; the job reads it with ``.get()``."""
+        self._started()
+        if self.kind == "ray":
+            import ray
+
+            return Shared(value, ray.put(value))
+        return Shared(value)
+
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JobHandle:
         """Run ``fn(*args, **kwargs)`` as one job; returns its handle at once."""
         self._started()
@@ -366,12 +413,23 @@ def run_jobs(
     while running:
         finished = [i for i, h in running.items() if h.done()]
         if not finished:
-            time.sleep(poll_s)
+            _wait_any(list(running.values()), poll_s)
             continue
         for i in finished:
             outcomes[i] = _outcome(running.pop(i))
         fill()
     return [o for o in outcomes if o is not None]
+
+
+def _wait_any(handles: Sequence[JobHandle], timeout: float) -> None:
+    """Until one of ``handles`` ends or ``timeout`` seconds pass (Ray: woken at once by the first to end)."""
+    refs = [h.ref for h in handles if isinstance(h, _RayHandle)]
+    if refs and len(refs) == len(handles):
+        import ray
+
+        ray.wait(refs, num_returns=1, timeout=timeout)
+        return
+    time.sleep(timeout)
 
 
 def _outcome(handle: JobHandle) -> Outcome:
@@ -395,6 +453,7 @@ __all__ = [
     "JobHandle",
     "Outcome",
     "Resubmitting",
+    "Shared",
     "engine_options",
     "run_jobs",
 ]

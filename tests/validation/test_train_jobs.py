@@ -6,6 +6,7 @@ gloo job equals one process on the same global batch."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -264,6 +265,10 @@ def test_preempted_local_job_is_requeued_and_ends_bitwise_identical(
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     strip = [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_log(run_dir)]
     assert strip == [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_log(ref["run_dir"])]
+    # the same job again (a re-run of the command, a late requeue): the finished result, not a second run
+    mtime = (run_dir / "weights.safetensors").stat().st_mtime_ns
+    assert dataclasses.replace(job, overwrite=False)(ARCH) == result
+    assert (run_dir / "weights.safetensors").stat().st_mtime_ns == mtime
 
 
 DDP = {"epochs": 2, "batch_size": 40, "lr": 0.02, "sync_bn": True, "dropout": 0.0, "drop_path_rate": 0.0}
@@ -305,3 +310,51 @@ def test_two_task_local_job_equals_one_process(fashion_folder: Path, tmp_path: P
         assert ra["images"] == rb["images"] == 80  # counts summed over ranks
         assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-4)
         assert abs(ra["val_top1"] - rb["val_top1"]) <= 100 / 300 + 1e-9
+
+
+@pytest.mark.slow
+def test_preempted_two_task_job_is_requeued_and_ends_bitwise_identical(
+    fashion_folder: Path, tmp_path: Path
+) -> None:
+    """Both tasks of a 2-task gloo job get the preemption signal (as SLURM's --signal does): every rank
+    checkpoints at the agreed step, rank 0 requeues, the other exits quietly; the requeued job meets again and
+    ends bitwise identical to an uninterrupted 2-task job."""
+    pytest.importorskip("submitit")
+    from nasopt.engines import Engine
+
+    data = {"root": str(fashion_folder), "train_fraction": 0.3}  # 2 epochs of 30 steps
+    scheme = get_scheme("smoke", epochs=2, batch_size=10, checkpoint_every_steps=7)
+
+    def job(out: str) -> TrainJob:
+        return TrainJob(scheme, data, str(tmp_path / out), device="cpu", deterministic=True, threads=1)
+
+    jobs = tmp_path / "jobs"
+    with Engine(
+        "submitit_local", folder=str(jobs / "%j"), tasks_per_node=2, timeout_min=60, max_num_timeout=0
+    ) as eng:
+        ref = eng.submit(job("ref"), ARCH).result()
+        handle = eng.submit(job("preempted"), ARCH)
+        controller = handle.job._process.pid  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 300
+        common: list[int] = []
+        while time.monotonic() < deadline and not (common and common[-1] >= 7):
+            assert not handle.done(), _logs(jobs)[-3000:]
+            dirs = list((tmp_path / "preempted").glob("*/checkpoints"))
+            if dirs:
+                common = sorted(set(ckpt.steps_of(dirs[0], 0)) & set(ckpt.steps_of(dirs[0], 1)))
+            time.sleep(0.01)
+        tasks = _children(controller)
+        assert len(tasks) == 2
+        for pid in tasks:
+            os.kill(pid, signal.SIGUSR2)
+        t = time.monotonic()
+        while set(tasks) & set(_children(controller)) and time.monotonic() - t < 60:
+            time.sleep(0.01)
+        assert not list((tmp_path / "preempted").glob("*/result_*.json")), "signalled too late"
+        result = handle.result()
+    logs = _logs(jobs)
+    assert "Requeued job" in logs and "resuming" in logs, logs[-3000:]
+    a, b = _weights(Path(result["run_dir"])), _weights(Path(ref["run_dir"]))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_log(result["run_dir"])]
+    assert strip == [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_log(ref["run_dir"])]

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -75,8 +77,9 @@ def _stop_on(sig: signal.Signals, stop: StopFlag) -> Iterator[Any]:
 
 @dataclass(frozen=True)
 class TrainJob:
-    """``TrainJob(...)(arch)`` trains ``arch`` into ``<out_dir>/<run id>`` (resuming what is there) and
-    returns the record's metrics and the run directory; the same for every architecture of a job array.
+    """``TrainJob(...)(arch)`` trains ``arch`` into ``<out_dir>/<run id>`` (resuming what is there; a run that
+    finished already is not trained again unless ``overwrite``) and returns the record's metrics and the run
+    directory; the same for every architecture of a job array.
 
     Plain data only: the engines send it by cloudpickle (a module-level class, by reference)."""
 
@@ -94,8 +97,12 @@ class TrainJob:
 
     def __call__(self, arch: str) -> dict[str, Any]:
         from nasopt.validation.train import dist as D
-        from nasopt.validation.train.run import TrainingStopped, train
+        from nasopt.validation.train.run import TrainingStopped, genes_of, record_file, run_id, train
 
+        rid = run_id(genes_of(arch), self.scheme, self.seed)
+        done = Path(self.out_dir) / rid / record_file(rid)
+        if done.is_file() and not self.overwrite:  # finished before (a re-run, a late requeue): its result
+            return _summary(arch, done.parent, done, json.loads(done.read_text()))
         job_env = _job_environment()
         rank = 0
         if job_env is not None and int(job_env.num_tasks) > 1:
@@ -133,21 +140,26 @@ class TrainJob:
                     # this process exits (an error in one line when the time-outs are used up)
                     submitit_handler(_preemption_signal(), None)
                 raise
-        metrics = result.record["metrics"]
-        return {
-            "arch": arch,
-            "run_dir": str(result.run_dir),
-            "record": str(result.record_path),
-            "val_top1": metrics["val_top1"],
-            "val_top5": metrics["val_top5"],
-            "train_time": metrics["train_time"],
-        }
+        return _summary(arch, result.run_dir, result.record_path, result.record)
 
     def checkpoint(self, arch: str) -> Any:
         """submitit's requeue protocol: the same call again (never ``overwrite``: it resumes)."""
         import submitit
 
         return submitit.helpers.DelayedSubmission(dataclasses.replace(self, overwrite=False), arch)
+
+
+def _summary(arch: str, run_dir: Path, record_path: Path, record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a training job returns: the run directory, the record's path and its metrics."""
+    m = record["metrics"]
+    return {
+        "arch": arch,
+        "run_dir": str(run_dir),
+        "record": str(record_path),
+        "val_top1": m["val_top1"],
+        "val_top5": m["val_top5"],
+        "train_time": m["train_time"],
+    }
 
 
 def engine_settings(cfg: Mapping[str, Any]) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
