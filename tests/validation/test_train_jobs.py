@@ -87,7 +87,7 @@ def test_train_job_hands_the_rendezvous_to_the_process_group(
 
     _slurm_env(monkeypatch)
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(k, raising=False)
+        monkeypatch.setenv(k, "unset")  # recorded, so that what TrainJob sets is undone after the test
     seen: dict[str, str] = {}
 
     def fake_train(*args: Any, **kwargs: Any) -> Any:
