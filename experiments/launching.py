@@ -55,19 +55,23 @@ def _sweep_config(
     return sweep_config
 
 
-def execute_job(idx: int, overrides: Sequence[str], shared: Shared, cwd: str) -> JobReturn:
+def execute_job(
+    idx: int, overrides: Sequence[str], shared: Shared, cwd: str, sweep_config: DictConfig | None = None
+) -> JobReturn:
     """One job of the sweep, in a worker (submitit job process, Ray worker): the task in its directory.
 
     ``shared`` holds what every job of the sweep has in common -- the Hydra context, the sweep's config,
     the task and Hydra's singleton state -- sent once (:meth:`nasopt.engines.Engine.share`): a Ray worker
     deserialises it at its first job and keeps it for the next ones, as Hydra's basic launcher keeps it in
-    its one process, instead of receiving and deserialising it again with every job."""
+    its one process, instead of receiving and deserialising it again with every job. ``sweep_config``: the
+    job's config when the caller composed it already (Ray), else composed here from ``overrides``."""
     hydra_context, config, task_function, singleton_state = shared.get()
     if os.path.isdir(cwd):  # relative paths (hydra.sweep.dir, datasets) mean what they mean to the caller
         os.chdir(cwd)  # (a remote node without that directory needs an absolute, shared sweep dir)
     setup_globals()
     Singleton.set_state(singleton_state)
-    sweep_config = _sweep_config(hydra_context, config, overrides, idx)
+    if sweep_config is None:
+        sweep_config = _sweep_config(hydra_context, config, overrides, idx)
     HydraConfig.instance().set_config(sweep_config)
     return run_job(
         hydra_context=hydra_context,
@@ -128,9 +132,28 @@ def launch(
         log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(ovs))}")
     state = Singleton.get_state()
     cwd = os.getcwd()
+    composing = None
+    if engine.kind == "ray":
+        # every job's config is composed here while the cluster starts (ray.init mostly waits for its
+        # processes), not in the workers: Hydra's composition is most of a small job's overhead
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="nasopt-compose")
+        composing = pool.submit(
+            lambda: [
+                _sweep_config(hydra_context, config, ovs, initial_job_idx + i)
+                for i, ovs in enumerate(job_overrides)
+            ]
+        )
+        pool.shutdown(wait=False)
     with engine:
+        configs: list[DictConfig | None] = (
+            list(composing.result()) if composing is not None else [None] * len(job_overrides)
+        )
         shared = engine.share((hydra_context, config, task_function, state))
-        args = [(initial_job_idx + i, list(ovs), shared, cwd) for i, ovs in enumerate(job_overrides)]
+        args = [
+            (initial_job_idx + i, list(ovs), shared, cwd, configs[i]) for i, ovs in enumerate(job_overrides)
+        ]
         outcomes = run_jobs(engine, execute_job, args, max_parallel=max_parallel)
     returns: list[JobReturn] = []
     for i, (ovs, out) in enumerate(zip(job_overrides, outcomes, strict=True)):
