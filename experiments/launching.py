@@ -12,6 +12,7 @@ runs the same task as a local run, so results are identical for the same seeds.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,7 +65,8 @@ def execute_job(
     the task and Hydra's singleton state -- sent once (:meth:`nasopt.engines.Engine.share`): a Ray worker
     deserialises it at its first job and keeps it for the next ones, as Hydra's basic launcher keeps it in
     its one process, instead of receiving and deserialising it again with every job. ``sweep_config``: the
-    job's config when the caller composed it already (Ray), else composed here from ``overrides``."""
+    job's config when the caller composed it already (Ray, while its local cluster started), else composed
+    here from ``overrides``."""
     hydra_context, config, task_function, singleton_state = shared.get()
     if os.path.isdir(cwd):  # relative paths (hydra.sweep.dir, datasets) mean what they mean to the caller
         os.chdir(cwd)  # (a remote node without that directory needs an absolute, shared sweep dir)
@@ -132,24 +134,29 @@ def launch(
         log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(ovs))}")
     state = Singleton.get_state()
     cwd = os.getcwd()
-    composing = None
-    if engine.kind == "ray":
-        # every job's config is composed here while the cluster starts (ray.init mostly waits for its
-        # processes), not in the workers: Hydra's composition is most of a small job's overhead
-        from concurrent.futures import ThreadPoolExecutor
+    composed: list[DictConfig] = []
+    done_starting = threading.Event()
 
-        pool = ThreadPoolExecutor(1, thread_name_prefix="nasopt-compose")
-        composing = pool.submit(
-            lambda: [
-                _sweep_config(hydra_context, config, ovs, initial_job_idx + i)
-                for i, ovs in enumerate(job_overrides)
-            ]
-        )
-        pool.shutdown(wait=False)
-    with engine:
-        configs: list[DictConfig | None] = (
-            list(composing.result()) if composing is not None else [None] * len(job_overrides)
-        )
+    def compose_while_starting() -> None:
+        for i, ovs in enumerate(job_overrides):
+            if done_starting.is_set():
+                return
+            composed.append(_sweep_config(hydra_context, config, ovs, initial_job_idx + i))
+
+    # Ray: jobs' configs are composed here while a local cluster starts (ray.init mostly waits for its
+    # processes), those of the jobs not reached by then in the workers: Hydra's composition is most of a
+    # small job's overhead
+    composer = threading.Thread(target=compose_while_starting, name="nasopt-compose", daemon=True)
+    if engine.kind == "ray" and engine.options.get("address") is None:
+        composer.start()
+    try:
+        engine.start()
+    finally:
+        done_starting.set()
+    with engine:  # started already; stopped on the way out
+        if composer.ident is not None:
+            composer.join()  # at most the config it is composing
+        configs: list[DictConfig | None] = [*composed, *[None] * (len(job_overrides) - len(composed))]
         shared = engine.share((hydra_context, config, task_function, state))
         args = [
             (initial_job_idx + i, list(ovs), shared, cwd, configs[i]) for i, ovs in enumerate(job_overrides)

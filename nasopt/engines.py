@@ -271,8 +271,11 @@ class Engine:
             ) from exc
 
     def start(self) -> None:
-        """Import the engine's package and connect (Ray) or build the executor (submitit)."""
+        """Import the engine's package and connect (Ray) or build the executor (submitit); nothing when
+        started already."""
         opts = self.options
+        if self._executor is not None:
+            return
         if self.kind == "ray":
             ray = self._import("ray")
             if ray.is_initialized():
