@@ -14,11 +14,13 @@ running cluster (``ray start --head``), i.e. without the ~10-15 s of starting on
 Where a Ray job's time goes beyond its search (profiled in the worker, load 12 on 2 cores): Hydra composing the
 job's config (``load_sweep_config``, ~0.35 s), Hydra's ``run_job`` and the task's set-up (~0.3 s), and once
 per sweep the cluster's start (10-15 s), each worker's imports (2-4 s) and the shutdown (~1.5 s). On Ray the
-jobs' configs are composed in the driver while the cluster starts, the sweep's context (Hydra context, config,
-task, singleton state) goes to each worker once (``Engine.share``), not with every job, and the driver is woken
-by the first job to end (``ray.wait``) instead of polling. Measured at load 20-22 on 2 cores (50 jobs, n_jobs=2):
-2.78 s per job before these changes, 2.75-2.89 s after (joblib 2.99-3.31 s in the same runs): within the noise
-of the machine; on a running cluster (``--ray-address``, no start) 2.25 s before, 1.79-2.06 s after (load 16-18).
+jobs' configs are composed in the driver while a local cluster starts (those not reached by then, in the
+workers), the sweep's context (Hydra context, config, task, singleton state) goes to each worker once
+(``Engine.share``), not with every job, and the driver is woken by the first job to end (``ray.wait``) instead
+of polling. Measured on 2 cores shared with other jobs (50 jobs, n_jobs=2, default arguments): before, 2.78 s
+per job (sweep 84.2 s, load 20.5; joblib 2.99 s in the same run); after, 2.38 s (sweep 69.8 s, load 19.8;
+joblib 3.24 s). On a running cluster (``--ray-address``, no start; before the config composition moved):
+2.25 s before, 1.79-2.06 s after (load 16-18).
 """
 
 from __future__ import annotations
