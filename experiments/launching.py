@@ -12,9 +12,9 @@ runs the same task as a local run, so results are identical for the same seeds.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
@@ -23,7 +23,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from benchmark._io import atomic_write_text
-from nasopt.engines import Engine, run_jobs
+from nasopt.engines import Engine, Shared, run_jobs
 from nasopt.rundir import ERROR_FILE
 
 #: a job whose worker died: the exit status its task would have returned for a failure
@@ -57,20 +57,23 @@ def _sweep_config(
 
 
 def execute_job(
-    idx: int,
-    overrides: Sequence[str],
-    hydra_context: HydraContext,
-    config: DictConfig,
-    task_function: TaskFunction,
-    singleton_state: Mapping[Any, Any],
-    cwd: str,
+    idx: int, overrides: Sequence[str], shared: Shared, cwd: str, sweep_config: DictConfig | None = None
 ) -> JobReturn:
-    """One job of the sweep, in a worker (submitit job process, Ray worker): the task in its directory."""
+    """One job of the sweep, in a worker (submitit job process, Ray worker): the task in its directory.
+
+    ``shared`` holds what every job of the sweep has in common -- the Hydra context, the sweep's config,
+    the task and Hydra's singleton state -- sent once (:meth:`nasopt.engines.Engine.share`): a Ray worker
+    deserialises it at its first job and keeps it for the next ones, as Hydra's basic launcher keeps it in
+    its one process, instead of receiving and deserialising it again with every job. ``sweep_config``: the
+    job's config when the caller composed it already (Ray, while its local cluster started), else composed
+    here from ``overrides``."""
+    hydra_context, config, task_function, singleton_state = shared.get()
     if os.path.isdir(cwd):  # relative paths (hydra.sweep.dir, datasets) mean what they mean to the caller
         os.chdir(cwd)  # (a remote node without that directory needs an absolute, shared sweep dir)
     setup_globals()
-    Singleton.set_state(dict(singleton_state))
-    sweep_config = _sweep_config(hydra_context, config, overrides, idx)
+    Singleton.set_state(singleton_state)
+    if sweep_config is None:
+        sweep_config = _sweep_config(hydra_context, config, overrides, idx)
     HydraConfig.instance().set_config(sweep_config)
     return run_job(
         hydra_context=hydra_context,
@@ -131,11 +134,33 @@ def launch(
         log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(ovs))}")
     state = Singleton.get_state()
     cwd = os.getcwd()
-    args = [
-        (initial_job_idx + i, list(ovs), hydra_context, config, task_function, state, cwd)
-        for i, ovs in enumerate(job_overrides)
-    ]
-    with engine:
+    composed: list[DictConfig] = []
+    done_starting = threading.Event()
+
+    def compose_while_starting() -> None:
+        for i, ovs in enumerate(job_overrides):
+            if done_starting.is_set():
+                return
+            composed.append(_sweep_config(hydra_context, config, ovs, initial_job_idx + i))
+
+    # Ray: jobs' configs are composed here while a local cluster starts (ray.init mostly waits for its
+    # processes), those of the jobs not reached by then in the workers: Hydra's composition is most of a
+    # small job's overhead
+    composer = threading.Thread(target=compose_while_starting, name="nasopt-compose", daemon=True)
+    if engine.kind == "ray" and engine.options.get("address") is None:
+        composer.start()
+    try:
+        engine.start()
+    finally:
+        done_starting.set()
+    with engine:  # started already; stopped on the way out
+        if composer.ident is not None:
+            composer.join()  # at most the config it is composing
+        configs: list[DictConfig | None] = [*composed, *[None] * (len(job_overrides) - len(composed))]
+        shared = engine.share((hydra_context, config, task_function, state))
+        args = [
+            (initial_job_idx + i, list(ovs), shared, cwd, configs[i]) for i, ovs in enumerate(job_overrides)
+        ]
         outcomes = run_jobs(engine, execute_job, args, max_parallel=max_parallel)
     returns: list[JobReturn] = []
     for i, (ovs, out) in enumerate(zip(job_overrides, outcomes, strict=True)):

@@ -26,6 +26,8 @@ from __future__ import annotations
 import inspect
 import re
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -118,6 +120,8 @@ class _SubmititHandle:
 
     def result(self) -> Any:
         try:
+            if self.job.num_tasks > 1:  # a multi-task job (DDP): task 0's value (job.results(): every task's)
+                return self.job.results()[0]
             return self.job.result()
         except Exception as exc:
             raise JobFailedError(f"job {self.job_id} failed: {_one_line(exc)}") from exc
@@ -155,6 +159,41 @@ class _RayHandle:
         ray.cancel(self.ref, force=True)
 
 
+#: per process: the values of :class:`Shared` handles fetched already (the newest few)
+_SHARED: OrderedDict[str, Any] = OrderedDict()
+_SHARED_KEEP = 4
+
+
+class Shared:
+    """What many jobs have in common (a sweep's Hydra context and config), sent once: :meth:`Engine.share`.
+
+    On Ray the value goes into the object store once (not serialised again with every job) and a worker
+    fetches and deserialises it at its first job, then keeps it for its next jobs (the newest few values);
+    on submitit (a fresh process per job) it travels with each job. In the job, :meth:`get` returns it: the
+    same object for every job of a worker, so a job must not change it."""
+
+    def __init__(self, value: Any, ref: Any = None) -> None:
+        self.key = uuid.uuid4().hex
+        self._value = value if ref is None else None
+        self._ref = ref  # a ray.ObjectRef (travels inside the job's arguments as a reference)
+
+    def get(self) -> Any:
+        """The value (fetched and deserialised at most once per process)."""
+        if self.key in _SHARED:
+            _SHARED.move_to_end(self.key)
+            return _SHARED[self.key]
+        if self._ref is None:
+            value = self._value
+        else:
+            import ray
+
+            value = ray.get(self._ref)
+        _SHARED[self.key] = value
+        while len(_SHARED) > _SHARED_KEEP:
+            _SHARED.popitem(last=False)
+        return value
+
+
 def _invoke(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``: a Ray task that runs any callable."""
     return fn(*args, **kwargs)
@@ -172,6 +211,9 @@ class Resubmitting:
         return self.fn(*args, **kwargs)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        own = getattr(self.fn, "checkpoint", None)
+        if callable(own):  # the callable's own protocol (e.g. a training job that must not overwrite again)
+            return own(*args, **kwargs)
         import submitit
 
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
@@ -229,8 +271,11 @@ class Engine:
             ) from exc
 
     def start(self) -> None:
-        """Import the engine's package and connect (Ray) or build the executor (submitit)."""
+        """Import the engine's package and connect (Ray) or build the executor (submitit); nothing when
+        started already."""
         opts = self.options
+        if self._executor is not None:
+            return
         if self.kind == "ray":
             ray = self._import("ray")
             if ray.is_initialized():
@@ -301,6 +346,16 @@ class Engine:
             self._remote_cache[fn] = ray.remote(**resources)(fn)
         return self._remote_cache[fn]
 
+    def share(self, value: Any) -> Shared:
+        """A handle on ``value`` for the arguments of many jobs: sent once (Ray: the object store) instead of
+        with every job, deserialised once per worker; the job reads it with ``.get()``."""
+        self._started()
+        if self.kind == "ray":
+            import ray
+
+            return Shared(value, ray.put(value))
+        return Shared(value)
+
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JobHandle:
         """Run ``fn(*args, **kwargs)`` as one job; returns its handle at once."""
         self._started()
@@ -361,12 +416,23 @@ def run_jobs(
     while running:
         finished = [i for i, h in running.items() if h.done()]
         if not finished:
-            time.sleep(poll_s)
+            _wait_any(list(running.values()), poll_s)
             continue
         for i in finished:
             outcomes[i] = _outcome(running.pop(i))
         fill()
     return [o for o in outcomes if o is not None]
+
+
+def _wait_any(handles: Sequence[JobHandle], timeout: float) -> None:
+    """Until one of ``handles`` ends or ``timeout`` seconds pass (Ray: woken at once by the first to end)."""
+    refs = [h.ref for h in handles if isinstance(h, _RayHandle)]
+    if refs and len(refs) == len(handles):
+        import ray
+
+        ray.wait(refs, num_returns=1, timeout=timeout)
+        return
+    time.sleep(timeout)
 
 
 def _outcome(handle: JobHandle) -> Outcome:
@@ -390,6 +456,7 @@ __all__ = [
     "JobHandle",
     "Outcome",
     "Resubmitting",
+    "Shared",
     "engine_options",
     "run_jobs",
 ]

@@ -56,6 +56,24 @@ def _die(x: int) -> int:
     return x
 
 
+class _Counted:
+    """A value that counts how often this process deserialised one."""
+
+    loads = 0
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        type(self).loads += 1
+        self.__dict__.update(state)
+
+
+def _use_shared(shared: Any, i: int) -> tuple[int, int, int]:
+    value = shared.get()
+    return os.getpid(), type(value).loads, len(value.payload) + i
+
+
 # --------------------------------------------------------------------------------------------------
 # the engine seam
 # --------------------------------------------------------------------------------------------------
@@ -160,6 +178,21 @@ def test_ray_engine_runs_callables_and_reports_failures(monkeypatch: pytest.Monk
         with pytest.raises(JobFailedError, match="bad input 2"):
             eng.submit(_fail, 2).result()
         assert eng.submit(int, "7").result() == 7  # a class is called, not made an actor
+
+
+def test_ray_shared_value_is_sent_once_and_deserialised_once_per_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Engine.share``: what every job of a sweep has in common goes into Ray's object store once; a worker
+    deserialises it at its first job and keeps it for the next ones."""
+    pytest.importorskip("ray")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    with Engine("ray", num_cpus=1) as eng:
+        shared = eng.share(_Counted(b"x" * 100_000))
+        out = [eng.submit(_use_shared, shared, i).result() for i in range(4)]
+    assert [o[2] for o in out] == [100_000, 100_001, 100_002, 100_003]
+    assert len({o[0] for o in out}) == 1  # one worker ran them all
+    assert [o[1] for o in out] == [1, 1, 1, 1]  # and deserialised the value once
 
 
 # --------------------------------------------------------------------------------------------------

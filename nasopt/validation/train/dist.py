@@ -1,10 +1,14 @@
-"""Distributed training plumbing: the process group from torchrun's environment, sums across ranks and a
-synchronised BatchNorm that also works on CPU (gloo) -- torch's ``SyncBatchNorm`` is GPU-only."""
+"""Distributed training plumbing: the process group from torchrun's environment (or from a SLURM /
+submitit job's, :func:`rendezvous`), sums across ranks and a synchronised BatchNorm that also works on CPU
+(gloo) -- torch's ``SyncBatchNorm`` is GPU-only."""
 
 from __future__ import annotations
 
 import os
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -29,6 +33,57 @@ class Dist:
     @property
     def distributed(self) -> bool:
         return self.world > 1
+
+
+#: the ports :func:`rendezvous` derives from a job id: below Linux's ephemeral range (32768-60999)
+PORT_BASE, PORT_SPAN = 10_000, 20_000
+
+
+@dataclass(frozen=True)
+class Rendezvous:
+    """How one task of a multi-process job joins its process group: torchrun's variables."""
+
+    rank: int
+    world: int
+    local_rank: int
+    local_world: int
+    master_addr: str
+    master_port: int
+
+    def env(self) -> dict[str, str]:
+        """``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``:
+        what :func:`setup` (and ``init_process_group``'s ``env://``) reads."""
+        return {
+            "RANK": str(self.rank),
+            "WORLD_SIZE": str(self.world),
+            "LOCAL_RANK": str(self.local_rank),
+            "LOCAL_WORLD_SIZE": str(self.local_world),
+            "MASTER_ADDR": self.master_addr,
+            "MASTER_PORT": str(self.master_port),
+        }
+
+
+def rendezvous(job_env: Any, environ: Mapping[str, str] | None = None, port: int | None = None) -> Rendezvous:
+    """The rendezvous of a task of a submitit job (one task per GPU), from its ``submitit.JobEnvironment``.
+
+    On SLURM that environment reads ``SLURM_PROCID`` (rank), ``SLURM_LOCALID``, ``SLURM_NTASKS`` (world),
+    ``SLURM_JOB_NUM_NODES``, ``SLURM_JOB_NODELIST`` (``gpu[01-02]``: the master is its first host) and
+    ``SLURM_JOB_ID``; submitit's local executor has the same on one node (master 127.0.0.1). Every task
+    computes the same port without talking to the others: ``port``, else one derived from the job id and
+    ``SLURM_RESTART_COUNT`` (``environ``, default ``os.environ``), so a requeued job meets on a fresh port.
+    """
+    env = os.environ if environ is None else environ
+    world, nodes = int(job_env.num_tasks), max(1, int(job_env.num_nodes))
+    if world % nodes:
+        raise ValueError(f"{world} tasks on {nodes} nodes: every node needs the same number of tasks")
+    hosts = list(job_env.hostnames)
+    master = "127.0.0.1" if nodes == 1 else hosts[0]
+    if port is None:
+        key = f"{job_env.job_id}:{env.get('SLURM_RESTART_COUNT', '0')}"
+        port = PORT_BASE + zlib.crc32(key.encode()) % PORT_SPAN
+    return Rendezvous(
+        int(job_env.global_rank), world, int(job_env.local_rank), world // nodes, master, int(port)
+    )
 
 
 def setup(device: str | None = None) -> Dist:
