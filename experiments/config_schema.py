@@ -42,6 +42,9 @@ CONFIG_MODULE = "nasopt.conf"
 CONFIG_NAME = "search"
 #: config groups whose options a user picks with ``group=option``
 GROUPS = ("benchmark", "problem", "optimizer", "budget", "experiment")
+#: the ``optimizer`` entry that picks one by the budget (the default; see
+#: :func:`experiments.run_spec.choose_optimizer`)
+AUTO = "auto"
 
 
 class EvalMode(Enum):
@@ -137,7 +140,7 @@ def register_configs() -> None:
                 description=problem.description,
             ),
         )
-    for name in OPTIMIZERS:
+    for name in (AUTO, *OPTIMIZERS):  # auto: the default, which picks one by the budget (run_spec)
         node = OmegaConf.structured(OptimizerConfig(name=name))
         # any constructor keyword may be set without a leading '+' (optimizer.params.population_size=50);
         # build_run_spec names a misspelt one together with the valid ones

@@ -367,13 +367,13 @@ def test_scaled_mode_refits_every_k_builds_and_thins_the_screening_front(
     assert opt.last_times.n_train == 16
 
 
-def test_scaled_mode_with_three_objectives_picks_the_batch_by_random_scalarisations(
+def test_scaled_mode_with_three_objectives_picks_the_batch_one_acquisition_per_pick(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import optimizers.bo.candidates as bo_candidates
 
     calls: list[str] = []
-    for name in ("greedy_batch", "parego_batch"):
+    for name in ("greedy_batch", "sequential_batch"):
         real = getattr(bo_candidates, name)
 
         def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
@@ -383,21 +383,23 @@ def test_scaled_mode_with_three_objectives_picks_the_batch_by_random_scalarisati
         monkeypatch.setattr(bo_candidates, name, spy)
     scaled = {"scale_above": 16, "scaled_history": 14}
     a = build("acc_a100_zcu102", seed=2, **scaled)
-    b = build("acc_a100_zcu102", seed=2, **scaled)
     assert a.scaled_batch == "parego" and build("acc_a100", **scaled).scaled_batch == "nehvi"
-    sizes = [6, 6, 6, 5, 5]
-    pa, pb = loop(a, sizes), loop(b, sizes)
-    # a then b: plain mode (6, 12 rows), then scaled (18, 23 rows)
-    assert calls == (["greedy_batch"] * 2 + ["parego_batch"] * 2) * 2
-    for xa, xb in zip(pa, pb, strict=True):
-        np.testing.assert_array_equal(xa, xb)  # deterministic (weights from the optimizer's Generator)
-    X = np.concatenate(pa)
+    X = np.concatenate(loop(a, [6, 6, 6, 5]))
+    assert calls == ["greedy_batch"] * 2 + ["sequential_batch"]  # plain mode at 6, 12 rows; scaled at 18
     assert space.is_valid(X).all() and len(np.unique(space.arch_id(X))) == len(X)
+    a2 = build("acc_a100_zcu102", seed=2, **scaled)
+    a2.load_state(a.state())  # the weights come from the optimizer's Generator: exact resume
+    np.testing.assert_array_equal(a2.ask(3), a.ask(3))
     calls.clear()
     c = build("acc_a100_zcu102", seed=2, scaled_batch="nehvi", **scaled)
-    loop(c, sizes)
-    assert calls == ["greedy_batch"] * 4
-    with pytest.raises(ConfigurationError, match="scaled_batch='ehvi' is not one of nehvi, parego"):
+    loop(c, [6, 6, 6, 5])
+    assert calls == ["greedy_batch"] * 3
+    calls.clear()
+    d = build("acc_a100_zcu102", seed=2, scaled_batch="believer", **scaled)
+    X = np.concatenate(loop(d, [6, 6, 6, 5]))
+    assert calls == ["greedy_batch"] * 2 + ["sequential_batch"]
+    assert space.is_valid(X).all() and len(np.unique(space.arch_id(X))) == len(X)
+    with pytest.raises(ConfigurationError, match="scaled_batch='ehvi' is not one of nehvi, parego, believer"):
         build("acc_a100_zcu102", scaled_batch="ehvi")
 
 

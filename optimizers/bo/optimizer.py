@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from botorch.acquisition import AcquisitionFunction
 from botorch.models import ModelListGP
 
 from benchmark import space
@@ -42,7 +43,13 @@ from benchmark._typing import BoolArray, FloatArray, IntArray
 from benchmark.errors import ConfigurationError
 from optimizers._checks import check_ask, check_bool, check_float, check_int, check_state, check_tell
 from optimizers.base import Optimizer, ProblemInfo, StateTree
-from optimizers.bo.acquisition import OutcomeSpace, make_acquisition, make_parego_factory
+from optimizers.bo.acquisition import (
+    OutcomeSpace,
+    PickAcquisition,
+    make_acquisition,
+    make_believer_factory,
+    make_parego_factory,
+)
 from optimizers.bo.candidates import SearchSettings, balanced_design, optimise_discrete, random_unseen
 from optimizers.bo.history import select_anchors, select_baseline, select_history, select_informative
 from optimizers.bo.models import DTYPE, GPParams, check_encoding, encode, fit_model_list
@@ -50,7 +57,7 @@ from optimizers.bo.timing import AskTimes
 
 _FEAS_KEY = "feasibility"
 #: the scaled mode's batch pickers (``scaled_batch``)
-SCALED_BATCH = ("nehvi", "parego")
+SCALED_BATCH = ("nehvi", "parego", "believer")
 #: settings added after BO states were first saved; a saved state without one was written by an older
 #: version, which behaved as these settings do at or below ``scale_above`` (:meth:`load_state`)
 LATER_SETTINGS = (
@@ -394,7 +401,7 @@ class BayesianOptimization(Optimizer):
         if self.scaled and self.problem.n_obj > 1:  # a thinned front for the screening's box decomposition
             F_good = F_good[select_baseline(F_good, np.ones(len(F_good), dtype=bool), self.max_front)]
         Y_inc = torch.from_numpy(-F_good).to(DTYPE)
-        parego = self.scaled and self.problem.n_obj > 1 and self.scaled_batch == "parego"
+        own_picks = self.scaled and self.problem.n_obj > 1 and self.scaled_batch != "nehvi"
         X_base_enc = encode(X_base, self.encoding)
         X_pend_enc = encode(pending, self.encoding) if pending.shape[0] else None
         search = self.search if feas_index is None else replace(self.search, n_block_anchors=0)
@@ -418,16 +425,36 @@ class BayesianOptimization(Optimizer):
                     eta=self.constraint_eta,
                     margin=self.feasibility_margin,
                     X_pending=X_pend_enc,
-                    with_final=not parego,
+                    with_final=not own_picks,
                 )
-            factory = None
-            if parego:
+            picker: PickAcquisition | None = None
+            if self.scaled and self.problem.n_obj > 1 and self.scaled_batch == "parego":
                 factory = make_parego_factory(
                     model,
                     outcomes,
                     X_base_enc,
                     feasibility_index=feas_index,
                     mc_samples=mc_samples,
+                    seed=seed,
+                    eta=self.constraint_eta,
+                    margin=self.feasibility_margin,
+                    X_pending=X_pend_enc,
+                )
+                m, rng = self.problem.n_obj, self.rng
+
+                def parego_pick(extra: torch.Tensor | None) -> AcquisitionFunction:  # new weights per pick
+                    return factory(torch.from_numpy(rng.dirichlet(np.ones(m))), extra)
+
+                picker = parego_pick
+
+            elif self.scaled and self.problem.n_obj > 1 and self.scaled_batch == "believer":
+                picker = make_believer_factory(
+                    model,
+                    outcomes,
+                    Y_inc,
+                    self.problem.ref_point,
+                    feasibility_index=feas_index,
+                    samples=mc_samples,
                     seed=seed,
                     eta=self.constraint_eta,
                     margin=self.feasibility_margin,
@@ -444,7 +471,7 @@ class BayesianOptimization(Optimizer):
                 self.rng,
                 search,
                 times=times,
-                parego=None if factory is None else (factory, self.problem.n_obj),
+                picker=picker,
             )
         exclude.update(space.arch_id(out).tolist())
         return out
