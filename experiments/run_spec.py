@@ -94,7 +94,7 @@ def choose_optimizer(budget: Budget) -> tuple[str, str]:
     return "nsga2", f"budget.max_evals={n} > {AUTO_BO_MAX_EVALS}"
 
 
-def _stored_choice(run_dir: Path | None) -> str | None:
+def _stored_choice(run_dir: str | Path | None) -> str | None:
     """The optimizer an ``optimizer=auto`` run in ``run_dir`` chose when it started (its ``config.yaml``), or
     None (no such run there)."""
     if run_dir is None or not (Path(run_dir) / CONFIG_FILE).is_file():
