@@ -110,6 +110,14 @@ class SearchConfig:
 
 
 SCHEMA_NAME = "search_schema"
+#: the resolver ``${by_optimizer:${optimizer.name},{bo:1500},5000}``: a value that depends on the optimizer
+BY_OPTIMIZER = "by_optimizer"
+
+
+def by_optimizer(name: str, table: Any, default: Any) -> Any:
+    """``table[name]`` if the optimizer ``name`` is in ``table`` (a dict), else ``default``; e.g. a sweep's
+    budget per optimizer (``conf/experiment/peers_comparison.yaml``: 1500 for the slow ones, 5000 else)."""
+    return table.get(name, default) if hasattr(table, "get") else default
 
 
 def register_configs() -> None:
@@ -126,6 +134,8 @@ def register_configs() -> None:
     from optimizers import OPTIMIZERS
 
     expose_launcher_plugins()  # hydra/launcher=slurm|submitit_local|ray (conf/hydra/launcher/)
+    if not OmegaConf.has_resolver(BY_OPTIMIZER):
+        OmegaConf.register_new_resolver(BY_OPTIMIZER, by_optimizer)
     cs = ConfigStore.instance()
     cs.store(name=SCHEMA_NAME, node=SearchConfig)
     for name, problem in PROBLEMS.items():

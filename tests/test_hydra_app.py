@@ -403,3 +403,24 @@ def test_the_cli_names_autos_choice_when_a_run_starts(
     assert main(["experiment=smoke", "budget.max_evals=30", f"hydra.run.dir={tmp_path / 'cli'}"]) == 0
     assert "new run (optimizer: auto -> rs, because a rule)" in capsys.readouterr().out
     assert read_run(tmp_path / "cli").summary["optimizer"] == "rs"
+
+
+def test_the_peers_comparison_sweep_covers_every_optimizer_at_its_budget(hydra_ctx: None) -> None:
+    """experiment=peers_comparison: every nasopt optimizer and peer adapter (optuna_gp aside: minutes per
+    trial), the four problems, 10 seeds; 1500 evaluations for bo / optuna_tpe, 5000 for the fast ones."""
+    from optimizers import OPTIMIZERS
+
+    cfg = compose(config_name="search", overrides=["experiment=peers_comparison"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert set(str(params.optimizer).split(",")) == set(OPTIMIZERS) - {"optuna_gp"}
+    assert set(str(params.problem).split(",")) == {
+        "acc_a100", "acc_zcu102_latency", "acc_constrained_a100", "acc_a100_zcu102_latency"
+    }
+    assert str(params.seed) == "range(10)"
+    budgets = {
+        o: _compose("experiment=peers_comparison", f"optimizer={o}")["budget"]["max_evals"]
+        for o in ("bo", "optuna_tpe", "nsga2", "re", "pymoo_moead", "auto")
+    }
+    assert budgets == {"bo": 1500, "optuna_tpe": 1500, "nsga2": 5000, "re": 5000, "pymoo_moead": 5000,
+                       "auto": 1500}
+    assert _compose("experiment=peers_smoke", "optimizer=nsga2")["budget"]["max_evals"] == 300
