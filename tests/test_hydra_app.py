@@ -349,12 +349,13 @@ def test_multirun_isolates_failures_skips_finished_and_resumes(
 # --------------------------------------------------------------------------------------------------
 def test_auto_picks_the_optimizer_by_the_budget(hydra_ctx: None) -> None:
     spec = build_run_spec(_compose("budget.max_evals=300"))
-    assert spec.optimizer == "bo" and spec.choice == "auto -> bo, because budget.max_evals=300 <= 2000"
+    assert spec.optimizer == "bo" and spec.choice == "auto -> bo, because budget.max_evals=300 <= 5000"
     assert spec.config["optimizer"]["name"] == "bo" and spec.config["optimizer"]["requested"] == "auto"
     assert spec.config["optimizer"]["choice"] == spec.choice
     assert build_run_spec(_compose()).optimizer == "bo"  # the default budget, 1500
-    big = build_run_spec(_compose("budget.max_evals=5000"))
-    assert big.optimizer == "nsga2" and big.choice == "auto -> nsga2, because budget.max_evals=5000 > 2000"
+    assert build_run_spec(_compose("budget.max_evals=5000")).optimizer == "bo"
+    big = build_run_spec(_compose("budget.max_evals=5001"))
+    assert big.optimizer == "nsga2" and big.choice == "auto -> nsga2, because budget.max_evals=5001 > 5000"
     timed = build_run_spec(_compose("budget=sim_time", "budget.max_evals=null"))
     assert timed.optimizer == "nsga2" and "no evaluation limit" in str(timed.choice)
     # the chosen optimizer's parameters are filled in and checked as if it were named
