@@ -167,7 +167,7 @@ def test_second_process_refused_by_the_lock_writes_nothing(tmp_path: Path) -> No
             time.sleep(0.02)
         hydra_files = _hydra_files(d)
         second = subprocess.run(
-            # optimizer=rs: the default (auto -> bo) imports torch first, which under load outlasts the first run
+            # optimizer=rs: the default (auto -> bo) imports torch first; under load that outlasts run one
             [sys.executable, "-m", "experiments.cli", "search", *_cli(d, "optimizer=rs", "seed=7")],
             capture_output=True,
             text=True,

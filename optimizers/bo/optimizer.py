@@ -101,10 +101,11 @@ class BayesianOptimization(Optimizer):
             objectives).
         scaled_mc_samples: at most this many ``mc_samples`` in the scaled mode (the greedy batch step).
         scaled_batch: how the scaled mode picks the batch among the best screened candidates with several
-            objectives: ``"nehvi"`` (sequential greedy qLogNEHVI, as below ``scale_above``) or ``"parego"``
-            (one random Chebyshev scalarisation per pick, qLogNParEGO: no box decompositions); None =
-            ``"parego"`` for three or more objectives (README.md: 4-5 s -> 0.3 s per batch at 1,000
-            observations), ``"nehvi"`` for two.
+            objectives: ``"nehvi"`` (sequential greedy qLogNEHVI, as below ``scale_above``), ``"parego"``
+            (qLogNParEGO, new random Chebyshev weights per pick) or ``"believer"`` (per pick, qLogEHVI
+            against the front plus the posterior means of the pending and earlier picks); the last two
+            need no per-sample box decompositions. None = ``"DEFAULT3"`` for three or more objectives
+            (README.md: 4.5 s -> 0.4 s per batch at 1,000 observations), ``"nehvi"`` for two.
         scaled_greedy_pool: ``greedy_pool`` in the scaled mode; None = at most 128 for one objective (the
             greedy qLogNEI over 512 candidates: 3 s per batch at 1,000 observations), else ``greedy_pool``.
         warm_start: start each fit from the previous hyper-parameters.
