@@ -382,12 +382,12 @@ def test_scaled_mode_with_three_objectives_picks_the_batch_one_acquisition_per_p
 
         monkeypatch.setattr(bo_candidates, name, spy)
     scaled = {"scale_above": 16, "scaled_history": 14}
-    a = build("acc_a100_zcu102", seed=2, **scaled)
-    assert a.scaled_batch == "parego" and build("acc_a100", **scaled).scaled_batch == "nehvi"
+    a = build("acc_a100_zcu102", seed=2, scaled_batch="parego", **scaled)
+    assert build("acc_a100_zcu102").scaled_batch == "believer" and build("acc_a100").scaled_batch == "nehvi"
     X = np.concatenate(loop(a, [6, 6, 6, 5]))
     assert calls == ["greedy_batch"] * 2 + ["sequential_batch"]  # plain mode at 6, 12 rows; scaled at 18
     assert space.is_valid(X).all() and len(np.unique(space.arch_id(X))) == len(X)
-    a2 = build("acc_a100_zcu102", seed=2, **scaled)
+    a2 = build("acc_a100_zcu102", seed=2, scaled_batch="parego", **scaled)
     a2.load_state(a.state())  # the weights come from the optimizer's Generator: exact resume
     np.testing.assert_array_equal(a2.ask(3), a.ask(3))
     calls.clear()
@@ -395,7 +395,7 @@ def test_scaled_mode_with_three_objectives_picks_the_batch_one_acquisition_per_p
     loop(c, [6, 6, 6, 5])
     assert calls == ["greedy_batch"] * 3
     calls.clear()
-    d = build("acc_a100_zcu102", seed=2, scaled_batch="believer", **scaled)
+    d = build("acc_a100_zcu102", seed=2, **scaled)  # believer: the default
     X = np.concatenate(loop(d, [6, 6, 6, 5]))
     assert calls == ["greedy_batch"] * 2 + ["sequential_batch"]
     assert space.is_valid(X).all() and len(np.unique(space.arch_id(X))) == len(X)
