@@ -42,6 +42,9 @@ CONFIG_MODULE = "nasopt.conf"
 CONFIG_NAME = "search"
 #: config groups whose options a user picks with ``group=option``
 GROUPS = ("benchmark", "problem", "optimizer", "budget", "experiment")
+#: the ``optimizer`` entry that picks one by the budget (the default; see
+#: :func:`experiments.run_spec.choose_optimizer`)
+AUTO = "auto"
 
 
 class EvalMode(Enum):
@@ -107,6 +110,14 @@ class SearchConfig:
 
 
 SCHEMA_NAME = "search_schema"
+#: the resolver ``${by_optimizer:${optimizer.name},{bo:1500},5000}``: a value that depends on the optimizer
+BY_OPTIMIZER = "by_optimizer"
+
+
+def by_optimizer(name: str, table: Any, default: Any) -> Any:
+    """``table[name]`` if the optimizer ``name`` is in ``table`` (a dict), else ``default``; e.g. a sweep's
+    budget per optimizer (``conf/experiment/peers_comparison.yaml``: 1500 for the slow ones, 5000 else)."""
+    return table.get(name, default) if hasattr(table, "get") else default
 
 
 def register_configs() -> None:
@@ -123,6 +134,8 @@ def register_configs() -> None:
     from optimizers import OPTIMIZERS
 
     expose_launcher_plugins()  # hydra/launcher=slurm|submitit_local|ray (conf/hydra/launcher/)
+    if not OmegaConf.has_resolver(BY_OPTIMIZER):
+        OmegaConf.register_new_resolver(BY_OPTIMIZER, by_optimizer)
     cs = ConfigStore.instance()
     cs.store(name=SCHEMA_NAME, node=SearchConfig)
     for name, problem in PROBLEMS.items():
@@ -137,7 +150,7 @@ def register_configs() -> None:
                 description=problem.description,
             ),
         )
-    for name in OPTIMIZERS:
+    for name in (AUTO, *OPTIMIZERS):  # auto: the default, which picks one by the budget (run_spec)
         node = OmegaConf.structured(OptimizerConfig(name=name))
         # any constructor keyword may be set without a leading '+' (optimizer.params.population_size=50);
         # build_run_spec names a misspelt one together with the valid ones

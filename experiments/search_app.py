@@ -2,7 +2,7 @@
 
 ::
 
-    nasopt search                                   # acc_a100, nsga2, 1500 evaluations, seed 0, surrogate
+    nasopt search                                   # acc_a100, auto (bo), 1500 evaluations, seed 0, surrogate
     nasopt search optimizer=re problem=acc_zcu102_latency seed=3 budget.max_evals=500
     nasopt search experiment=smoke                  # ~60 evaluations on the synthetic oracle
     nasopt search 'problem.constraints=["latency_zcu102 <= 4"]' problem.name=my_problem
@@ -253,9 +253,10 @@ class _SweepWait:
         return True
 
 
-def _announce(run_dir: Path) -> Callable[[Runner], None]:
+def _announce(run_dir: Path, choice: str | None = None) -> Callable[[Runner], None]:
     """The runner's ``on_start`` of a single run: one line on stdout naming the run directory and how it
-    starts (``resumed from evaluation 120 of 300``); the run's end names it again."""
+    starts (``resumed from evaluation 120 of 300``), with ``optimizer=auto``'s choice; the run's end names it
+    again."""
 
     def on_start(runner: Runner) -> None:
         n, budget = runner.resumed_from, runner.budget
@@ -267,7 +268,8 @@ def _announce(run_dir: Path) -> Callable[[Runner], None]:
             "from_trials": f"continues from its {n} trials{of} with a fresh optimizer (from_trials)",
             "finished": f"finished earlier ({n} evaluations); reporting it",
         }.get(str(runner.start), "new run")
-        print(f"nasopt search: run directory {run_dir}: {what}", flush=True)
+        picked = f" (optimizer: {choice})" if choice else ""
+        print(f"nasopt search: run directory {run_dir}: {what}{picked}", flush=True)
 
     return on_start
 
@@ -276,9 +278,10 @@ def _task(cfg: DictConfig, run_dir: Path, multirun: bool) -> tuple[int, bool]:
     """Run the job; its exit status and whether the run directory accepted it (not a RunDirError)."""
     where = f" [{run_dir}]" if multirun else ""
     try:
-        spec = build_run_spec(cfg)
+        spec = build_run_spec(cfg, run_dir)
         _limit_torch_threads(spec.torch_threads)
-        result = run_spec(spec, run_dir, **({} if multirun else {"on_start": _announce(run_dir)}))
+        start = {} if multirun else {"on_start": _announce(run_dir, spec.choice)}
+        result = run_spec(spec, run_dir, **start)
     except NasoptError as exc:
         msg = one_line(exc)
         refused = isinstance(exc, RunDirError)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pymoo.indicators.hv import HV
 
 from benchmark import space
+from benchmark.errors import ConfigurationError
 from benchmark.synthetic import SyntheticBenchmark
 from nasopt.testing import evaluate, load_state_tree, make_problem, save_state_tree
 from optimizers import make_optimizer
@@ -364,3 +365,109 @@ def test_scaled_mode_refits_every_k_builds_and_thins_the_screening_front(
                                                 [False, False, True] * 2)
     assert max(seen) <= 3
     assert opt.last_times.n_train == 16
+
+
+def test_scaled_mode_with_three_objectives_picks_the_batch_one_acquisition_per_pick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import optimizers.bo.candidates as bo_candidates
+
+    calls: list[str] = []
+    for name in ("greedy_batch", "sequential_batch"):
+        real = getattr(bo_candidates, name)
+
+        def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(bo_candidates, name, spy)
+    scaled = {"scale_above": 16, "scaled_history": 14}
+    a = build("acc_a100_zcu102", seed=2, scaled_batch="parego", **scaled)
+    assert build("acc_a100_zcu102").scaled_batch == "believer" and build("acc_a100").scaled_batch == "nehvi"
+    X = np.concatenate(loop(a, [6, 6, 6, 5]))
+    assert calls == ["greedy_batch"] * 2 + ["sequential_batch"]  # plain mode at 6, 12 rows; scaled at 18
+    assert space.is_valid(X).all() and len(np.unique(space.arch_id(X))) == len(X)
+    a2 = build("acc_a100_zcu102", seed=2, scaled_batch="parego", **scaled)
+    a2.load_state(a.state())  # the weights come from the optimizer's Generator: exact resume
+    np.testing.assert_array_equal(a2.ask(3), a.ask(3))
+    calls.clear()
+    c = build("acc_a100_zcu102", seed=2, scaled_batch="nehvi", **scaled)
+    loop(c, [6, 6, 6, 5])
+    assert calls == ["greedy_batch"] * 3
+    calls.clear()
+    d = build("acc_a100_zcu102", seed=2, **scaled)  # believer: the default
+    X = np.concatenate(loop(d, [6, 6, 6, 5]))
+    assert calls == ["greedy_batch"] * 2 + ["sequential_batch"]
+    assert space.is_valid(X).all() and len(np.unique(space.arch_id(X))) == len(X)
+    with pytest.raises(ConfigurationError, match="scaled_batch='ehvi' is not one of nehvi, parego, believer"):
+        build("acc_a100_zcu102", scaled_batch="ehvi")
+
+
+def test_scaled_mode_with_one_objective_bounds_the_greedy_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    import optimizers.bo.candidates as bo_candidates
+
+    pools: list[int] = []
+    real = bo_candidates.greedy_batch
+
+    def spy(final: Any, pool: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        pools.append(pool.shape[0])
+        return real(final, pool, *args, **kwargs)
+
+    monkeypatch.setattr(bo_candidates, "greedy_batch", spy)
+    opt = build("acc", seed=1, greedy_pool=30, scale_above=12, scaled_history=12)
+    assert opt.scaled_greedy_pool == 30 and build("acc", greedy_pool=512).scaled_greedy_pool == 128
+    assert build("acc_a100", greedy_pool=30).scaled_greedy_pool == 30
+    opt = build("acc", seed=1, greedy_pool=30, scaled_greedy_pool=9, scale_above=12, scaled_history=12)
+    # a depth budget as constraint (the feasibility GP is active, as on acc_constrained_a100)
+    loop(opt, [6, 6, 4, 4, 4], feasible_fn=lambda X: np.asarray(space.decode(X)["l"].sum(axis=1) <= 13))
+    assert opt.last_times.n_train == 12  # the feasibility GP was active: feasible and infeasible rows
+    assert pools[-2:] == [9, 9] and set(pools[:-2]) == {30}  # plain at 6 and 12 rows (random while
+    # nothing is feasible), scaled at 16 and 20
+
+
+def _without_later_settings(state: dict[str, Any]) -> dict[str, Any]:
+    """The state layout of a BO version before the scaled mode (its hyperparameters lack the settings)."""
+    from optimizers.bo.optimizer import LATER_SETTINGS
+
+    hp = {k: v for k, v in state["hyperparameters"].items() if k not in LATER_SETTINGS}
+    return {**state, "hyperparameters": hp}
+
+
+def test_a_state_saved_by_a_version_before_the_scaled_mode_loads_and_continues_exactly() -> None:
+    a = build("acc_a100", seed=8)
+    loop(a, [6, 4])
+    old = _without_later_settings(a.state())
+    b = build("acc_a100", seed=8)
+    b.load_state(old)
+    np.testing.assert_array_equal(b.ask(4), a.ask(4))
+    # a setting the old state does record still has to agree
+    c = build("acc_a100", seed=8, n_random=41)
+    with pytest.raises(ConfigurationError, match="n_random=40 but this optimizer has n_random=41"):
+        c.load_state(old)
+
+
+def test_a_run_directory_checkpointed_before_the_scaled_mode_resumes(tmp_path: Path) -> None:
+    """A run stopped under the old state layout (checkpoint's state.json edited to it) resumes to the table of
+    an uninterrupted run."""
+    import json
+
+    import pandas as pd
+
+    from nasopt.problems import get_problem
+    from nasopt.runner import Runner
+
+    def runner(run_dir: Path | None) -> Runner:
+        return Runner(get_problem("acc_a100"), "bo", BENCH, 24, run_dir, seed=3, optimizer_params=FAST,
+                      checkpoint_every=0, checkpoint_every_s=None, progress=False)
+
+    run_dir = tmp_path / "run"
+    r = runner(run_dir)
+    r.on_batch = lambda rr: rr.request_stop() if rr.n_evals >= 12 else None
+    assert not r.run().finished
+    state_file = run_dir / "checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    state["optimizer"] = _without_later_settings(state["optimizer"])
+    state_file.write_text(json.dumps(state))
+    resumed = runner(run_dir).run()
+    assert resumed.finished and len(resumed.trials) == 24
+    pd.testing.assert_frame_equal(resumed.comparable_trials(), runner(None).run().comparable_trials())

@@ -53,21 +53,21 @@ def _implemented(name: str) -> bool:
 def test_defaults(hydra_ctx: None) -> None:
     c = _compose()
     assert c["problem"]["name"] == "acc_a100"
-    assert c["optimizer"]["name"] == "nsga2"
+    assert c["optimizer"]["name"] == "auto"  # issue 16: picks by the budget (BO at 1500)
     assert c["budget"] == {"max_evals": 1500, "max_sim_time_s": None}
     assert c["seed"] == 0
     assert c["benchmark"]["name"] == "surrogate"
     cfg = compose(config_name="search", return_hydra_config=True)
     assert cfg.hydra.launcher.n_jobs == 2
     assert "joblib" in cfg.hydra.launcher._target_
-    assert cfg.hydra.sweep.subdir == "acc_a100/nsga2/seed0"
+    assert cfg.hydra.sweep.subdir == "acc_a100/auto/seed0"
 
 
 def test_all_groups_have_their_options() -> None:
     peers = {"optuna_tpe", "optuna_nsga2", "optuna_gp", "optuna_random"} | {
         f"pymoo_{n}" for n in ("agemoea2", "moead", "smsemoa", "spea2", "ga")
     }
-    assert set(_options("optimizer")) == {"rs", "re", "nsga2", "reinforce", "bo"} | peers
+    assert set(_options("optimizer")) == {"auto", "rs", "re", "nsga2", "reinforce", "bo"} | peers
     assert set(_options("benchmark")) == {"surrogate", "synthetic"}
     assert set(_options("problem")) == set(PROBLEMS)
     assert {"paper_biobjective", "smoke"} <= set(_options("experiment"))
@@ -86,6 +86,9 @@ def test_problem_configs_compose_to_the_named_problems(hydra_ctx: None, name: st
 def test_optimizer_configs_compose_and_instantiate(hydra_ctx: None, name: str) -> None:
     c = _compose(f"optimizer={name}", "benchmark=synthetic")
     assert c["optimizer"]["name"] == name
+    if name == "auto":
+        name = build_run_spec(c).optimizer  # the one it picks (tests below)
+        c["optimizer"] = {**c["optimizer"], "name": name}
     if not _implemented(name):
         pytest.skip(f"optimizer {name} is not implemented yet")
     build_run_spec(c)  # parameters exist in the constructor
@@ -116,7 +119,7 @@ def test_generated_groups_follow_the_registries() -> None:
     from benchmark import BENCHMARKS
     from optimizers import OPTIMIZERS
 
-    assert set(_options("optimizer")) == set(OPTIMIZERS)
+    assert set(_options("optimizer")) == set(OPTIMIZERS) | {"auto"}
     assert set(_options("benchmark")) == set(BENCHMARKS)
     assert set(_options("problem")) == set(PROBLEMS)
 
@@ -233,7 +236,7 @@ def test_run_from_config_equals_python_api(hydra_ctx: None, tmp_path: Path) -> N
     [
         (
             ["optimizer=foo"],
-            "unknown optimizer 'foo'; available: bo, nsga2, optuna_gp, optuna_nsga2, optuna_random, "
+            "unknown optimizer 'foo'; available: auto, bo, nsga2, optuna_gp, optuna_nsga2, optuna_random, "
             "optuna_tpe, pymoo_agemoea2, pymoo_ga, pymoo_moead, pymoo_smsemoa, pymoo_spea2, re, "
             "reinforce, rs",
         ),
@@ -252,7 +255,10 @@ def test_run_from_config_equals_python_api(hydra_ctx: None, tmp_path: Path) -> N
         (["problem.eval_mode=nosy"], "expected one of [mean, noisy]"),
         (["budget.max_evals=0"], "budget.max_evals must be a positive integer"),
         (["+optimizer.params.pop=3"], "no parameter(s) 'pop'"),
-        (["optimizer.params.popsize=3"], "no parameter(s) 'popsize'; its parameters: population_size"),
+        (
+            ["optimizer=nsga2", "optimizer.params.popsize=3"],
+            "no parameter(s) 'popsize'; its parameters: population_size",
+        ),
         (["problem=acc_a101"], "unknown problem 'acc_a101'"),
         (["budget.max_evls=5"], "max_evls"),
         (["benchmark.name=foo"], "unknown benchmark 'foo'; available: surrogate, synthetic"),
@@ -336,3 +342,86 @@ def test_multirun_isolates_failures_skips_finished_and_resumes(
     assert {d: (d / "trials.parquet").stat().st_mtime_ns for d in done} == mtimes
     assert read_run(bad.parent).finished
     assert not (bad.parent / "error.txt").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# optimizer=auto (the default): picks by the budget, records why, keeps its choice on resume
+# --------------------------------------------------------------------------------------------------
+def test_auto_picks_the_optimizer_by_the_budget(hydra_ctx: None) -> None:
+    spec = build_run_spec(_compose("budget.max_evals=300"))
+    assert spec.optimizer == "bo" and spec.choice == "auto -> bo, because budget.max_evals=300 <= 5000"
+    assert spec.config["optimizer"]["name"] == "bo" and spec.config["optimizer"]["requested"] == "auto"
+    assert spec.config["optimizer"]["choice"] == spec.choice
+    assert build_run_spec(_compose()).optimizer == "bo"  # the default budget, 1500
+    assert build_run_spec(_compose("budget.max_evals=5000")).optimizer == "bo"
+    big = build_run_spec(_compose("budget.max_evals=5001"))
+    assert big.optimizer == "nsga2" and big.choice == "auto -> nsga2, because budget.max_evals=5001 > 5000"
+    timed = build_run_spec(_compose("budget=sim_time", "budget.max_evals=null"))
+    assert timed.optimizer == "nsga2" and "no evaluation limit" in str(timed.choice)
+    # the chosen optimizer's parameters are filled in and checked as if it were named
+    assert build_run_spec(_compose("budget.max_evals=300", "optimizer.params.q=4")).optimizer_params["q"] == 4
+    # naming the optimizer keeps the config as before: no choice recorded
+    named = build_run_spec(_compose("optimizer=bo", "budget.max_evals=300"))
+    assert named.choice is None and "requested" not in named.config["optimizer"]
+    assert named.optimizer_params == spec.optimizer_params
+
+
+def test_auto_run_records_its_choice_and_a_resume_keeps_it(
+    hydra_ctx: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run stores what auto picked; resumed after the rule changed, it continues with that optimizer and
+    ends with the table of an uninterrupted run of it."""
+    import experiments.run_spec as rs_mod
+    from experiments.run_spec import run_spec
+
+    run_dir = tmp_path / "run"
+    overrides = (
+        "experiment=smoke", "budget.max_evals=30", "problem=acc_zcu102_latency", "print_summary=false"
+    )
+    monkeypatch.setattr(rs_mod, "choose_optimizer", lambda budget: ("re", "the rule of the day"))
+    spec = build_run_spec(_compose(*overrides), run_dir)
+    assert spec.optimizer == "re"
+    stopped = run_spec(spec, run_dir, on_batch=lambda r: r.request_stop() if r.n_evals >= 12 else None)
+    assert not stopped.finished
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    assert cfg.optimizer.name == "re" and cfg.optimizer.requested == "auto"
+    assert cfg.optimizer.choice == "auto -> re, because the rule of the day"
+    monkeypatch.setattr(rs_mod, "choose_optimizer", lambda budget: ("rs", "a newer rule"))
+    again = build_run_spec(_compose(*overrides), run_dir)
+    assert again.optimizer == "re" and "chosen when the run started" in str(again.choice)
+    resumed = run_spec(again, run_dir)
+    assert resumed.finished and resumed.n_evals == 30
+    plain_re = run_spec(build_run_spec(_compose(*overrides, "optimizer=re")), None)
+    pd.testing.assert_frame_equal(resumed.comparable_trials(), plain_re.comparable_trials())
+
+
+def test_the_cli_names_autos_choice_when_a_run_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import experiments.run_spec as rs_mod
+
+    monkeypatch.setattr(rs_mod, "choose_optimizer", lambda budget: ("rs", "a rule"))
+    assert main(["experiment=smoke", "budget.max_evals=30", f"hydra.run.dir={tmp_path / 'cli'}"]) == 0
+    assert "new run (optimizer: auto -> rs, because a rule)" in capsys.readouterr().out
+    assert read_run(tmp_path / "cli").summary["optimizer"] == "rs"
+
+
+def test_the_peers_comparison_sweep_covers_every_optimizer_at_its_budget(hydra_ctx: None) -> None:
+    """experiment=peers_comparison: every nasopt optimizer and peer adapter (optuna_gp aside: minutes per
+    trial), the four problems, 10 seeds; 1500 evaluations for bo / optuna_tpe, 5000 for the fast ones."""
+    from optimizers import OPTIMIZERS
+
+    cfg = compose(config_name="search", overrides=["experiment=peers_comparison"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert set(str(params.optimizer).split(",")) == set(OPTIMIZERS) - {"optuna_gp"}
+    assert set(str(params.problem).split(",")) == {
+        "acc_a100", "acc_zcu102_latency", "acc_constrained_a100", "acc_a100_zcu102_latency"
+    }
+    assert str(params.seed) == "range(10)"
+    budgets = {
+        o: _compose("experiment=peers_comparison", f"optimizer={o}")["budget"]["max_evals"]
+        for o in ("bo", "optuna_tpe", "nsga2", "re", "pymoo_moead", "auto")
+    }
+    assert budgets == {"bo": 1500, "optuna_tpe": 1500, "nsga2": 5000, "re": 5000, "pymoo_moead": 5000,
+                       "auto": 1500}
+    assert _compose("experiment=peers_smoke", "optimizer=nsga2")["budget"]["max_evals"] == 300

@@ -12,7 +12,8 @@ other busy processes 1 thread is several times faster, because two BLAS threads 
 Times are wall seconds and process CPU seconds; compare CPU seconds across machines with other load.
 
 Iteration mode: ``--n-obs`` observations (half uniform random, half one-/two-gene mutants of the
-random points' Pareto set, so the front is as crowded as in a real run) are told, then ``--iters``
+random points' Pareto set, so the front is as crowded as in a real run; with their feasibility for a
+constrained problem, so its feasibility GP is active) are told, then ``--iters``
 ``ask(q)``/``tell`` rounds are timed: fit (GP hyper-parameters; the first round fits from BoTorch's
 defaults, the later ones warm-start), candidate generation, acquisition (construction, screening of
 the pool, local search, sequential greedy batch).
@@ -62,12 +63,27 @@ def objectives(bench: Any, info: ProblemInfo, X: IntArray) -> FloatArray:
     return np.stack(cols, axis=1).astype(np.float64)
 
 
+def feasible_rows(bench: Any, name: str, X: IntArray) -> np.ndarray:
+    """The named problem's feasibility of ``X (n, 28)`` on ``bench``, ``(n,)`` bool (all True without
+    constraints)."""
+    from nasopt.problems import get_problem
+
+    problem = get_problem(name)
+    if not problem.constraints:
+        return np.ones(X.shape[0], dtype=bool)
+    preds = bench.query(X, list(problem.constraint_targets))
+    return np.asarray(problem.feasible({k: v.value for k, v in preds.items()}, X.shape[0]), dtype=bool)
+
+
 def realistic_history(bench: Any, info: ProblemInfo, n: int, rng: np.random.Generator) -> tuple[IntArray, FloatArray]:
-    """``n`` distinct architectures: half random, half mutants of the random half's best ranks."""
+    """``n`` distinct architectures: half random, half mutants of the random half's best ranks (feasible
+    first for a constrained problem)."""
     X = space.unique(space.sample(n // 2, rng))[0]
     F = objectives(bench, info, X)
     while X.shape[0] < n:
-        ranks = pareto_rank(info.normalize(F))
+        Fn = info.normalize(F).copy()
+        Fn[~feasible_rows(bench, info.name, X)] += 10.0  # infeasible rows rank behind every feasible one
+        ranks = pareto_rank(Fn)
         parents = X[np.argsort(ranks, kind="stable")[:20]]
         kids = space.mutate(np.repeat(parents, 5, axis=0), rng, n_genes=int(rng.integers(1, 3)))
         kids = kids[~np.isin(space.arch_id(kids), space.arch_id(X))]
@@ -86,7 +102,7 @@ def iterations(args: argparse.Namespace, bench: Any) -> None:
     rng = np.random.default_rng(args.seed)
     X, F = realistic_history(bench, info, args.n_obs, rng)
     opt = BayesianOptimization(info, np.random.default_rng(args.seed), **_params(args))
-    opt.tell(X, F)
+    opt.tell(X, F, feasible_rows(bench, args.problem, X))
     print(f"# {args.problem}: {X.shape[0]} observations told, q = {args.q}, threads = {torch.get_num_threads()}")
     print(f"{'iter':>4} {'n_train':>7} {'fit_s':>7} {'cand_s':>7} {'acq_s':>7} {'(greedy)':>8} {'total_s':>8} "
           f"{'cpu_s':>7} {'scored':>7}")
@@ -97,7 +113,7 @@ def iterations(args: argparse.Namespace, bench: Any) -> None:
         t = opt.last_times
         print(f"{it:>4} {t.n_train:>7} {t.fit:>7.2f} {t.candidates:>7.2f} {t.acquisition:>7.2f} {t.greedy:>8.2f} "
               f"{wall:>8.2f} {cpu:>7.2f} {t.n_scored:>7}", flush=True)
-        opt.tell(Xn, objectives(bench, info, Xn))
+        opt.tell(Xn, objectives(bench, info, Xn), feasible_rows(bench, args.problem, Xn))
 
 
 def whole_run(args: argparse.Namespace, bench: Any) -> None:
@@ -111,7 +127,7 @@ def whole_run(args: argparse.Namespace, bench: Any) -> None:
         w0 = time.perf_counter()
         X = opt.ask(n)
         worst = max(worst, time.perf_counter() - w0)
-        opt.tell(X, objectives(bench, info, X))
+        opt.tell(X, objectives(bench, info, X), feasible_rows(bench, args.problem, X))
         done += n
     wall, cpu = time.perf_counter() - w_all, time.process_time() - c_all
     F = opt.state()["F"]

@@ -24,6 +24,7 @@ from botorch.optim import optimize_acqf_discrete
 
 from benchmark import space
 from benchmark._typing import FloatArray, IntArray
+from optimizers.bo.acquisition import PickAcquisition
 from optimizers.bo.timing import AskTimes
 
 #: gene batch ``(k, 28)`` -> GP input features ``(k, d_enc)``
@@ -198,9 +199,30 @@ def greedy_batch(
     return out
 
 
+def sequential_batch(
+    make_acqf: PickAcquisition, pool: IntArray, n: int, encoder: Encoder, chunk: int
+) -> IntArray:
+    """Sequential greedy batch of ``min(n, k)`` rows of ``pool (k, 28)`` with a fresh acquisition per pick:
+    pick ``i`` maximises ``make_acqf(earlier picks encoded (i, d_enc), or None)`` over the rows not yet
+    picked (qLogNParEGO with new weights, or qLogEHVI against a front believing the earlier picks)."""
+    q = min(n, pool.shape[0])
+    choices = encoder(pool)
+    picked: list[int] = []
+    free = np.ones(pool.shape[0], dtype=bool)
+    for _ in range(q):
+        acqf = make_acqf(choices[picked] if picked else None)
+        idx = np.flatnonzero(free)
+        vals = score(acqf, pool[idx], encoder, chunk)
+        j = int(idx[int(np.argmax(vals))])
+        picked.append(j)
+        free[j] = False
+    out: IntArray = pool[np.asarray(picked, dtype=np.int64)]
+    return out
+
+
 def optimise_discrete(
     screen: AcquisitionFunction,
-    final: AcquisitionFunction,
+    final: AcquisitionFunction | None,
     encoder: Encoder,
     n: int,
     anchors: IntArray,
@@ -208,6 +230,7 @@ def optimise_discrete(
     rng: np.random.Generator,
     settings: SearchSettings,
     times: AskTimes | None = None,
+    picker: PickAcquisition | None = None,
 ) -> IntArray:
     """Pick ``n`` new architectures: local search on ``screen``, sequential greedy selection on ``final``.
 
@@ -221,6 +244,8 @@ def optimise_discrete(
         exclude: ids (``space.arch_id``) that must not be proposed (evaluated, pending); not modified.
         rng: candidate sampling.
         settings: pool sizes and local-search depth.
+        picker: when given, the batch is picked by :func:`sequential_batch` with this per-pick
+            acquisition instead of ``final``.
         times: receives the candidates / acquisition / greedy seconds and ``n_scored`` if given.
 
     Returns:
@@ -235,7 +260,11 @@ def optimise_discrete(
     with t.phase("acquisition", "greedy"):
         order = np.argsort(-allv, kind="stable")
         best = allX[order[: max(settings.greedy_pool, n)]]
-        out = greedy_batch(final, best, n, encoder, settings.chunk)
+        if picker is None:
+            assert final is not None, "optimise_discrete needs final or picker"
+            out = greedy_batch(final, best, n, encoder, settings.chunk)
+        else:
+            out = sequential_batch(picker, best, n, encoder, settings.chunk)
     if out.shape[0] < n:  # tiny pools only: top up with random unseen architectures
         out = np.concatenate([out, random_unseen(n - out.shape[0], seen, rng, draw=4 * n)])
     result: IntArray = out.astype(np.int64)
@@ -252,5 +281,6 @@ __all__ = [
     "optimise_discrete",
     "random_unseen",
     "score",
+    "sequential_batch",
     "unseen",
 ]
