@@ -6,7 +6,7 @@ Two GPs on the proxies evaluated so far, inputs :meth:`ProxySpace.encode` ``(n, 
 - **cost model**: ``SingleTaskGP`` on ``log(measured cost / nominal cost)`` -- the a-priori cost
   (:func:`~nasopt.proxy.space.nominal_cost`) is known for every candidate, so the GP only learns how far
   the real cost departs from it (the fixed validation pass, per-step overheads); with fewer than two
-  observations the residual is taken as 0 with a wide spread.
+  observations the residual is their mean with a wide spread, and a constant residual is taken as known.
 
 The acquisition is **constrained expected improvement** (Gardner et al. 2014): BoTorch's analytic
 ``LogExpectedImprovement`` of τ over the best *feasible* τ so far, plus ``log P(cost <= bound)`` from the
@@ -71,12 +71,12 @@ def acquisition_values(
         Xc: encoded candidates ``(N, d)``; log_nominal_c ``(N,)`` their log nominal cost fraction.
         log_bound: log of the largest allowed cost fraction.
     """
-    if len(X) >= 2:
+    if len(X) >= 2 and np.ptp(log_cost_resid) > 1e-9:
         mu_c, sd_c = _posterior(_gp(X, log_cost_resid), Xc)
         sd_c = np.sqrt(sd_c**2 + 1e-4)
     else:
         mu_c = np.full(len(Xc), float(np.mean(log_cost_resid)) if len(X) else 0.0)
-        sd_c = np.full(len(Xc), PRIOR_LOG_COST_SD)
+        sd_c = np.full(len(Xc), PRIOR_LOG_COST_SD if len(X) < 2 else 0.01)
     log_pf = log_ndtr((log_bound - log_nominal_c - mu_c) / sd_c)
     if feasible.any() and len(X) >= 2:
         gp = _gp(X, tau)

@@ -100,7 +100,8 @@ class SyntheticEvaluator:
 
     (an interior optimum in the LR peak and the batch; more training helps with diminishing returns);
     training time ``t_i x nominal_cost(s) x 1.05`` with ``t_i`` per architecture. ``calls`` counts the
-    proxies actually computed; ``log_file`` (optional) gets a line per computed proxy (for resume tests)."""
+    proxies actually computed; ``log_file`` (optional) gets a line per computed proxy and ``delay_s`` makes
+    each take that long (for resume tests)."""
 
     reference_point: ProxySettings
     n: int = 40
@@ -110,6 +111,7 @@ class SyntheticEvaluator:
     step_share: float = 0.0
     seed: int = 0
     log_file: str | None = None
+    delay_s: float = 0.0
     calls: int = field(default=0, init=False)
 
     def _base(self) -> tuple[IntArray, FloatArray, FloatArray, FloatArray]:
@@ -145,6 +147,10 @@ class SyntheticEvaluator:
         rho = self.rho(settings)
         top1 = 60 + 5 * (rho * z + math.sqrt(1 - rho * rho) * e)
         cost = t * _nominal(self, settings) * 1.05
+        if self.delay_s:
+            import time
+
+            time.sleep(self.delay_s)
         self.calls += 1
         if self.log_file:
             with open(self.log_file, "a") as fh:
@@ -690,7 +696,8 @@ def format_result(r: SearchResult) -> str:
     ]
     for s in r.steps:
         lines.append(
-            f"  {s.index:3d}  τ {s.tau:6.3f} [{s.tau_ci[0]:.3f}, {s.tau_ci[1]:.3f}]  cost {s.cost_fraction:.3f}"
+            f"  {s.index:3d}  τ {s.tau:6.3f} [{s.tau_ci[0]:.3f}, {s.tau_ci[1]:.3f}]  "
+            f"cost {s.cost_fraction:.3f}"
             f"{'' if s.feasible else ' (over)'}  {json.dumps(s.settings.to_dict())}"
         )
     b = r.best
@@ -723,7 +730,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--synthetic", action="store_true", help="a synthetic landscape instead of training")
     ap.add_argument("--method", choices=METHODS, default="bo")
     ap.add_argument("--budget", type=float, default=1.0, help="search cost, in reference-cost units")
-    ap.add_argument("--max-cost", type=float, default=0.25, help="proxy cost bound, fraction of the reference")
+    ap.add_argument(
+        "--max-cost", type=float, default=0.25, help="proxy cost bound, fraction of the reference"
+    )
     ap.add_argument("--reference", default="smoke", help="reference scheme: smoke, proxified or full")
     ap.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="reference scheme override"

@@ -5,8 +5,9 @@ A :class:`ProxySpace` holds, per knob, the levels a proxy may take; a :class:`Pr
 proxy's scheme (:meth:`ProxySettings.scheme`) plus a training-set fraction. Knobs:
 
 - ``epochs`` -- training epochs (the learning-rate schedule is stretched to them);
-- ``min_res`` / ``max_res`` / ``ramp`` -- progressive resizing: ``min_res`` first, ``max_res`` reached at
-  ``ramp`` x epochs (a fraction; the ramp lasts a quarter of the run), ignored when both resolutions agree;
+- ``min_res`` / ``max_res`` / ``ramp`` -- progressive resizing: ``min_res`` first, ``max_res`` from epoch
+  ``ramp`` x (epochs - 1) on (a fraction; the ramp lasts a quarter of the run before it), ignored when both
+  resolutions agree;
 - ``train_fraction`` -- the class-stratified share of the training images (``DataConfig.train_fraction``);
 - ``batch_size`` -- the global batch; the learning rate scales linearly (``TrainScheme.peak_lr``);
 - ``lr_peak`` -- the epoch of the peak learning rate as a fraction of the epochs.
@@ -93,8 +94,9 @@ class ProxySettings:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
     def ramp_epochs(self) -> tuple[int, int]:
-        """``(ramp_start, ramp_end)`` of the scheme: max_res from epoch ``round(ramp x epochs)``."""
-        end = max(1, round(self.ramp * self.epochs))
+        """``(ramp_start, ramp_end)`` of the scheme: max_res from epoch ``round(ramp x (epochs - 1))`` (so
+        ``ramp = 1`` trains the last epoch at max_res), the ramp a quarter of the run before it."""
+        end = max(1, round(self.ramp * (self.epochs - 1)))
         return max(0, end - max(1, round(self.epochs / 4))), end
 
     def scheme(self, reference: TrainScheme) -> TrainScheme:
