@@ -43,6 +43,8 @@ from benchmark._io import atomic_write_text
 from benchmark._typing import FloatArray, IntArray
 from nasopt.proxy.analyze import MIN_ARCHITECTURES, ProxyDataError, SchemeResults, analyze
 from nasopt.proxy.space import ProxySettings, ProxySpace, ProxySpaceError, nominal_cost
+from nasopt.proxy.training import job_record as _job_record
+from nasopt.proxy.training import train_job
 
 if TYPE_CHECKING:
     from nasopt.validation.train.schemes import TrainScheme
@@ -321,41 +323,6 @@ class TrainingEvaluator:
             "reference_seeds": {str(k): int(v) for k, v in sorted((self.reference_seeds or {}).items())},
             "skeleton": self.skeleton if isinstance(self.skeleton, (int, float)) else str(self.skeleton),
         }
-
-
-def _job_record(job: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The record of a finished training job, or None."""
-    from nasopt.validation.train.run import as_skeleton, genes_of, record_file, run_id
-    from nasopt.validation.train.schemes import TrainScheme
-
-    scheme = TrainScheme(**{**job["scheme"], "rrc_scale": tuple(job["scheme"]["rrc_scale"])})
-    rid = run_id(genes_of(job["arch"]), scheme, job["seed"], as_skeleton(job["skeleton"]))
-    return _read_json(Path(job["out_dir"]) / rid / record_file(rid))
-
-
-def train_job(job: Mapping[str, Any]) -> None:
-    """Train one job of :class:`TrainingEvaluator` (a top-level function: it runs in worker processes);
-    a finished run is left alone."""
-    if _job_record(job) is not None:
-        return
-    import torch
-
-    from nasopt.validation.train import train
-    from nasopt.validation.train.schemes import TrainScheme
-
-    if job.get("threads"):
-        torch.set_num_threads(int(job["threads"]))
-    scheme = TrainScheme(**{**job["scheme"], "rrc_scale": tuple(job["scheme"]["rrc_scale"])})
-    train(
-        job["arch"],
-        scheme,
-        job["data"],
-        job["out_dir"],
-        seed=job["seed"],
-        device=job["device"],
-        skeleton=job["skeleton"],
-        verbose=bool(job.get("verbose")),
-    )
 
 
 # ------------------------------------------------------------------------------------------------ search
