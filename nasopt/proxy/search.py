@@ -555,7 +555,7 @@ def search(
     max_cost: float = 0.25,
     seed: int = 0,
     n_init: int = 2,
-    acquisition: str = "cei",
+    acquisition: str = "cei_per_cost",
     n_boot: int = 1000,
     max_steps: int | None = None,
 ) -> SearchResult:
@@ -717,7 +717,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--step-share", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-init", type=int, default=2)
-    ap.add_argument("--acquisition", default="cei")
+    ap.add_argument("--acquisition", default="cei_per_cost", choices=["cei", "cei_per_cost"])
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
