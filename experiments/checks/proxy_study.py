@@ -27,15 +27,9 @@ from typing import Any
 import numpy as np
 
 from nasopt.proxy.analyze import analyze, format_analysis, paired_tau_difference
-from nasopt.proxy.search import (
-    SearchResult,
-    TrainingEvaluator,
-    cost_fraction,
-    search,
-    stratified_architectures,
-)
+from nasopt.proxy.search import SearchResult, TrainingEvaluator, search, stratified_architectures
 from nasopt.proxy.space import ProxySpace
-from nasopt.validation.train.schemes import SMOKE, TrainScheme
+from nasopt.validation.train.schemes import SMOKE
 
 #: the reference: 4 epochs of the 2000 training images at 32 px, batch 100, SGD peak lr 0.3125
 REFERENCE = SMOKE.with_overrides(
@@ -92,56 +86,77 @@ def run_search(args: argparse.Namespace, method: str) -> SearchResult:
     )
 
 
-def scheme_fields(s: TrainScheme) -> dict[str, Any]:
-    return s.to_dict()
+def _done_steps(out: str, method: str) -> int:
+    n = 0
+    for path in sorted((Path(out) / method).glob("step_*.json")):
+        if json.loads(path.read_text()).get("status") != "done":
+            break
+        n += 1
+    return n
 
 
 def report(args: argparse.Namespace) -> dict[str, Any]:
+    """Print the study's numbers from the state on disk (trains nothing new) and write proxy_found.json."""
     ev = evaluator(args)
     ref = ev.reference()
     out: dict[str, Any] = {"reference": REFERENCE.to_dict(), "n_archs": len(ev.archs)}
     seed_tau = analyze(ref, ref, n_boot=10).seed_tau_reference
+    n2 = int(np.isfinite(ref.top1[:, -1]).sum())
     print(
-        f"reference: {len(ev.archs)} architectures, {int(np.isfinite(ref.top1[:, -1]).sum())} with 2 seeds; "
-        f"mean top-1 {np.nanmean(ref.top1):.1f} % (range {np.nanmin(ref.mean_top1):.1f}-"
-        f"{np.nanmax(ref.mean_top1):.1f}); {np.nanmean(ref.train_time):.1f} s per run; "
-        f"seed-to-seed τ {seed_tau[0]:.3f}"
+        f"reference: {len(ev.archs)} architectures ({n2} with 2 seeds); top-1 of the seed means "
+        f"{np.nanmin(ref.mean_top1):.1f}-{np.nanmax(ref.mean_top1):.1f} % (mean {np.nanmean(ref.mean_top1):.1f}); "
+        f"{np.nanmean(ref.train_time):.0f} s per run; seed-to-seed τ {seed_tau[0]:.3f} (on the {n2})"
     )
     out["seed_tau_reference"] = list(seed_tau)
     out["reference_s_per_run"] = float(np.nanmean(ref.train_time))
-    results = {m: run_search(args, m) for m in ("grid", "bo")}
-    best: dict[str, Any] = {}
+    results = {
+        m: search(
+            ev,
+            SPACE,
+            args.out,
+            method=m,
+            budget=args.budget,
+            max_cost=args.max_cost,
+            seed=SEED,
+            max_steps=_done_steps(args.out, m),
+        )
+        for m in ("grid", "bo")
+    }
     for m, r in results.items():
-        print(f"\n{m}: {len(r.steps)} proxies, spent {r.spent:.2f} reference-cost units")
-        for s in r.steps:
+        print(f"\n{m}: {len(r.steps)} proxies, spent {r.spent:.3f} reference-cost units")
+        for st in r.steps:
             print(
-                f"  {s.index:2d} τ {s.tau:.3f} [{s.tau_ci[0]:.3f}, {s.tau_ci[1]:.3f}]  cost {s.cost_fraction:.3f} "
-                f"(nominal {s.nominal_cost:.3f}) {'ok ' if s.feasible else 'OVER'} {s.settings.to_dict()}"
+                f"  {st.index:2d} τ {st.tau:6.3f} [{st.tau_ci[0]:.3f}, {st.tau_ci[1]:.3f}]  cost {st.cost_fraction:.3f} "
+                f"(a priori {st.nominal_cost:.3f}) {'ok  ' if st.feasible else 'OVER'} {json.dumps(st.settings.to_dict())}"
             )
-        b = r.best
         out[m] = r.to_dict()
-        if b is not None:
-            best[m] = b
-            prox = ev.evaluate(b.settings)
-            a = analyze(ref, prox)
-            print(f"  best: {b.settings.to_dict()}\n" + format_analysis(a))
-            print(
-                f"  cost fraction (per run) {cost_fraction(ref, prox):.3f} = {1 / cost_fraction(ref, prox):.2f}x cheaper"
-            )
-        # BO at half the budget against the grid's best (the issue's target)
-        half = r.best_within(args.budget / 2)
-        out[m]["best_at_half_budget"] = half.to_dict() if half else None
-    if "grid" in best and "bo" in best:
+    common = min(r.spent for r in results.values())
+    print(f"\nat equal search cost ({common:.3f} reference-cost units, the smaller of the two spent):")
+    best = {m: r.best_within(common) for m, r in results.items()}
+    out["equal_cost"] = common
+    for m, b in best.items():
+        if b is None:
+            print(f"  {m}: no proxy within the cost bound")
+            continue
+        prox = ev.evaluate(b.settings)
+        a = analyze(ref, prox)
+        print(f"  {m} best: {json.dumps(b.settings.to_dict())}")
+        print("    " + format_analysis(a).replace("\n", "\n    "))
+        out[f"{m}_best_equal_cost"] = {**b.to_dict(), "analysis": a.to_dict()}
+    if best["grid"] is not None and best["bo"] is not None:
         d = paired_tau_difference(ref, ev.evaluate(best["bo"].settings), ev.evaluate(best["grid"].settings))
         print(
-            f"\nτ(BO best) - τ(grid best) = {d[0]:+.3f} (95 % paired bootstrap over architectures "
-            f"{d[1]:+.3f} to {d[2]:+.3f})"
+            f"  τ(BO) - τ(grid) = {d[0]:+.3f} (95 % paired bootstrap over architectures {d[1]:+.3f} to {d[2]:+.3f})"
         )
         out["tau_difference_bo_minus_grid"] = list(d)
-        half = results["bo"].best_within(args.budget / 2)
-        if half is not None:
-            print(f"BO's best within half the budget: τ {half.tau:.3f}, cost {half.cost_fraction:.3f}")
-    chosen = max(best.values(), key=lambda s: s.tau) if best else None
+        half = results["bo"].best_within(common / 2)
+        print(
+            f"  BO within half that cost ({common / 2:.3f}): "
+            + (f"τ {half.tau:.3f}" if half else "no feasible proxy")
+            + f"; grid's best τ {best['grid'].tau:.3f}"
+        )
+    found_from = [r.best for r in results.values() if r.best is not None]  # the best of everything trained
+    chosen = max(found_from, key=lambda st: st.tau) if found_from else None
     if chosen is not None:
         found = {
             "scheme": chosen.settings.scheme(REFERENCE).to_dict(),
@@ -150,10 +165,12 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             "tau_ci": list(chosen.tau_ci),
             "cost_ratio": 1.0 / chosen.cost_fraction,
             "cost_fraction": chosen.cost_fraction,
+            "settings": chosen.settings.to_dict(),
             "skeleton": 0.25,
             "data": str(args.data),
             "reference": REFERENCE.to_dict(),
             "seed_tau_reference": list(seed_tau),
+            "provisional": False,
             "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         Path(args.found).write_text(json.dumps(found, indent=1) + "\n")
