@@ -118,8 +118,9 @@ def test_sigkill_then_rerun_equals_uninterrupted_and_recomputes_nothing(tmp_path
     child_main(str(whole), str(tmp_path / "whole.log"), 0.0)
     out, log = tmp_path / "killed", tmp_path / "killed.log"
     proc = _spawn(out, log, 0.4)
-    end = time.monotonic() + 120
-    while len([d for d in _steps(out) if d["status"] == "done"]) < 3:  # killed mid-search, mid-proxy
+    end = time.monotonic() + 600  # generous: importing torch/botorch takes long on a loaded machine
+    # killed mid-search (two proxies done), mid-proxy, or while BO proposes the first proxy from its GPs
+    while len([d for d in _steps(out) if d["status"] == "done"]) < 2:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < end, "the child made no progress"
         time.sleep(0.01)
@@ -128,7 +129,7 @@ def test_sigkill_then_rerun_equals_uninterrupted_and_recomputes_nothing(tmp_path
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     done_before = [d["key"] for d in _steps(out) if d["status"] == "done"]
-    assert 3 <= len(done_before) < STEPS
+    assert 2 <= len(done_before) < STEPS
     child_main(str(out), str(log), 0.0)
     assert _steps(out) == _steps(whole)
     computed = log.read_text().split()
@@ -292,3 +293,20 @@ def test_cli_synthetic_search_and_errors(tmp_path: Path, capsys: Any) -> None:
     assert "epochs up to 99" in err and err.count("\n") == 1
     assert main(["--out", str(tmp_path / "n")]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_an_undefined_tau_never_wins() -> None:
+    from nasopt.proxy.search import SearchResult
+
+    def step(i: int, tau: float) -> Step:
+        p = ProxySettings(epochs=i + 1, min_res=32, max_res=32)
+        return Step(i, p, tau, (tau, tau), 1.0, 0.1, 0.1, True, {})
+
+    # a proxy whose architectures all tie (every top-1 at chance) has τ = NaN: no ranking, never the best
+    r = SearchResult(
+        "bo", (step(0, float("nan")), step(1, 0.2), step(2, float("nan"))), 10.0, 3.0, 1.0, 0.3, ()
+    )
+    assert r.best is not None and r.best.index == 1
+    assert r.best_within(0.15) is None  # only the undefined one was paid for by then
+    within = r.best_within(0.25)
+    assert within is not None and within.index == 1

@@ -391,8 +391,8 @@ class SearchResult:
 
     @property
     def best(self) -> Step | None:
-        """The feasible step with the highest τ (the first of equals), or None."""
-        ok = [s for s in self.steps if s.feasible]
+        """The feasible step with the highest τ (the first of equals; an undefined τ never wins), or None."""
+        ok = [s for s in self.steps if s.feasible and math.isfinite(s.tau)]
         return max(ok, key=lambda s: (s.tau, -s.index)) if ok else None
 
     def best_within(self, spent: float) -> Step | None:
@@ -402,7 +402,7 @@ class SearchResult:
             acc += s.cost_s / self.reference_cost_s
             if acc > spent + 1e-12:
                 break
-            if s.feasible:
+            if s.feasible and math.isfinite(s.tau):
                 ok.append(s)
         return max(ok, key=lambda s: (s.tau, -s.index)) if ok else None
 
@@ -527,7 +527,8 @@ def _propose(
         pick = bo.initial_design(space.encode([cands[i] for i in ok]), n_init, rng)
         return cands[ok[pick[len(steps)]]] if len(steps) < len(pick) else cands[ok[0]]
     X = space.encode([s.settings for s in steps])
-    tau = np.array([s.tau if math.isfinite(s.tau) else -1.0 for s in steps])
+    # an undefined τ (a proxy that ranks nothing: every architecture at the same top-1) carries no ranking: 0
+    tau = np.array([s.tau if math.isfinite(s.tau) else 0.0 for s in steps])
     resid = np.array(
         [math.log(max(s.cost_fraction, 1e-12)) - math.log(max(s.nominal_cost, 1e-12)) for s in steps]
     )
