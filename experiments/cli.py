@@ -21,7 +21,8 @@ commands:
   train    train a network: nasopt train --arch ... scheme=smoke|proxified|full data.root=...
   validate from search runs to measured candidates and a predicted-vs-measured report
   device   your own device: nasopt device add|list|show|remove|export|import|check NAME ...
-  proxy    training proxies: nasopt proxy analyze --reference R --proxy P (or --upstream)
+  proxy    training proxies: nasopt proxy analyze --reference R --proxy P (or --upstream);
+           nasopt proxy search --out DIR --data DIR [--method bo|grid] [--budget B] [--max-cost C]
 """
 
 

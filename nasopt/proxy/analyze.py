@@ -211,6 +211,26 @@ def analyze(
     )
 
 
+def paired_tau_difference(
+    reference: SchemeResults, a: SchemeResults, b: SchemeResults, *, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """``τ(a, reference) - τ(b, reference)`` with a 95 % paired bootstrap interval over the architectures
+    all three share (the same resample for both τ): whether proxy ``a`` really ranks better than ``b``."""
+    ids = np.intersect1d(np.intersect1d(space.arch_id(reference.X), space.arch_id(a.X)), space.arch_id(b.X))
+    if len(ids) < MIN_ARCHITECTURES:
+        raise ProxyDataError(
+            f"only {len(ids)} architectures were trained with all three schemes; at least "
+            f"{MIN_ARCHITECTURES} "
+            f"are needed for a meaningful Kendall τ"
+        )
+    r, x, y = (s.aligned(ids).mean_top1 for s in (reference, a, b))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(ids), (n_boot, len(ids)))
+    diffs = np.array([_tau(r[i], x[i]) - _tau(r[i], y[i]) for i in idx])
+    lo, hi = np.nanpercentile(diffs, [2.5, 97.5])
+    return _tau(r, x) - _tau(r, y), float(lo), float(hi)
+
+
 def format_analysis(r: ProxyAnalysis) -> str:
     """The analysis as a few lines of text."""
 
@@ -286,7 +306,16 @@ def dispatch(argv: Sequence[str]) -> int:
     args = list(argv)
     if args[:1] == ["analyze"]:
         return main(args[1:])
-    print("usage: nasopt proxy analyze [--reference R --proxy P | --upstream] [--json]", file=sys.stderr)
+    if args[:1] == ["search"]:
+        from nasopt.proxy.search import main as search_main
+
+        return search_main(args[1:])
+    print(
+        "usage: nasopt proxy analyze [--reference R --proxy P | --upstream] [--json]\n"
+        "       nasopt proxy search --out DIR (--data DIR | --synthetic) [--method bo|grid] [--budget B] "
+        "[--max-cost C]",
+        file=sys.stderr,
+    )
     return 2
 
 
@@ -294,6 +323,7 @@ __all__ = [
     "ProxyAnalysis",
     "SchemeResults",
     "analyze",
+    "paired_tau_difference",
     "read_ablation_csv",
     "read_scheme_records",
     "upstream_ablation",
