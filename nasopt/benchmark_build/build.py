@@ -138,21 +138,17 @@ def train_job(spec_dict: Mapping[str, Any], arch: str, seed: int, train_dir: str
         return out
     if spec.trainer == "synthetic":
         return _synthetic_train(spec, genes, seed, Path(train_dir), rid)
-    from nasopt.validation.train import train
+    from nasopt.validation.benchmark_job import train_record
 
-    if spec.threads is not None:
-        import torch
-
-        torch.set_num_threads(spec.threads)
-    res = train(
+    return train_record(
         genes,
         spec.train_scheme(),
         {"root": spec.data, "train_fraction": spec.effective_train_fraction()},
         train_dir,
         seed=seed,
         skeleton=spec.skeleton_obj(),
+        threads=spec.threads,
     )
-    return dict(res.record)
 
 
 def _synthetic_train(
