@@ -55,6 +55,11 @@ def spec_overrides(n: int) -> list[str]:
         f"n_architectures={n}",
         "sampling=uniform",
         "threads=1",
+        # two training processes at once through submitit's local executor (execution settings: the spec's
+        # digest, hence the build, stays the same whichever engine runs it)
+        "engine=submitit_local",
+        "max_parallel=2",
+        "engine_options={timeout_min: 180}",
         "devices=[{name: cpu, backend: onnxruntime, metric: latency, batch: 1, threads: 1}]",
         f"proxy={proxy}",
         f"train_fraction={FIXED_FRACTION}",

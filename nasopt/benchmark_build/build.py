@@ -45,6 +45,7 @@ from benchmark._typing import IntArray
 from benchmark.errors import NasoptError
 from benchmark.macs import macs_params
 from nasopt.benchmark_build.spec import BenchmarkSpec, DeviceSpec
+from nasopt.signals import StopFlag
 
 SPEC_FILE = "spec.json"
 ARCHS_FILE = "archs.json"
@@ -58,6 +59,11 @@ PROVENANCE_SUFFIX = ".provenance.json"
 
 class BuildError(NasoptError, RuntimeError):
     """A build that cannot go on as asked (another spec in the directory, a running build, failed jobs)."""
+
+
+class BuildStopped(Exception):
+    """The build stopped on SIGINT/SIGTERM (an interrupted training after its checkpoint); the same call
+    continues it."""
 
 
 @dataclass
@@ -127,8 +133,11 @@ def record_name(rid: str) -> str:
     return record_file(rid)
 
 
-def train_job(spec_dict: Mapping[str, Any], arch: str, seed: int, train_dir: str) -> dict[str, Any]:
-    """Train one architecture with one seed (or read its finished run) and return its training record."""
+def train_job(
+    spec_dict: Mapping[str, Any], arch: str, seed: int, train_dir: str, stop: StopFlag | None = None
+) -> dict[str, Any]:
+    """Train one architecture with one seed (or read its finished run) and return its training record
+    (``stop``: the build's flag, raised by SIGINT/SIGTERM, when the job runs in the build's process)."""
     spec = BenchmarkSpec.from_dict(spec_dict)
     genes = space.parse(arch)
     rid = run_id_of(spec, genes, seed)
@@ -148,6 +157,7 @@ def train_job(spec_dict: Mapping[str, Any], arch: str, seed: int, train_dir: str
         seed=seed,
         skeleton=spec.skeleton_obj(),
         threads=spec.threads,
+        stop=stop,
     )
 
 
@@ -445,7 +455,6 @@ def _write_archive(spec: BenchmarkSpec, out: Path, records: list[Path], n_archs:
         "targets": targets,
         "counts": counts,
         "checksums": {f"{RECORDS_DIR}/{n}": hashlib.sha256(b).hexdigest() for n, b in sorted(blobs.items())},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "versions": package_versions(),
     }
     members = [(built.META_NAME, json.dumps(meta, indent=1, sort_keys=True).encode())]
@@ -457,7 +466,12 @@ def _write_archive(spec: BenchmarkSpec, out: Path, records: list[Path], n_archs:
     data = _tar_bytes(members)
     archive = out / f"{spec.name}.tar.gz"
     atomic_write_bytes(archive, data)
-    side = {**meta, "archive": archive.name, "archive_sha256": hashlib.sha256(data).hexdigest()}
+    side = {
+        **meta,
+        "archive": archive.name,
+        "archive_sha256": hashlib.sha256(data).hexdigest(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),  # not in the archive: its bytes are reproducible
+    }
     atomic_write_text(out / built.META_NAME, json.dumps(side, indent=1, sort_keys=True))
     return side
 
@@ -473,10 +487,12 @@ def build_benchmark(
     verbose: bool = True,
     measure_backends: Mapping[str, Any] | None = None,
     on_record: Callable[[int, int], None] | None = None,
+    handle_signals: bool = True,
 ) -> BuildResult:
     """Build (or continue building) ``spec`` into ``out_dir`` (default ``runs/benchmarks/<name>``); see the
     module docstring. ``measure_backends`` (``{target: backend}``) replaces the spec's backends (tests);
-    ``on_record(done, total)`` is called after every record."""
+    ``on_record(done, total)`` is called after every record. SIGINT/SIGTERM (``handle_signals``, local engine)
+    stop the build after the current training's checkpoint or between two jobs: :class:`BuildStopped`."""
     say = _say if verbose else (lambda _m: None)
     out = Path(out_dir) if out_dir is not None else Path("runs/benchmarks") / spec.name
     digest = spec.digest()
@@ -504,7 +520,11 @@ def build_benchmark(
                 already_built=True,
                 n_records=int(done["counts"]["records"]),
             )
-        return _build(spec, out, say, measure_backends, on_record)
+        return _build(spec, out, say, measure_backends, on_record, handle_signals)
+
+
+def _count(rec_dir: Path, rids: Mapping[Any, str]) -> int:
+    return sum((rec_dir / record_name(r)).is_file() for r in rids.values())
 
 
 def _build(
@@ -513,6 +533,7 @@ def _build(
     say: Callable[[str], None],
     measure_backends: Mapping[str, Any] | None,
     on_record: Callable[[int, int], None] | None,
+    handle_signals: bool,
 ) -> BuildResult:
     t_start = time.perf_counter()
     X = sample_architectures(spec)
@@ -553,7 +574,7 @@ def _build(
         prov = {"run_id": rids[job], "measurements": ms, "spec_digest": spec.digest()}
         atomic_write_text(rec_dir / (name[:-5] + PROVENANCE_SUFFIX), json.dumps(prov, indent=1))
         atomic_write_text(rec_dir / name, json.dumps(rec, indent=1))
-        n_done = sum((rec_dir / record_name(rids[j])).is_file() for j in jobs)
+        n_done = _count(rec_dir, rids)
         perf = " ".join(f"{k}={v[next(iter(v))]:.4g}" for k, v in rec["platform_perf"].items())
         say(
             f"[{n_done}/{total}] {space.to_string(X[i])} s{seed}: top-1 {rec['metrics']['val_top1']:.2f} "
@@ -568,23 +589,29 @@ def _build(
         _log(out, f"trained {rids[job]} top1={rec['metrics']['val_top1']}")
 
     if spec.engine == "local":
-        for job in pending:
-            i, seed = job
-            rid = rids[job]
-            reused = (train_dir / rid / record_name(rid)).is_file()
-            t0 = time.perf_counter()
-            try:
-                rec = train_job(spec_dict, space.to_string(X[i]), seed, str(train_dir))
-            except NasoptError:
-                raise
-            except Exception as exc:  # a job that fails does not stop the build: it is retried next time
-                if type(exc).__name__ == "TrainingStopped":  # SIGTERM/SIGINT: checkpointed, stop the build
+        stop = StopFlag()  # one flag for the whole build: a signal between two jobs stops it too
+        with stop.handling_signals(handle_signals):
+            for job in pending:
+                if stop.reason is not None:
+                    raise BuildStopped(
+                        f"stopped by {stop.reason}; {_count(rec_dir, rids)} of {total} records done"
+                    )
+                i, seed = job
+                rid = rids[job]
+                reused = (train_dir / rid / record_name(rid)).is_file()
+                t0 = time.perf_counter()
+                try:
+                    rec = train_job(spec_dict, space.to_string(X[i]), seed, str(train_dir), stop)
+                except NasoptError:
                     raise
-                result.failed.append(f"{space.to_string(X[i])} s{seed}: {type(exc).__name__}: {exc}")
-                continue
-            if not reused:
-                trained_now(job, rec, time.perf_counter() - t0)
-            finish(job, rec)
+                except Exception as exc:  # a job that fails does not stop the build: retried next time
+                    if type(exc).__name__ == "TrainingStopped":  # checkpointed on a signal: stop the build
+                        raise BuildStopped(str(exc)) from None
+                    result.failed.append(f"{space.to_string(X[i])} s{seed}: {type(exc).__name__}: {exc}")
+                    continue
+                if not reused:
+                    trained_now(job, rec, time.perf_counter() - t0)
+                finish(job, rec)
     else:
         from nasopt.engines import Engine, run_jobs
 
@@ -619,6 +646,7 @@ def _build(
 __all__ = [
     "BuildError",
     "BuildResult",
+    "BuildStopped",
     "build_benchmark",
     "finished_build",
     "sample_architectures",

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from benchmark.errors import NasoptError
 
@@ -122,31 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {"build": _cmd_build, "info": _cmd_info}
 
-    def on_term(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
+    from nasopt.benchmark_build.build import BuildStopped
 
-    old = signal.signal(signal.SIGTERM, on_term) if args.cmd == "build" else None
     try:
         return handlers[args.cmd](args)
     except NasoptError as exc:
         print(f"nasopt benchmark {args.cmd}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (BuildStopped, KeyboardInterrupt) as exc:
+        why = f" ({' '.join(str(exc).split())})" if str(exc) else ""
         print(
-            f"nasopt benchmark {args.cmd}: stopped; run the same command again to continue (nothing finished "
-            f"is redone)",
+            f"nasopt benchmark {args.cmd}: stopped{why}; run the same command again to continue (nothing "
+            f"finished is redone)",
             file=sys.stderr,
         )
         return 130
-    except Exception as exc:
-        if type(exc).__name__ != "TrainingStopped":
-            raise
-        print(
-            f"nasopt benchmark {args.cmd}: stopped after a checkpoint; run the same command again to "
-            "continue",
-            file=sys.stderr,
-        )
-        return 130
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)

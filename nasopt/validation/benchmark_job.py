@@ -16,12 +16,25 @@ def train_record(
     seed: int,
     skeleton: Any,
     threads: int | None,
+    stop: Any = None,
 ) -> dict[str, Any]:
-    """Train ``arch`` (:func:`nasopt.validation.train.train`) and return its Accel-NASBench record."""
+    """Train ``arch`` (:func:`nasopt.validation.train.train`) and return its Accel-NASBench record; with a
+    ``stop`` flag (:class:`nasopt.signals.StopFlag`) the caller handles the signals, and a raised flag stops
+    the training at its next step with a checkpoint (``TrainingStopped``)."""
     import torch
 
     from nasopt.validation.train import train
 
     if threads is not None:
         torch.set_num_threads(int(threads))
-    return dict(train(arch, scheme, dict(data), out_dir, seed=seed, skeleton=skeleton).record)
+    res = train(
+        arch,
+        scheme,
+        dict(data),
+        out_dir,
+        seed=seed,
+        skeleton=skeleton,
+        stop=stop,
+        handle_signals=stop is None,
+    )
+    return dict(res.record)
