@@ -123,8 +123,9 @@ def test_load_built_like_the_builtin(tiny_build: Path, tmp_path: Path) -> None:
     assert (pred["latency_syn"].mean > 0).all()
     np.testing.assert_allclose(bench.cost(X), pred["train_time"].mean)
     m, _ = bench.macs_params(X)
-    np.testing.assert_allclose(m, macs_params(X, skeleton=geometry.MNASNET.scaled(0.25), resolution=32,
-                                              num_classes=10)[0])
+    np.testing.assert_allclose(
+        m, macs_params(X, skeleton=geometry.MNASNET.scaled(0.25), resolution=32, num_classes=10)[0]
+    )
     # from the cache: no fit, fast, the same predictions; the build directory means its archive
     t0 = time.perf_counter()
     again = load_benchmark(tiny_build.parent, cache_dir=cache, verbose=False, n_members=2)
@@ -132,8 +133,11 @@ def test_load_built_like_the_builtin(tiny_build: Path, tmp_path: Path) -> None:
     assert again.cache_path == bench.cache_path
     np.testing.assert_array_equal(again.query(X, "accuracy")["accuracy"].mean, pred["accuracy"].mean)
     # a built-in-only target: one line naming what the benchmark has
-    with pytest.raises(built.BuiltBenchmarkError, match=r"throughput_a100 not in the built benchmark 'tiny'.*"
-                       r"accuracy, train_time, latency_syn"):
+    with pytest.raises(
+        built.BuiltBenchmarkError,
+        match=r"throughput_a100 not in the built benchmark 'tiny'.*"
+        r"accuracy, train_time, latency_syn",
+    ):
         bench.query(X, ["accuracy", "throughput_a100"])
     with pytest.raises(built.BuiltBenchmarkError, match="no upstream default split"):
         load_benchmark(tiny_build, cache_dir=cache, verbose=False, split="default")
@@ -156,8 +160,11 @@ def test_resume_after_sigkill_redoes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "build"
     args = ["benchmark", "build", *TINY, "trainer_options.delay=0.4", "--out", str(out)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", *args], cwd=REPO, env=_env(tmp_path),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "experiments.cli", *args],
+        cwd=REPO,
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     log = out / "build.log"
     deadline = time.time() + 120
@@ -193,8 +200,12 @@ def test_sigterm_stops_between_jobs_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "build"
     args = ["benchmark", "build", *TINY, "trainer_options.delay=0.3", "--out", str(out)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", *args], cwd=REPO, env=_env(tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "experiments.cli", *args],
+        cwd=REPO,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     log = out / "build.log"
     deadline = time.time() + 120
@@ -213,7 +224,7 @@ def test_sigterm_stops_between_jobs_and_resumes(tmp_path: Path) -> None:
 def test_another_spec_in_the_directory_is_refused(tmp_path: Path) -> None:
     build_benchmark(load_spec(None, TINY), tmp_path / "b", verbose=False)
     other = load_spec(None, [*TINY, "sample_seed=1"])
-    with pytest.raises(BuildError, match="holds the build of another spec.*--overwrite"):
+    with pytest.raises(BuildError, match=r"holds the build of another spec.*--overwrite"):
         build_benchmark(other, tmp_path / "b", verbose=False)
     res = build_benchmark(other, tmp_path / "b", verbose=False, overwrite=True)
     assert res.finished and res.trained_now == N
@@ -221,10 +232,18 @@ def test_another_spec_in_the_directory_is_refused(tmp_path: Path) -> None:
 
 def test_digest_covers_results_not_execution() -> None:
     base = load_spec(None, TINY)
-    same = load_spec(None, [*TINY, "engine=submitit_local", "max_parallel=3", "threads=2", "trainer_options.delay=1"])
+    same = load_spec(
+        None, [*TINY, "engine=submitit_local", "max_parallel=3", "threads=2", "trainer_options.delay=1"]
+    )
     assert same.digest() == base.digest()
-    for change in ("proxy.epochs=2", "seeds=[0,1]", "skeleton=0.5", "sampling=cover", "resolution=64",
-                   "devices=[{name: syn, backend: synthetic, batch: 4}]"):
+    for change in (
+        "proxy.epochs=2",
+        "seeds=[0,1]",
+        "skeleton=0.5",
+        "sampling=cover",
+        "resolution=64",
+        "devices=[{name: syn, backend: synthetic, batch: 4}]",
+    ):
         assert load_spec(None, [*TINY, change]).digest() != base.digest(), change
 
 
@@ -243,7 +262,9 @@ def test_seeds_and_cover_sampling(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_submitit_local_engine(tmp_path: Path) -> None:
     pytest.importorskip("submitit")
-    spec = load_spec(None, [*TINY, "engine=submitit_local", "max_parallel=2", "engine_options={timeout_min: 10}"])
+    spec = load_spec(
+        None, [*TINY, "engine=submitit_local", "max_parallel=2", "engine_options={timeout_min: 10}"]
+    )
     res = build_benchmark(spec, tmp_path / "b", verbose=False)
     assert res.finished and res.trained_now == N
 
@@ -253,8 +274,13 @@ def test_built_archive_in_search_and_report(tiny_build: Path, tmp_path: Path) ->
     load_benchmark(tiny_build, cache_dir=tmp_path / "cache" / "surrogates", verbose=False)  # fit once, cached
     run = tmp_path / "run"
     r = _cli(
-        tmp_path, "search", f"benchmark.params.dataset={tiny_build}", "problem.name=tiny_acc_syn",
-        "problem.objectives=[accuracy,latency_syn]", "optimizer=rs", "budget.max_evals=60",
+        tmp_path,
+        "search",
+        f"benchmark.params.dataset={tiny_build}",
+        "problem.name=tiny_acc_syn",
+        "problem.objectives=[accuracy,latency_syn]",
+        "optimizer=rs",
+        "budget.max_evals=60",
         f"hydra.run.dir={run}",
     )
     assert r.returncode == 0, r.stderr[-2000:]
@@ -295,7 +321,10 @@ def test_bad_spec_on_the_cli_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "n_architectures=0" in err[0]
     assert not (tmp_path / "b").exists()
-    assert bench_build_main(["build", "trainer=torch", "data=/nonexistent/fm", "--out", str(tmp_path / "c")]) == 2
+    assert (
+        bench_build_main(["build", "trainer=torch", "data=/nonexistent/fm", "--out", str(tmp_path / "c")])
+        == 2
+    )
     assert "no train/ folder" in capsys.readouterr().err
     spec = tmp_path / "spec.yaml"
     spec.write_text("name: fromfile\ntrainer: synthetic\nnum_classes: 10\nn_architectures: 10\n")
@@ -336,8 +365,11 @@ def test_corrupt_archives_are_one_line(tiny_build: Path, tmp_path: Path) -> None
         return [(members[0][0], b"{not json"), *members[1:]]
 
     cache = tmp_path / "s"
-    for change, match in ((edit_record, "does not match its checksum"), (drop_record, "missing"),
-                          (bad_meta, "benchmark.json is corrupt")):
+    for change, match in (
+        (edit_record, "does not match its checksum"),
+        (drop_record, "missing"),
+        (bad_meta, "benchmark.json is corrupt"),
+    ):
         bad = _rewrite(tiny_build, tmp_path / f"{change.__name__}.tar.gz", change)
         with pytest.raises(built.BuiltBenchmarkError, match=match) as err:
             load_benchmark(bad, cache_dir=cache, verbose=False, n_members=2)
@@ -353,3 +385,14 @@ def test_info_command(tiny_build: Path, capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert "tiny" in out and "latency_syn" in out and "10 classes" in out
     assert bench_build_main(["info", str(REPO / "README.md")]) == 2
+
+
+def test_shards_build_one_benchmark(tmp_path: Path) -> None:
+    first = build_benchmark(load_spec(None, [*TINY, "shard=0/2"]), tmp_path / "b", verbose=False)
+    assert not first.finished and first.trained_now == N // 2 and first.n_records == N // 2
+    second = build_benchmark(load_spec(None, [*TINY, "shard=1/2"]), tmp_path / "b", verbose=False)
+    assert second.finished and second.trained_now == N // 2 and second.n_records == N
+    whole = build_benchmark(load_spec(None, TINY), tmp_path / "c", verbose=False)
+    assert whole.meta["archive_sha256"] == second.meta["archive_sha256"]  # the same benchmark
+    with pytest.raises(BuildSpecError, match="shard='2/2'"):
+        load_spec(None, [*TINY, "shard=2/2"])

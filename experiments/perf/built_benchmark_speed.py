@@ -83,11 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for kind, r in out.items():
         print(f"{kind:<8} {r['digest']}  targets {len(r['targets'])}")
-        print(f"  load from cache: {r['load_s'] * 1000:.0f} ms in-process, {r['load_fresh_process_s']:.2f} s "
-              f"in a fresh process (imports included)")
+        print(
+            f"  load from cache: {r['load_s'] * 1000:.0f} ms in-process, {r['load_fresh_process_s']:.2f} s "
+            f"in a fresh process (imports included)"
+        )
         for n, q in r["query"].items():
-            print(f"  query {int(n):>7,} archs x {len(r['targets'])} targets: {q['seconds_all_targets'] * 1000:.1f} ms "
-                  f"({q['archs_per_s_per_target'] / 1e6:.2f} M archs/s per target)")
+            print(
+                f"  query {int(n):>7,} archs x {len(r['targets'])} targets: {q['seconds_all_targets'] * 1000:.1f} ms "
+                f"({q['archs_per_s_per_target'] / 1e6:.2f} M archs/s per target)"
+            )
     return 0
 
 

@@ -44,7 +44,7 @@ from benchmark._io import atomic_write_bytes, atomic_write_text, package_version
 from benchmark._typing import IntArray
 from benchmark.errors import NasoptError
 from benchmark.macs import macs_params
-from nasopt.benchmark_build.spec import BenchmarkSpec, DeviceSpec
+from nasopt.benchmark_build.spec import EXECUTION_FIELDS, BenchmarkSpec, DeviceSpec
 from nasopt.signals import StopFlag
 
 SPEC_FILE = "spec.json"
@@ -201,9 +201,10 @@ def _host() -> str:
 
 
 @contextlib.contextmanager
-def _lock(out: Path) -> Iterator[None]:
-    """Hold ``out/.build.lock`` (pid@host); a lock of a live process of this host refuses the build."""
-    path = out / LOCK_FILE
+def _lock(out: Path, shard: tuple[int, int] = (0, 1)) -> Iterator[None]:
+    """Hold ``out/.build.lock`` (pid@host; ``.build.lock.<i>of<k>`` for a shard); a lock of a live process
+    of this host refuses the build."""
+    path = out / (LOCK_FILE if shard == (0, 1) else f"{LOCK_FILE}.{shard[0]}of{shard[1]}")
     me = f"{os.getpid()}@{_host()}"
     for _ in range(2):
         try:
@@ -444,7 +445,7 @@ def _write_archive(spec: BenchmarkSpec, out: Path, records: list[Path], n_archs:
         "format_version": built.FORMAT_VERSION,
         "name": spec.name,
         "dataset": spec.dataset or spec.name,
-        "spec": spec.to_dict(),
+        "spec": {k: v for k, v in spec.to_dict().items() if k not in EXECUTION_FIELDS},
         "spec_digest": spec.digest(),
         "train_scheme": spec.train_scheme().to_dict(),
         "train_fraction": spec.effective_train_fraction(),
@@ -503,7 +504,7 @@ def build_benchmark(
         for name in (TRAIN_DIR, MEASURE_DIR, RECORDS_DIR):
             shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    with _lock(out):
+    with _lock(out, spec.shard_index()):
         _check_spec_file(out, spec, digest)
         done = finished_build(out)
         if done is not None:
@@ -545,11 +546,14 @@ def _build(
     train_dir = out / TRAIN_DIR
     jobs = [(i, seed) for i in range(len(X)) for seed in spec.seeds]
     rids = {(i, seed): run_id_of(spec, X[i], seed) for i, seed in jobs}
-    pending = [j for j in jobs if not (rec_dir / record_name(rids[j])).is_file()]
+    shard, n_shards = spec.shard_index()
+    mine = [j for n, j in enumerate(jobs) if n % n_shards == shard]
+    pending = [j for j in mine if not (rec_dir / record_name(rids[j])).is_file()]
     total = len(jobs)
     say(
-        f"{spec.name}: {total - len(pending)} of {total} records done in {out}; {len(pending)} to go "
-        f"(spec {spec.digest()}, trainer {spec.trainer}, engine {spec.engine})"
+        f"{spec.name}: {_count(rec_dir, rids)} of {total} records done in {out}; {len(pending)} to go "
+        + (f"in shard {shard}/{n_shards} " if n_shards > 1 else "")
+        + f"(spec {spec.digest()}, trainer {spec.trainer}, engine {spec.engine})"
     )
     result = BuildResult(out, None, {}, False)
     timing = {"train": 0.0, "measure": 0.0}
@@ -630,6 +634,12 @@ def _build(
     result.seconds = {**timing, "total": time.perf_counter() - t_start}
     records = [rec_dir / record_name(rids[j]) for j in jobs]
     result.n_records = sum(p.is_file() for p in records)
+    if not result.failed and result.n_records < total:  # other shards are not done yet
+        say(
+            f"shard {shard}/{n_shards} done; {result.n_records} of {total} records so far: the last shard to "
+            f"finish writes the archive"
+        )
+        return result
     if result.failed:
         say(
             f"{len(result.failed)} training job(s) failed (first: {result.failed[0]}); run the build "

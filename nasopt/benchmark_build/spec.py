@@ -30,7 +30,7 @@ TRAINERS = ("torch", "synthetic")
 #: execution engines: in this process, or through :mod:`nasopt.engines`
 ENGINE_KINDS = ("local", "submitit_local", "slurm", "ray")
 #: spec fields that change how a build runs, not what it produces (not part of the digest)
-EXECUTION_FIELDS = ("engine", "engine_options", "max_parallel", "threads", "trainer_options")
+EXECUTION_FIELDS = ("engine", "engine_options", "max_parallel", "threads", "trainer_options", "shard")
 #: measurement settings a device may fix (the rest are the backend's defaults)
 DEVICE_SETTINGS = ("batch", "threads", "warmup", "repeats", "passes")
 
@@ -149,7 +149,8 @@ class BenchmarkSpec:
         devices: :class:`DeviceSpec` list; trainer: ``torch`` (real training) or ``synthetic`` (tests);
         engine, engine_options, max_parallel: where the training jobs run (``local`` in this process;
             ``submitit_local``, ``slurm``, ``ray`` through :mod:`nasopt.engines`); threads: torch threads per
-            training; trainer_options: settings of the synthetic trainer (``delay`` seconds per run).
+            training; trainer_options: settings of the synthetic trainer (``delay`` seconds per run);
+        shard: ``"i/k"`` to build only every k-th job from the i-th, in parallel with the other shards.
     """
 
     name: str = "custom"
@@ -173,6 +174,7 @@ class BenchmarkSpec:
     max_parallel: int = 1
     threads: int | None = 1
     trainer_options: Mapping[str, Any] = field(default_factory=dict)
+    shard: str | None = None
 
     def __post_init__(self) -> None:
         def bad(key: str, want: str) -> BuildSpecError:
@@ -236,6 +238,8 @@ class BenchmarkSpec:
             or self.sample_seed < 0
         ):
             raise bad("sample_seed", "give a non-negative integer")
+        if self.shard is not None:
+            self.shard_index()
         object.__setattr__(self, "devices", _as_devices(self.devices))
         for k in ("proxy", "engine_options", "trainer_options"):
             v = getattr(self, k)
@@ -248,6 +252,23 @@ class BenchmarkSpec:
             )
         self.skeleton_obj()  # validates
         self.train_scheme()  # validates the scheme and the proxy's settings
+
+    def shard_index(self) -> tuple[int, int]:
+        """``(i, k)`` of ``shard="i/k"``: this process builds every k-th job from the i-th (0-based);
+        ``(0, 1)`` without a shard. Shards of one build run at once in the same directory (each its own
+        lock); the one that finds every record there writes the archive."""
+        if self.shard is None:
+            return 0, 1
+        try:
+            i_s, k_s = str(self.shard).split("/")
+            i, k = int(i_s), int(k_s)
+            if not 0 <= i < k:
+                raise ValueError
+        except ValueError:
+            raise BuildSpecError(
+                f"benchmark spec: shard={self.shard!r}: give i/k with 0 <= i < k, e.g. shard=0/3"
+            ) from None
+        return i, k
 
     # ---- derived values ---------------------------------------------------------------------------------
     def skeleton_obj(self) -> geometry.Skeleton:
