@@ -26,6 +26,7 @@ from benchmark.dataset import DatasetError, read_records
 from benchmark.macs import macs_params
 from benchmark.oracle import load_benchmark
 from nasopt.benchmark_build import BenchmarkSpec, BuildError, BuildSpecError, build_benchmark, load_spec
+from nasopt.benchmark_build.build import finished_build, pack_partial
 from nasopt.benchmark_build.cli import main as bench_build_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -390,6 +391,10 @@ def test_info_command(tiny_build: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_shards_build_one_benchmark(tmp_path: Path) -> None:
     first = build_benchmark(load_spec(None, [*TINY, "shard=0/2"]), tmp_path / "b", verbose=False)
     assert not first.finished and first.trained_now == N // 2 and first.n_records == N // 2
+    partial = pack_partial(tmp_path / "b")  # an unfinished build's records so far, a loadable archive
+    info = built.read_info(partial)
+    assert info is not None and info.meta["partial"] and info.meta["counts"]["records"] == N // 2
+    assert finished_build(tmp_path / "b") is None
     second = build_benchmark(load_spec(None, [*TINY, "shard=1/2"]), tmp_path / "b", verbose=False)
     assert second.finished and second.trained_now == N // 2 and second.n_records == N
     whole = build_benchmark(load_spec(None, TINY), tmp_path / "c", verbose=False)

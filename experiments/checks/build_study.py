@@ -4,7 +4,8 @@ measured for batch-1 single-thread latency (onnxruntime), packed by ``nasopt ben
 surrogates' held-out fit, load time and query speed, and a search on it.
 
     python experiments/checks/build_study.py build  [--out /work/study/bench] [--n 200] [--shard i/k]  # long
-    (the study ran 6 shards at once: --shard 0/6 ... --shard 5/6)
+    (the study ran 6 shards at once: --shard 0/6 ... --shard 5/6, --proxy fixed: the proxy search's file
+    appeared, provisional, two minutes after the training had started)
     python experiments/checks/build_study.py report [--out /work/study/bench]             # minutes
 
 ``build`` is resumable (run the same command again after a kill). The proxy: ``/work/study/proxy_found.json``
@@ -62,7 +63,7 @@ def prepare_data() -> None:
                 (d / f.name).symlink_to(f)
 
 
-def spec_overrides(n: int) -> list[str]:
+def spec_overrides(n: int, proxy: str = "auto") -> list[str]:
     """The study's spec as ``key=value`` overrides (what ``nasopt benchmark build`` takes)."""
     proxy = "{" + ", ".join(f"{k}: {v}" for k, v in FIXED_PROXY.items()) + "}"
     over = [
@@ -83,7 +84,7 @@ def spec_overrides(n: int) -> list[str]:
         f"proxy={proxy}",
         f"train_fraction={FIXED_FRACTION}",
     ]
-    if Path(PROXY_FILE).is_file():
+    if proxy == "file" or (proxy == "auto" and Path(PROXY_FILE).is_file()):
         over.append(f"proxy_file={PROXY_FILE}")
     return over
 
@@ -92,7 +93,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from nasopt.benchmark_build import build_benchmark, load_spec
 
     prepare_data()
-    spec = load_spec(None, [*spec_overrides(args.n), *([f"shard={args.shard}"] if args.shard else [])])
+    shard = [f"shard={args.shard}"] if args.shard else []
+    spec = load_spec(None, [*spec_overrides(args.n, args.proxy), *shard])
     print(
         f"proxy: {'the proxy search result ' + PROXY_FILE if spec.proxy_file else 'the fixed cheap proxy'}: "
         f"{json.dumps(spec.train_scheme().to_dict())}, train_fraction {spec.effective_train_fraction()}",
@@ -195,7 +197,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         "experiments.cli",
         "search",
         f"benchmark.params.dataset={archive}",
-        f"+benchmark.params.cache_dir={cache}",
+        f"benchmark.params.cache_dir={cache}",
         "problem.name=fm_acc_cpu",
         "problem.objectives=[accuracy,latency_cpu]",
         "optimizer=nsga2",
@@ -245,6 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("phase", choices=["build", "report"])
     ap.add_argument("--out", default="/work/study/bench")
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument(
+        "--proxy",
+        choices=["auto", "fixed", "file"],
+        default="auto",
+        help="auto: PROXY_FILE if it exists, else the fixed proxy (a resumed build keeps the one it started with)",
+    )
     ap.add_argument(
         "--shard", help="i/k: build every k-th architecture from the i-th (run k of these at once)"
     )

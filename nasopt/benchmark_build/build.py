@@ -384,9 +384,13 @@ def _at(rec: Mapping[str, Any], path: list[str]) -> float:
     return float("nan") if node is None else float(node)
 
 
-def _write_archive(spec: BenchmarkSpec, out: Path, records: list[Path], n_archs: int) -> dict[str, Any]:
+def _write_archive(
+    spec: BenchmarkSpec, out: Path, records: list[Path], n_archs: int, partial: bool = False
+) -> dict[str, Any]:
     """Pack ``records`` (and their provenance) with the metadata into ``out/<name>.tar.gz``; write the
-    metadata beside it last; return it."""
+    metadata beside it last; return it. ``partial``: an unfinished build's records so far, into
+    ``out/<name>.partial.tar.gz`` (metadata ``"partial": true``), and nothing beside it (the build stays
+    unfinished)."""
     from nasopt.validation.devices import derive_box
 
     blobs = {p.name: p.read_bytes() for p in records}
@@ -465,8 +469,16 @@ def _write_archive(spec: BenchmarkSpec, out: Path, records: list[Path], n_archs:
         if prov.is_file():
             members.append((f"{RECORDS_DIR}/{prov.name}", prov.read_bytes()))
     data = _tar_bytes(members)
-    archive = out / f"{spec.name}.tar.gz"
+    if partial:
+        members[0] = (
+            built.META_NAME,
+            json.dumps({**meta, "partial": True}, indent=1, sort_keys=True).encode(),
+        )
+        data = _tar_bytes(members)
+    archive = out / f"{spec.name}{'.partial' if partial else ''}.tar.gz"
     atomic_write_bytes(archive, data)
+    if partial:
+        return {**meta, "partial": True, "archive": archive.name}
     side = {
         **meta,
         "archive": archive.name,
@@ -475,6 +487,25 @@ def _write_archive(spec: BenchmarkSpec, out: Path, records: list[Path], n_archs:
     }
     atomic_write_text(out / built.META_NAME, json.dumps(side, indent=1, sort_keys=True))
     return side
+
+
+def pack_partial(out_dir: str | os.PathLike[str]) -> Path:
+    """Pack the records an unfinished (or running) build has so far into ``<name>.partial.tar.gz``, a built
+    archive like the final one (``load_benchmark`` reads it), to look at a long build before it ends."""
+    out = Path(out_dir)
+    try:
+        spec = BenchmarkSpec.from_dict(json.loads((out / SPEC_FILE).read_text())["spec"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BuildError(
+            f"{out} is not a benchmark build directory ({SPEC_FILE}: {type(exc).__name__})"
+        ) from None
+    records = sorted(
+        p for p in (out / RECORDS_DIR).glob("result_*.json") if not p.name.endswith(PROVENANCE_SUFFIX)
+    )
+    if len(records) < 2:
+        raise BuildError(f"{out}: {len(records)} record(s) so far; nothing to pack yet")
+    meta = _write_archive(spec, out, records, spec.n_architectures, partial=True)
+    return out / str(meta["archive"])
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -659,6 +690,7 @@ __all__ = [
     "BuildStopped",
     "build_benchmark",
     "finished_build",
+    "pack_partial",
     "sample_architectures",
     "train_job",
 ]

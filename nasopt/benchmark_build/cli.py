@@ -6,6 +6,7 @@
     nasopt benchmark build data=/data/fm32 skeleton=0.25 n_architectures=200 proxy.epochs=2 \\
         'devices=[{name: cpu, backend: onnxruntime, threads: 1}]' --out runs/benchmarks/fm32
     nasopt benchmark info ARCHIVE_OR_BUILD_DIR [--json]
+    nasopt benchmark pack BUILD_DIR             # an unfinished build's records so far: <name>.partial.tar.gz
 
 Overrides use the ``nasopt search`` syntax (OmegaConf dot-lists) on the settings of
 :class:`nasopt.benchmark_build.BenchmarkSpec`. Running the same build again continues it (nothing finished is
@@ -35,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--print-spec", action="store_true", help="print the resolved spec and its digest, build nothing"
     )
+    p = sub.add_parser("pack", help="pack an unfinished build's records so far into <name>.partial.tar.gz")
+    p.add_argument("out", help="the build directory")
     p = sub.add_parser("info", help="what a built archive holds: spec, targets, counts")
     p.add_argument("archive", help="the .tar.gz (or its build directory)")
     p.add_argument("--json", action="store_true")
@@ -76,6 +79,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_pack(args: argparse.Namespace) -> int:
+    from nasopt.benchmark_build.build import pack_partial
+
+    path = pack_partial(args.out)
+    print(f"{path}: the records so far (a built archive marked partial)")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from benchmark import built
 
@@ -105,7 +116,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         f"train fraction "
         f"{m['train_fraction']}"
     )
-    print(f"  records    {m['counts']['records']} ({m['counts']['architectures']} architectures)")
+    part = " PARTIAL: an unfinished build's records so far" if m.get("partial") else ""
+    print(f"  records    {m['counts']['records']} ({m['counts']['architectures']} architectures){part}")
     for t in info.targets:
         box = info.boxes.get(t.name)
         print(
@@ -118,7 +130,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nasopt benchmark``; returns the exit code."""
     args = _parser().parse_args(argv)
-    handlers: dict[str, Callable[[argparse.Namespace], int]] = {"build": _cmd_build, "info": _cmd_info}
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "build": _cmd_build,
+        "pack": _cmd_pack,
+        "info": _cmd_info,
+    }
 
     from nasopt.benchmark_build.build import BuildStopped
 
