@@ -126,14 +126,19 @@ def _fit_table(bench: Any) -> dict[str, dict[str, float]]:
 def cmd_report(args: argparse.Namespace) -> int:
     from scipy.stats import kendalltau
 
-    from benchmark import load_benchmark, space
+    from benchmark import built, load_benchmark, space
+    from nasopt.benchmark_build.build import finished_build, pack_partial
 
     out = Path(args.out)
-    meta = json.loads((out / "benchmark.json").read_text())
-    archive = out / meta["archive"]
+    done = finished_build(out)
+    archive = out / done["archive"] if done is not None else pack_partial(out)  # partial: the records so far
+    info = built.read_info(archive)
+    assert info is not None
+    meta = info.meta
     cache = out / "cache"
     result: dict[str, Any] = {
         "archive": str(archive),
+        "partial": bool(meta.get("partial")),
         "counts": meta["counts"],
         "train_scheme": meta["train_scheme"],
         "train_fraction": meta["train_fraction"],
