@@ -53,12 +53,19 @@ def main() -> None:
 
     def objectives(X: IntArray) -> FloatArray:
         preds = bench.query(X, list(info.objectives))
-        cols = [-preds[t].value if mx else preds[t].value for t, mx in zip(info.objectives, info.maximize, strict=True)]
+        cols = [
+            -preds[t].value if mx else preds[t].value
+            for t, mx in zip(info.objectives, info.maximize, strict=True)
+        ]
         return np.stack(cols, axis=1).astype(np.float64)
 
     opt = BayesianOptimization(info, np.random.default_rng(args.seed), q=args.q, **json.loads(args.params))
-    print(f"# {args.problem}, {args.evals} evaluations, q = {args.q}, threads = {args.threads}, params {args.params}")
-    print(f"{'evals':>6} {'opt_wall_s':>10} {'opt_cpu_s':>9} {'worst_ask_s':>11} {'last_ask_cpu':>12} {'hv':>7}")
+    print(
+        f"# {args.problem}, {args.evals} evaluations, q = {args.q}, threads = {args.threads}, params {args.params}"
+    )
+    print(
+        f"{'evals':>6} {'opt_wall_s':>10} {'opt_cpu_s':>9} {'worst_ask_s':>11} {'last_ask_cpu':>12} {'hv':>7}"
+    )
     done, wall, cpu, worst, last_cpu, next_print = 0, 0.0, 0.0, 0.0, 0.0, args.every
     Fs: list[FloatArray] = []
     while done < args.evals:
@@ -79,8 +86,14 @@ def main() -> None:
         if done >= next_print or done == args.evals:
             next_print += args.every
             allF = np.concatenate(Fs)
-            hv = hypervolume(info.normalize(allF), info.ref_point) if info.n_obj > 1 else float(-allF[:, 0].min())
-            print(f"{done:>6} {wall:>10.1f} {cpu:>9.1f} {worst:>11.2f} {last_cpu:>12.2f} {hv:>7.4f}", flush=True)
+            hv = (
+                hypervolume(info.normalize(allF), info.ref_point)
+                if info.n_obj > 1
+                else float(-allF[:, 0].min())
+            )
+            print(
+                f"{done:>6} {wall:>10.1f} {cpu:>9.1f} {worst:>11.2f} {last_cpu:>12.2f} {hv:>7.4f}", flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ from optimizers.base import ProblemInfo
 from optimizers.bo import BayesianOptimization
 from optimizers.indicators import pareto_rank
 
-DEFAULT_DATASET = Path(__file__).resolve().parents[2].parent / "shared" / "accel-nasbench" / "anb_dataset_dev.tar.gz"
+DEFAULT_DATASET = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "accel-nasbench" / "anb_dataset_dev.tar.gz"
+)
 
 
 def problem_info(name: str) -> ProblemInfo:
@@ -58,11 +60,16 @@ def problem_info(name: str) -> ProblemInfo:
 def objectives(bench: Any, info: ProblemInfo, X: IntArray) -> FloatArray:
     """Internal minimisation values ``(n, m)`` from an oracle."""
     preds = bench.query(X, list(info.objectives))
-    cols = [-preds[t].value if mx else preds[t].value for t, mx in zip(info.objectives, info.maximize, strict=True)]
+    cols = [
+        -preds[t].value if mx else preds[t].value
+        for t, mx in zip(info.objectives, info.maximize, strict=True)
+    ]
     return np.stack(cols, axis=1).astype(np.float64)
 
 
-def realistic_history(bench: Any, info: ProblemInfo, n: int, rng: np.random.Generator) -> tuple[IntArray, FloatArray]:
+def realistic_history(
+    bench: Any, info: ProblemInfo, n: int, rng: np.random.Generator
+) -> tuple[IntArray, FloatArray]:
     """``n`` distinct architectures: half random, half mutants of the random half's best ranks."""
     X = space.unique(space.sample(n // 2, rng))[0]
     F = objectives(bench, info, X)
@@ -87,16 +94,23 @@ def iterations(args: argparse.Namespace, bench: Any) -> None:
     X, F = realistic_history(bench, info, args.n_obs, rng)
     opt = BayesianOptimization(info, np.random.default_rng(args.seed), **_params(args))
     opt.tell(X, F)
-    print(f"# {args.problem}: {X.shape[0]} observations told, q = {args.q}, threads = {torch.get_num_threads()}")
-    print(f"{'iter':>4} {'n_train':>7} {'fit_s':>7} {'cand_s':>7} {'acq_s':>7} {'(greedy)':>8} {'total_s':>8} "
-          f"{'cpu_s':>7} {'scored':>7}")
+    print(
+        f"# {args.problem}: {X.shape[0]} observations told, q = {args.q}, threads = {torch.get_num_threads()}"
+    )
+    print(
+        f"{'iter':>4} {'n_train':>7} {'fit_s':>7} {'cand_s':>7} {'acq_s':>7} {'(greedy)':>8} {'total_s':>8} "
+        f"{'cpu_s':>7} {'scored':>7}"
+    )
     for it in range(args.iters):
         w0, c0 = time.perf_counter(), time.process_time()
         Xn = opt.ask(args.q)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         t = opt.last_times
-        print(f"{it:>4} {t.n_train:>7} {t.fit:>7.2f} {t.candidates:>7.2f} {t.acquisition:>7.2f} {t.greedy:>8.2f} "
-              f"{wall:>8.2f} {cpu:>7.2f} {t.n_scored:>7}", flush=True)
+        print(
+            f"{it:>4} {t.n_train:>7} {t.fit:>7.2f} {t.candidates:>7.2f} {t.acquisition:>7.2f} {t.greedy:>8.2f} "
+            f"{wall:>8.2f} {cpu:>7.2f} {t.n_scored:>7}",
+            flush=True,
+        )
         opt.tell(Xn, objectives(bench, info, Xn))
 
 
@@ -118,8 +132,10 @@ def whole_run(args: argparse.Namespace, bench: Any) -> None:
     from optimizers.indicators import hypervolume
 
     hv = hypervolume(info.normalize(F), info.ref_point) if info.n_obj > 1 else float("nan")
-    print(f"# whole run: {args.run} evaluations of {args.problem}, q = {args.q}: {wall:.1f} s wall, {cpu:.1f} s CPU "
-          f"in the optimizer+oracle; slowest ask {worst:.2f} s; hypervolume {hv:.4f}")
+    print(
+        f"# whole run: {args.run} evaluations of {args.problem}, q = {args.q}: {wall:.1f} s wall, {cpu:.1f} s CPU "
+        f"in the optimizer+oracle; slowest ask {worst:.2f} s; hypervolume {hv:.4f}"
+    )
 
 
 # --------------------------------------------------------------------------------------- model quality
@@ -132,7 +148,9 @@ def _dataset(path: Path) -> tuple[IntArray, dict[str, FloatArray]] | None:
     return np.asarray(data.X), {k: np.asarray(v) for k, v in data.labels.items()}
 
 
-def _gp_quality(Xtr: IntArray, ytr: FloatArray, Xte: IntArray, yte: FloatArray, encoding: str) -> tuple[float, float, float]:
+def _gp_quality(
+    Xtr: IntArray, ytr: FloatArray, Xte: IntArray, yte: FloatArray, encoding: str
+) -> tuple[float, float, float]:
     from scipy.stats import kendalltau
 
     from optimizers.bo.models import encode, fit_model_list
@@ -161,7 +179,9 @@ def encodings(args: argparse.Namespace) -> None:
         print(f"# records not found at {args.dataset}: real-data rows skipped (--dataset PATH)")
     else:
         sources.append(("records", real[0], real[1]))
-    print(f"{'data':>9} {'n':>4} {'target':>16} {'scale':>5} {'encoding':>11} {'tau':>6} {'loglik':>7} {'fit_s':>6}")
+    print(
+        f"{'data':>9} {'n':>4} {'target':>16} {'scale':>5} {'encoding':>11} {'tau':>6} {'loglik':>7} {'fit_s':>6}"
+    )
     for name, X, labels in sources:
         for n in args.n_train:
             for target in ("accuracy", "throughput_a100", "latency_zcu102"):
@@ -176,8 +196,10 @@ def encodings(args: argparse.Namespace) -> None:
                         if enc == "mixed" and n > 100 and not args.all:
                             continue  # 5x slower to fit than the others; --all includes it
                         tau, ll, fit_s = _gp_quality(X[tr], y[tr], X[te], y[te], enc)
-                        print(f"{name:>9} {n:>4} {target:>16} {scale:>5} {enc:>11} {tau:>6.3f} {ll:>7.3f} {fit_s:>6.1f}",
-                              flush=True)
+                        print(
+                            f"{name:>9} {n:>4} {target:>16} {scale:>5} {enc:>11} {tau:>6.3f} {ll:>7.3f} {fit_s:>6.1f}",
+                            flush=True,
+                        )
     if real is not None:
         feasibility(real[0], real[1], args.n_train)
 
@@ -192,7 +214,9 @@ def feasibility(X: IntArray, labels: dict[str, FloatArray], sizes: list[int]) ->
     thr, lat = labels["throughput_a100"], labels["latency_zcu102"]
     ok = np.flatnonzero(np.isfinite(thr) & np.isfinite(lat))
     feas = (thr >= 10000) & (lat <= 5)
-    print(f"# feasibility GP (throughput_a100 >= 10000 and latency_zcu102 <= 5; {feas[ok].mean():.0%} feasible)")
+    print(
+        f"# feasibility GP (throughput_a100 >= 10000 and latency_zcu102 <= 5; {feas[ok].mean():.0%} feasible)"
+    )
     print(f"{'n':>4} {'noise_floor':>11} {'auc':>6} {'brier':>6}")
     for n in sizes:
         for floor in (None, FEASIBILITY_NOISE_FLOOR):
@@ -218,13 +242,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--q", type=int, default=8)
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--max-history", type=int, default=600)
-    p.add_argument("--params", default="{}", help='optimizer parameters as JSON, e.g. \'{"mc_samples": 64}\'')
+    p.add_argument("--params", default="{}", help="optimizer parameters as JSON, e.g. '{\"mc_samples\": 64}'")
     p.add_argument("--run", type=int, default=0, help="also time a whole run of this many evaluations")
     p.add_argument("--bench", choices=["synthetic", "surrogate"], default="synthetic")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--encodings", action="store_true", help="compare encodings instead of timing")
-    p.add_argument("--all", action="store_true", help="with --encodings: include the slow mixed kernel everywhere")
+    p.add_argument(
+        "--all", action="store_true", help="with --encodings: include the slow mixed kernel everywhere"
+    )
     p.add_argument("--n-train", type=lambda s: [int(v) for v in s.split(",")], default=[100, 300])
     p.add_argument("--dataset", default=str(DEFAULT_DATASET))
     args = p.parse_args(argv)

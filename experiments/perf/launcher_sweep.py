@@ -29,10 +29,20 @@ OPTIMIZERS = ("rs", "re")
 
 def sweep(launcher: str, out: Path, seeds: int, evals: int, n_jobs: int) -> float:
     args = [
-        sys.executable, "-m", "experiments.cli", "search", "-m", "experiment=smoke",
-        f"optimizer={','.join(OPTIMIZERS)}", f"problem={','.join(PROBLEMS)}", f"seed=range({seeds})",
-        f"budget.max_evals={evals}", "print_summary=false", f"hydra/launcher={launcher}",
-        f"hydra.launcher.n_jobs={n_jobs}", f"hydra.sweep.dir={out}",
+        sys.executable,
+        "-m",
+        "experiments.cli",
+        "search",
+        "-m",
+        "experiment=smoke",
+        f"optimizer={','.join(OPTIMIZERS)}",
+        f"problem={','.join(PROBLEMS)}",
+        f"seed=range({seeds})",
+        f"budget.max_evals={evals}",
+        "print_summary=false",
+        f"hydra/launcher={launcher}",
+        f"hydra.launcher.n_jobs={n_jobs}",
+        f"hydra.sweep.dir={out}",
     ]
     t = time.perf_counter()
     proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
@@ -107,8 +117,10 @@ def main() -> int:
     if launchers[0] != "joblib":
         launchers.insert(0, "joblib")
     n_jobs = len(PROBLEMS) * len(OPTIMIZERS) * a.seeds
-    print(f"{n_jobs} jobs ({len(OPTIMIZERS)} optimizers x {len(PROBLEMS)} problems x {a.seeds} seeds), "
-          f"{a.evals} evaluations each, n_jobs={a.n_jobs}")
+    print(
+        f"{n_jobs} jobs ({len(OPTIMIZERS)} optimizers x {len(PROBLEMS)} problems x {a.seeds} seeds), "
+        f"{a.evals} evaluations each, n_jobs={a.n_jobs}"
+    )
     print(f"{'launcher':<16}{'sweep s':>9}{'runs s':>9}{'overhead/job s':>16}  tables vs joblib")
     failed = 0
     for launcher in launchers:
