@@ -60,7 +60,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _cli(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def _cli(tmp_path: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "experiments.cli", *args],
         cwd=REPO,
@@ -159,7 +159,7 @@ def test_builtin_data_unchanged_after_a_built_one(tiny_build: Path, tmp_path: Pa
 # ------------------------------------------------------------------------------------------------- resume
 def test_resume_after_sigkill_redoes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "build"
-    args = ["benchmark", "build", *TINY, "trainer_options.delay=0.4", "--out", str(out)]
+    args = ["benchmark", "build", *TINY, "trainer_options.delay=0.5", "--out", str(out)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "experiments.cli", *args],
         cwd=REPO,
@@ -168,16 +168,16 @@ def test_resume_after_sigkill_redoes_nothing(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     log = out / "build.log"
-    deadline = time.time() + 120
+    deadline = time.time() + 600  # the command's start (torch's import) takes long on a loaded machine
     while time.time() < deadline:
-        if log.is_file() and log.read_text().count("measured ") >= 4:
+        if log.is_file() and log.read_text().count("measured ") >= 2:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    before = log.read_text().count("trained ")
-    assert 4 <= before < N, "the kill came too late to test a resume"
+    before = log.read_text().count("trained ") if log.is_file() else 0
+    assert 2 <= before < N, f"killed after {before} trainings: too early or too late to test a resume"
     calls_before = (out / "train" / "calls.log").read_text().split()
     r = _cli(tmp_path, *args)
     assert r.returncode == 0, r.stderr
@@ -209,7 +209,7 @@ def test_sigterm_stops_between_jobs_and_resumes(tmp_path: Path) -> None:
         text=True,
     )
     log = out / "build.log"
-    deadline = time.time() + 120
+    deadline = time.time() + 600
     while time.time() < deadline and not (log.is_file() and "measured " in log.read_text()):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGTERM)

@@ -174,7 +174,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             pred = np.full(n, np.nan)
             for f in range(5):
                 tr, te = folds != f, folds == f
-                m = fit_surrogate(X[tr], {t: y[tr]}, SurrogateConfig(targets=(t,), seed=f))
+                m = fit_surrogate(
+                    X[tr],
+                    {t: y[tr]},
+                    SurrogateConfig.from_json({**full.model.config.to_json(), "targets": [t], "seed": f}),
+                )
                 pred[te] = m.predict(X[te], (t,))[t][0]
             ok = np.isfinite(y) & np.isfinite(pred)
             ss = float(np.sum((y[ok] - pred[ok]) ** 2))
