@@ -248,6 +248,8 @@ def load_benchmark(
         own = info.extra_targets
         if base.targets == TARGET_NAMES:  # the default: every target the benchmark has
             base = SurrogateConfig.from_json({**base.to_json(), "targets": list(info.target_names)})
+        else:
+            info.check_targets(base.targets)
         if config is None and "additive_basis" not in config_overrides:
             # hundreds of records, not thousands, and measurements of a shared machine: the non-negative
             # physical basis (as for a user device) instead of one free weight per block configuration
@@ -258,8 +260,6 @@ def load_benchmark(
                     "residual_params": {"base_score": 0.0, **base.residual_params},
                 }
             )
-        else:
-            info.check_targets(base.targets)
         if base.split == "default":
             raise built.BuiltBenchmarkError(
                 f"the built benchmark {info.name!r} has no upstream default split; use split=all or "
