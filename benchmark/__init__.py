@@ -38,7 +38,7 @@ def benchmark_factory(name: str) -> Callable[..., Any]:
 #: registry name -> "module:callable" that checks the files its parameters name (``f(params)``; raises a
 #: one-line :class:`~benchmark.errors.NasoptError`), cheaply, before anything runs
 BENCHMARK_CHECKS: dict[str, str] = {
-    "surrogate": "benchmark.sources:check_dataset_setting",
+    "surrogate": "benchmark.built:check_dataset_setting",
 }
 
 

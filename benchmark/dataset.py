@@ -32,7 +32,7 @@ from benchmark import space
 from benchmark._typing import FloatArray, IntArray
 from benchmark.errors import NasoptError
 from benchmark.sources import DatasetNotFoundError, find_data, resolve_dataset
-from benchmark.targets import TARGET_NAMES, TARGETS
+from benchmark.targets import TARGET_NAMES, TARGETS, get_target, is_target
 
 #: Record file names the loader picks up; anything else in an archive or directory is ignored.
 RECORD_RE = re.compile(r"result_(\d+)\.json")
@@ -64,7 +64,8 @@ class Dataset:
         names: record names (file stems such as ``"result_12"``), length ``n``.
         X: genes, ``(n, 28)`` int64 (see :mod:`benchmark.space`).
         labels: every target in :data:`benchmark.targets.TARGET_NAMES` -> ``(n,)`` float64, NaN where the
-            record has no value for that target.
+            record has no value for that target; a built benchmark's own targets (``read_records(...,
+            targets=...)``) follow them.
         macs: ``(n,)`` multiply-accumulates in millions (``model_info.macs``).
         params: ``(n,)`` parameters in millions (``model_info.params``).
         source: the path the records were read from.
@@ -91,12 +92,12 @@ class Dataset:
             raise ValueError(f"Dataset.X must be an integer array of shape ({n}, {space.N_GENES}), got "
                              f"{X.dtype} {X.shape}")
         missing = [t for t in TARGET_NAMES if t not in self.labels]
-        extra = [t for t in self.labels if t not in TARGETS]
+        extra = [t for t in self.labels if t not in TARGETS and not is_target(t)]
         if missing or extra:
-            raise ValueError(f"Dataset.labels must have exactly the targets {TARGET_NAMES}; "
-                             f"missing {missing}, unknown {extra}")
+            raise ValueError(f"Dataset.labels must have exactly the targets {TARGET_NAMES} (and known extra "
+                             f"targets of a built benchmark); missing {missing}, unknown {extra}")
         labels: dict[str, FloatArray] = {}
-        for t in TARGET_NAMES:
+        for t in (*TARGET_NAMES, *(t for t in self.labels if t not in TARGETS)):
             y = np.asarray(self.labels[t], dtype=np.float64)
             if y.shape != (n,):
                 raise ValueError(f"Dataset.labels[{t!r}] must have shape ({n},), got {y.shape}")
@@ -354,8 +355,29 @@ def _genes_of(fname: str, arch: Mapping[str, Any]) -> IntArray:
         raise _BadRecord(_arch_reason(fname, exc)) from None
 
 
-def _parse_all(entries: list[tuple[str, str, bytes]], source: str, sha: str, skip_bad: bool) -> Dataset:
-    """Validate and stack records (sorted by record number); raise on or skip bad ones."""
+def _extra_value(rec: Any, path: tuple[str, ...], fname: str) -> float:
+    """The value of an extra (built benchmark's) target at ``path`` of a record; NaN when absent or null."""
+    node = rec
+    for key in path[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+        if node is None:
+            return math.nan
+    if not isinstance(node, dict):
+        raise _BadRecord(f"{fname}: field {'.'.join(path[:-1])}: expected an object, got {_show(node)}")
+    if path[-1] not in node:
+        return math.nan
+    return _number(node, path, fname, nullable=True)
+
+
+def _parse_all(
+    entries: list[tuple[str, str, bytes]],
+    source: str,
+    sha: str,
+    skip_bad: bool,
+    extra_targets: tuple[str, ...] = (),
+) -> Dataset:
+    """Validate and stack records (sorted by record number); raise on or skip bad ones. ``extra_targets``
+    (a built benchmark's own targets) are read from their record paths too."""
     seen: dict[str, str] = {}
     for fname, where, _ in entries:
         if fname in seen:
@@ -375,6 +397,8 @@ def _parse_all(entries: list[tuple[str, str, bytes]], source: str, sha: str, ski
     fast_archs: list[dict[str, Any]] = []
     fast_genes: list[list[Any]] = []
     fast_values: list[list[float | None]] = []
+    extra_paths = [get_target(t).record_path for t in extra_targets]
+    extra_table = np.full((n, len(extra_paths)), np.nan)
     for i, (fname, _, raw) in enumerate(entries):
         try:
             rec = json.loads(raw)
@@ -384,6 +408,12 @@ def _parse_all(entries: list[tuple[str, str, bytes]], source: str, sha: str, ski
         except RecursionError:
             bad[i] = f"{fname}: invalid JSON (nested too deeply)"
             continue
+        if extra_paths:
+            try:
+                extra_table[i] = [_extra_value(rec, p, fname) for p in extra_paths]
+            except _BadRecord as exc:
+                bad[i] = str(exc)
+                continue
         fast = _fast_record(rec)
         if fast is not None:
             fast_pos.append(i)
@@ -430,7 +460,10 @@ def _parse_all(entries: list[tuple[str, str, bytes]], source: str, sha: str, ski
     return Dataset(
         names=tuple(entries[i][0][:-5] for i in keep),
         X=X[keep],
-        labels={t: table[keep, c] for c, t in enumerate(TARGET_NAMES)},
+        labels={
+            **{t: table[keep, c] for c, t in enumerate(TARGET_NAMES)},
+            **{t: extra_table[keep, c] for c, t in enumerate(extra_targets)},
+        },
         macs=table[keep, _N_LABELS],
         params=table[keep, _N_LABELS + 1],
         source=source,
@@ -439,7 +472,9 @@ def _parse_all(entries: list[tuple[str, str, bytes]], source: str, sha: str, ski
     )
 
 
-def read_records(path: str | os.PathLike[str], *, skip_bad: bool = False) -> Dataset:
+def read_records(
+    path: str | os.PathLike[str], *, skip_bad: bool = False, targets: Iterable[str] = ()
+) -> Dataset:
     """Read and validate the records of a ``.tar.gz`` archive (in memory) or a directory (recursively;
     a directory holding an ``anb_dataset*.tar.gz`` archive means that archive).
 
@@ -447,6 +482,8 @@ def read_records(path: str | os.PathLike[str], *, skip_bad: bool = False) -> Dat
     by file name, each fed as ``len(name) | name | len(bytes) | bytes`` (lengths as 8-byte little-endian),
     so the same record files give the same hash wherever they lie.
     Raises :class:`DatasetError` for an unreadable archive or (unless ``skip_bad``) an invalid record.
+    ``targets``: more targets to read than the built-in ones (a built benchmark's devices, registered with
+    :func:`benchmark.targets.register_target`), each from its record path (absent = NaN).
     """
     p = Path(path).expanduser()
     if p.is_dir() and (found := find_data(p)) is not None and found.is_file():
@@ -457,4 +494,5 @@ def read_records(path: str | os.PathLike[str], *, skip_bad: bool = False) -> Dat
         entries, sha = _read_archive(p)
     else:
         raise DatasetNotFoundError(f"dataset path {str(p)!r} does not exist")
-    return _parse_all(entries, str(p), sha, skip_bad)
+    extra = tuple(t for t in targets if t not in TARGETS)
+    return _parse_all(entries, str(p), sha, skip_bad, extra)

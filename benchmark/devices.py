@@ -317,7 +317,13 @@ def measured_ranges(targets: Iterable[str]) -> dict[str, tuple[float, float]]:
 
 
 def normalization(target: str) -> tuple[float, float] | None:
-    """The stored ``(ideal, nadir)`` box of a user target (natural units), None when it has none."""
+    """The stored ``(ideal, nadir)`` box of a user target (natural units), None when it has none; a built
+    benchmark's device target has the box its metadata gives (:func:`benchmark.targets.registered_box`)."""
+    from benchmark.targets import registered_box
+
+    box = registered_box(target)
+    if box is not None:
+        return box
     dev = device_of_target(target)
     return None if dev is None else dev.normalization
 

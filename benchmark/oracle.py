@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from benchmark import built, space
 from benchmark import devices as user_devices
-from benchmark import space
 from benchmark._io import package_versions, pid_alive
 from benchmark._typing import FloatArray, IntArray
 from benchmark.api import TargetPrediction
+from benchmark.built import BuiltInfo
 from benchmark.coverage import TrainingCoverage
 from benchmark.errors import ConfigurationError
 from benchmark.macs import macs_params
@@ -58,10 +59,18 @@ class Benchmark:
     Construct with :func:`load_benchmark`; the constructor itself only wraps a fitted model.
     """
 
-    def __init__(self, model: SurrogateModel, dataset_sha256: str, cache_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        model: SurrogateModel,
+        dataset_sha256: str,
+        cache_path: Path | None = None,
+        built: BuiltInfo | None = None,
+    ) -> None:
         self.model = model
         self.dataset_sha256 = dataset_sha256
         self.cache_path = cache_path
+        #: the metadata of a built benchmark (``nasopt benchmark build``); None for the Accel-NASBench data
+        self.built = built
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -69,8 +78,11 @@ class Benchmark:
 
     @property
     def digest(self) -> str:
-        """Identifies data + surrogate configuration (provenance of every result)."""
-        return f"anb-{self.dataset_sha256[:16]}-{self.model.config.key()}"
+        """Identifies data + surrogate configuration (provenance of every result); a built benchmark's starts
+        with its name instead of ``anb``."""
+        b = getattr(self, "built", None)  # (a Benchmark made without __init__, as some tests do, has none)
+        prefix = "anb" if b is None else b.name
+        return f"{prefix}-{self.dataset_sha256[:16]}-{self.model.config.key()}"
 
     @property
     def dataset_digest(self) -> str:
@@ -123,6 +135,9 @@ class Benchmark:
         (``coverage.extrapolated(target, mean, std)``, ``coverage.distance(X)``).
         """
         names = self.targets if targets is None else check_targets(targets)
+        b = getattr(self, "built", None)
+        if b is not None:  # a built benchmark answers only the targets it has data for
+            b.check_targets(names)
         if noisy and not isinstance(rng, np.random.Generator):
             raise ValueError(
                 "noisy queries need rng=numpy.random.Generator(...) (e.g. np.random.default_rng(0))"
@@ -159,7 +174,11 @@ class Benchmark:
         return self.query(X, ["train_time"])["train_time"].mean
 
     def macs_params(self, X: ArrayLike) -> tuple[FloatArray, FloatArray]:
-        """Analytic MACs and parameters (millions), ``(n,)`` each."""
+        """Analytic MACs and parameters (millions), ``(n,)`` each (a built benchmark's: counted for its
+        skeleton, input resolution and class count)."""
+        b = getattr(self, "built", None)
+        if b is not None:
+            return macs_params(X, skeleton=b.skeleton, resolution=b.resolution, num_classes=b.num_classes)
         return macs_params(X)
 
 
@@ -221,7 +240,33 @@ def load_benchmark(
     if config_overrides:
         base = SurrogateConfig.from_json({**base.to_json(), **config_overrides})
     say: Callable[[str], None] = _print if verbose else (lambda _m: None)
-    source = resolve_dataset(dataset, download=download)
+    source = built.redirect(resolve_dataset(dataset, download=download))
+    info = built.read_info(source)  # a built benchmark (nasopt benchmark build): its own targets
+    own: tuple[str, ...] = ()
+    if info is None:
+        built.forget_boxes()
+    else:
+        built.register(info)
+        own = info.extra_targets
+        if base.targets == TARGET_NAMES:  # the default: every target the benchmark has
+            base = SurrogateConfig.from_json({**base.to_json(), "targets": list(info.target_names)})
+        else:
+            info.check_targets(base.targets)
+        if config is None and "additive_basis" not in config_overrides:
+            # hundreds of records, not thousands, and measurements of a shared machine: the non-negative
+            # physical basis (as for a user device) instead of one free weight per block configuration
+            base = SurrogateConfig.from_json(
+                {
+                    **base.to_json(),
+                    "additive_basis": "physical",
+                    "residual_params": {"base_score": 0.0, **base.residual_params},
+                }
+            )
+        if base.split == "default":
+            raise built.BuiltBenchmarkError(
+                f"the built benchmark {info.name!r} has no upstream default split; use split=all or "
+                f"split=random"
+            )
     # an archive's digest is the sha256 of its bytes: a cache hit needs no parsing of the records
     data = None
     if source.is_file():
@@ -233,7 +278,7 @@ def load_benchmark(
     excluded: dict[str, int] = {}
     if exclude is not None:
         if data is None:
-            data = read_records(source)
+            data = _read(source, info)
         ids = space.arch_id(data.X)
         drop = np.isin(ids, space.arch_id(exclude))
         if drop.all():
@@ -252,7 +297,7 @@ def load_benchmark(
             )
     extra_data = None
     if extra is not None:
-        extra_data = read_records(extra)
+        extra_data = read_records(extra, targets=own)
         if len(extra_data) == 0:
             raise DatasetError(f"--extra {extra} holds no result_N.json record")
         sha = hashlib.sha256(f"{sha} with {extra_data.sha256}".encode()).hexdigest()
@@ -265,12 +310,12 @@ def load_benchmark(
                 model = SurrogateModel.load(path)
                 with contextlib.suppress(OSError):  # "last used" of `nasopt bench cache list|prune`
                     os.utime(path)
-                return Benchmark(model, sha, path)
+                return Benchmark(model, sha, path, info)
             except SurrogateCacheError as exc:
                 problem = str(exc)
         say(f"cached surrogate at {path}: {problem}; refitting")
     if data is None:
-        data = read_records(source)
+        data = _read(source, info)
     t0 = time.perf_counter()
     rows = np.arange(len(data))
     score_X = score_labels = None
@@ -345,10 +390,23 @@ def load_benchmark(
             f"could not cache the fitted surrogate in {path.parent} ({exc.strerror or exc}); using it "
             f"uncached (it is fitted again next time): free space there, or set NASOPT_CACHE_DIR elsewhere"
         )
-        return Benchmark(model, sha, None)
+        return Benchmark(model, sha, None, info)
     if leftovers:
         say(f"removed {len(leftovers)} temporary folder(s) left in {root} by killed fits")
-    return Benchmark(model, sha, path)
+    return Benchmark(model, sha, path, info)
+
+
+def _read(source: Path, info: BuiltInfo | None) -> Any:
+    """The records of ``source`` (:func:`benchmark.dataset.read_records`); a built benchmark's are first
+    checked against the checksums of its metadata, and read with its own targets."""
+    from benchmark.dataset import _read_archive, read_records
+
+    if info is None:
+        return read_records(source)
+    entries, _ = _read_archive(source)
+    prefix = f"{source}:"
+    built.verify(info, [(where.removeprefix(prefix), raw) for _name, where, raw in entries])
+    return read_records(source, targets=info.extra_targets)
 
 
 def _check_cache(path: Path, sha: str, cfg: SurrogateConfig) -> str | None:

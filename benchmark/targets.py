@@ -81,6 +81,8 @@ TARGET_NAMES: tuple[str, ...] = tuple(TARGETS)
 #: targets of devices a user added (``nasopt device add``), registered at run time (:func:`register_target`)
 #: or found in the user's device store (:mod:`benchmark.devices`) on first use; never part of TARGET_NAMES
 USER_TARGETS: dict[str, Target] = {}
+#: normalisation boxes ``(ideal, nadir)`` of targets registered with one (a built benchmark's devices)
+REGISTERED_BOXES: dict[str, tuple[float, float]] = {}
 
 
 class UnknownTargetError(NasoptError, KeyError):
@@ -90,17 +92,26 @@ class UnknownTargetError(NasoptError, KeyError):
         return str(self.args[0])
 
 
-def register_target(target: Target) -> Target:
-    """Make a user device's target known in this process (a built-in name cannot be taken)."""
+def register_target(target: Target, box: tuple[float, float] | None = None) -> Target:
+    """Make a user device's target (or a built benchmark's, :mod:`benchmark.built`) known in this process (a
+    built-in name cannot be taken); ``box`` is its normalisation box ``(ideal, nadir)``, if it has one."""
     if target.name in TARGETS:
         raise UnknownTargetError(f"{target.name!r} is a built-in target; a user device needs another name")
     USER_TARGETS[target.name] = target
+    if box is not None:
+        REGISTERED_BOXES[target.name] = (float(box[0]), float(box[1]))
     return target
 
 
 def unregister_target(name: str) -> None:
     """Forget a user target in this process (after its device was removed)."""
     USER_TARGETS.pop(name, None)
+    REGISTERED_BOXES.pop(name, None)
+
+
+def registered_box(name: str) -> tuple[float, float] | None:
+    """The box a target was registered with (:func:`register_target`), else None."""
+    return REGISTERED_BOXES.get(name)
 
 
 def _lookup(name: str) -> Target | None:

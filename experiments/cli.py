@@ -1,7 +1,8 @@
 """The ``nasopt`` console command: ``nasopt bench|search|report|fronts ...``, dispatched to each command.
 
 It lives in the top layer (``experiments``) because it reaches every layer below it: ``benchmark.cli``,
-``experiments.search_app``, ``nasopt.report_cli``, ``nasopt.fronts_cli`` and ``nasopt.validation.cli``.
+``experiments.search_app``, ``nasopt.report_cli``, ``nasopt.fronts_cli``, ``nasopt.validation.cli`` and
+``nasopt.benchmark_build.cli``.
 ``python -m experiments.cli`` runs it too.
 """
 
@@ -23,6 +24,7 @@ commands:
   device   your own device: nasopt device add|list|show|remove|export|import|check NAME ...
   proxy    training proxies: nasopt proxy analyze --reference R --proxy P (or --upstream);
            nasopt proxy search --out DIR --data DIR [--method bo|grid] [--budget B] [--max-cost C]
+  benchmark build a benchmark of your own: nasopt benchmark build [SPEC.yaml] [key=value ...] | info ARCHIVE
 """
 
 
@@ -76,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         from nasopt.proxy.analyze import dispatch
 
         return dispatch(rest)
+    if command == "benchmark":
+        from nasopt.benchmark_build.cli import main as benchmark_main
+
+        return benchmark_main(rest)
     print(f"nasopt: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

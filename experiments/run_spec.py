@@ -151,6 +151,11 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any], run_dir: str | Path | No
         benchmark.errors.NasoptError: a one-line message naming the bad setting and its fix.
     """
     c = config_container(cfg)
+    bcfg = c["benchmark"]
+    bname = str(bcfg["name"])
+    bparams = dict(bcfg.get("params") or {})
+    # first: a built benchmark's data registers its own targets, which the problem may name
+    check_benchmark_params(bname, bparams)
     problem = problem_from_config(c["problem"])
     budget = Budget.parse(c["budget"])
 
@@ -177,11 +182,6 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any], run_dir: str | Path | No
         raise ConfigurationError(
             f"optimizer.batch_size must be a positive integer or null, got {plain(batch_size)}"
         )
-
-    bcfg = c["benchmark"]
-    bname = str(bcfg["name"])
-    bparams = dict(bcfg.get("params") or {})
-    check_benchmark_params(bname, bparams)
 
     seed = c["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:

@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike
 from benchmark import devices as user_devices
 from benchmark._typing import BoolArray, FloatArray, IntArray
 from benchmark.errors import NasoptError
-from benchmark.targets import TARGET_NAMES, UnknownTargetError, get_target
+from benchmark.targets import TARGET_NAMES, UnknownTargetError, get_target, registered_box
 from optimizers import indicators
 from optimizers.base import ProblemInfo
 
@@ -91,6 +91,9 @@ def _check_target(name: str, role: str) -> None:
 def normalization(target: str) -> tuple[float, float]:
     """The fixed ``(ideal, nadir)`` box of ``target`` (natural units): :data:`NORMALIZATION` for built-in
     targets, the box stored with the device (derived once from its measurements) for a user device's."""
+    built_box = registered_box(target)  # a built benchmark's own box (its accuracy too), when one is loaded
+    if built_box is not None:
+        return built_box
     if target in NORMALIZATION:
         return NORMALIZATION[target]
     box = user_devices.normalization(target)

@@ -580,6 +580,11 @@ def problem_info(
     from nasopt.problems import ProblemError, get_problem, problem_from_config
 
     pcfg = None if config is None else config.get("problem")
+    bcfg = None if config is None else config.get("benchmark")
+    if isinstance(bcfg, Mapping) and isinstance(bcfg.get("params"), Mapping):
+        from benchmark.built import register_setting
+
+        register_setting(bcfg["params"])  # a built benchmark's targets and boxes, which the problem may name
     custom_error: ProblemError | None = None
     if isinstance(pcfg, Mapping) and str(pcfg.get("name", name)) == name:
         try:

@@ -88,16 +88,23 @@ def main() -> None:
     dist = cov.distance(Xv)
     far = dist >= np.quantile(dist, 1 - args.tail)
     preds = bench.query(Xv, args.targets)
-    print(f"A. fit on train ({len(split.train)}), scored on val ({len(split.val)}); calibration before -> after")
+    print(
+        f"A. fit on train ({len(split.train)}), scored on val ({len(split.val)}); calibration before -> after"
+    )
     print(f"   val distance to nearest train architecture (genes): {np.bincount(dist).tolist()} (counts 0..)")
-    head = f"{'target':<18} {'all val':>15} {'edge val':>15} {'far val':>15} {'flagged':>8} {'mean outside':>12}"
+    head = (
+        f"{'target':<18} {'all val':>15} {'edge val':>15} {'far val':>15} {'flagged':>8} {'mean outside':>12}"
+    )
     print(head)
     for t in args.targets:
         y = data.labels[t][split.val]
         m, s = preds[t].mean, preds[t].std
         w = _widened(cov, t, m, s)
         edge = _tails(y, args.tail)
-        cells = [f"{_cal(y[r], m[r], s[r]):6.1%} -> {_cal(y[r], m[r], w[r]):5.1%}" for r in (slice(None), edge, far)]
+        cells = [
+            f"{_cal(y[r], m[r], s[r]):6.1%} -> {_cal(y[r], m[r], w[r]):5.1%}"
+            for r in (slice(None), edge, far)
+        ]
         flagged = int(cov.extrapolated(t, m, s).sum())
         outside = int((cov.excess(t, m) > 0).sum())
         print(f"{t:<18} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {flagged:>8} {outside:>12}")
@@ -137,8 +144,14 @@ def _extrapolation_test(data: Any, split: Any, targets: list[str], tail: float) 
     ks = np.round(np.arange(1.0, 4.01, 0.1), 2)
 
     def deviation(name: str, k: float) -> float:
-        return float(np.mean([abs(_cal(y, m, np.where(e > 0, k * s, s)) - _NORMAL) for y, m, s, e in (
-            parts[t][name] for t in targets)]))
+        return float(
+            np.mean(
+                [
+                    abs(_cal(y, m, np.where(e > 0, k * s, s)) - _NORMAL)
+                    for y, m, s, e in (parts[t][name] for t in targets)
+                ]
+            )
+        )
 
     k = float(ks[int(np.argmin([deviation("tune", k) for k in ks]))])
     print(f"   k (x std where the mean is outside the range) tuned on the train tails: {k:g}")
@@ -154,8 +167,11 @@ def _extrapolation_test(data: Any, split: Any, targets: list[str], tail: float) 
             f"{_cal(y, m, np.where(e > 0, k * s, s)):>7.1%}",
             flush=True,
         )
-    print(f"   mean |calibration - 68.3 %| on the test tails: none {deviation('test', 1.0):.1%}, x{k:g} "
-          f"{deviation('test', k):.1%}")
+    print(
+        f"   mean |calibration - 68.3 %| on the test tails: none {deviation('test', 1.0):.1%}, x{k:g} "
+        f"{deviation('test', k):.1%}"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -28,7 +28,13 @@ def run(out: Path) -> None:
     for problem in PROBLEMS:
         for optimizer, budget in BUDGETS.items():
             for seed in SEEDS:
-                r = nasopt.search(problem, optimizer, budget=budget, seed=seed, run_dir=out / problem / optimizer / f"seed{seed}")
+                r = nasopt.search(
+                    problem,
+                    optimizer,
+                    budget=budget,
+                    seed=seed,
+                    run_dir=out / problem / optimizer / f"seed{seed}",
+                )
                 print(problem, optimizer, seed, r.summary["hypervolume"], flush=True)
 
 

@@ -33,7 +33,9 @@ def main() -> None:
 
         bench = SyntheticBenchmark()
     print(f"{a.problem}, {a.evals} evaluations, seed {a.seed}, {type(bench).__name__}; simulated hours")
-    print(f"{'optimizer':<10}{'k':>4}{'sync':>10}{'async':>10}{'bound':>10}{'gain':>8}{'HV sync':>10}{'HV async':>10}")
+    print(
+        f"{'optimizer':<10}{'k':>4}{'sync':>10}{'async':>10}{'bound':>10}{'gain':>8}{'HV sync':>10}{'HV async':>10}"
+    )
     for opt in a.optimizers.split(","):
         for k in (int(w) for w in a.workers.split(",")):
             t = time.perf_counter()

@@ -36,7 +36,9 @@ SMALL = "e1k3l1- e1k3l1- e1k3l1- e1k3l1- e1k3l1- e1k3l1- e1k3l1-"
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--root", default=None, help="ImageNet-layout folder (default: Fashion-MNIST in a temp dir)")
+    ap.add_argument(
+        "--root", default=None, help="ImageNet-layout folder (default: Fashion-MNIST in a temp dir)"
+    )
     ap.add_argument("--scheme", default="smoke")
     ap.add_argument("--arch", default=SMALL)
     ap.add_argument("--workers", type=int, default=0)
@@ -53,7 +55,9 @@ def main() -> None:
     batch = args.batch or s.batch_size
     res = s.min_res
     dev = torch.device(args.device)
-    print(f"scheme {s.name}, batch {batch}, {res} px, device {dev}, threads {args.threads}, workers {args.workers}")
+    print(
+        f"scheme {s.name}, batch {batch}, {res} px, device {dev}, threads {args.threads}, workers {args.workers}"
+    )
 
     batches: list[tuple[torch.Tensor, torch.Tensor]] = []
     n_classes = 10
@@ -96,11 +100,22 @@ def main() -> None:
     else:
         g = torch.Generator().manual_seed(0)
         n_classes = 1000
-        batches = [(torch.randint(0, 256, (batch, 3, res, res), dtype=torch.uint8, generator=g),
-                    torch.randint(0, n_classes, (batch,), generator=g))] * args.steps
+        batches = [
+            (
+                torch.randint(0, 256, (batch, 3, res, res), dtype=torch.uint8, generator=g),
+                torch.randint(0, n_classes, (batch,), generator=g),
+            )
+        ] * args.steps
     torch.manual_seed(0)
-    model = build_model(genes_of(args.arch), n_classes, activation=s.activation, gate=s.gate,
-                        drop_path_rate=s.drop_path_rate, dropout=s.dropout, device=dev)
+    model = build_model(
+        genes_of(args.arch),
+        n_classes,
+        activation=s.activation,
+        gate=s.gate,
+        drop_path_rate=s.drop_path_rate,
+        dropout=s.dropout,
+        device=dev,
+    )
     channels_last = s.channels_last and dev.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -111,8 +126,17 @@ def main() -> None:
     warm = max(1, min(5, len(batches) // 4))
 
     def run(bs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        train_one_epoch(net, bs, opt, crit, lambda i: s.peak_lr * 0.1, device=dev, precision=s.precision,
-                        scaler=scaler, channels_last=channels_last)
+        train_one_epoch(
+            net,
+            bs,
+            opt,
+            crit,
+            lambda i: s.peak_lr * 0.1,
+            device=dev,
+            precision=s.precision,
+            scaler=scaler,
+            channels_last=channels_last,
+        )
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
@@ -121,7 +145,9 @@ def main() -> None:
     run(batches[warm:])
     dt = time.perf_counter() - t0
     n = (len(batches) - warm) * batch
-    print(f"model:  {n / dt:8.0f} img/s  ({len(batches) - warm} steps in {dt:.2f} s, after {warm} warm-up steps)")
+    print(
+        f"model:  {n / dt:8.0f} img/s  ({len(batches) - warm} steps in {dt:.2f} s, after {warm} warm-up steps)"
+    )
 
 
 if __name__ == "__main__":
