@@ -36,15 +36,14 @@ from typing import Any
 
 from omegaconf import MISSING, OmegaConf
 
+from nasopt.auto import AUTO  # the optimizer entry that picks one by the budget (the default)
+
 #: the package that holds ``search.yaml`` and the YAML groups (installed from ``conf/``)
 CONFIG_MODULE = "nasopt.conf"
 #: the primary config
 CONFIG_NAME = "search"
 #: config groups whose options a user picks with ``group=option``
 GROUPS = ("benchmark", "problem", "optimizer", "budget", "experiment")
-#: the ``optimizer`` entry that picks one by the budget (the default; see
-#: :func:`experiments.run_spec.choose_optimizer`)
-AUTO = "auto"
 
 
 class EvalMode(Enum):

@@ -19,10 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark import check_benchmark_params, make_benchmark
 from benchmark.errors import ConfigurationError, keyword_defaults, plain
-from experiments.config_schema import AUTO
+from nasopt.auto import AUTO, AUTO_BO_MAX_EVALS, choose_optimizer, stored_choice
 from nasopt.budget import Budget
 from nasopt.problems import Problem, problem_from_config
-from nasopt.rundir import CONFIG_FILE, Run, RunFormatError, config_get, read_config
+from nasopt.rundir import CONFIG_FILE, Run
 from nasopt.runner import Runner
 from optimizers import check_optimizer_params
 
@@ -71,42 +71,6 @@ class RunSpec:
     overwrite: bool = False
     workers: int | None = None
     choice: str | None = None
-
-
-#: ``optimizer=auto`` runs BO up to this many evaluations (README: "The default optimizer"), NSGA-II beyond
-AUTO_BO_MAX_EVALS = 5000
-
-
-def choose_optimizer(budget: Budget) -> tuple[str, str]:
-    """``(registry name, reason)`` of the optimizer ``optimizer=auto`` runs for ``budget``.
-
-    BO up to :data:`AUTO_BO_MAX_EVALS` evaluations: it leads every optimizer measured at 100, 300 and 1,500
-    evaluations, and since it does not know the budget, its first 1,500 evaluations of a longer run are the
-    1,500-evaluation run, which is ahead of NSGA-II's 5,000-evaluation median on acc_a100 (README: "The
-    default optimizer"); its scaled mode keeps an ask of 8 at 1.4-2 s CPU. Beyond that, or without an
-    evaluation limit, NSGA-II: no run compared them there, and BO's overhead keeps growing by that per batch.
-    """
-    n = budget.max_evals
-    if n is None:
-        return "nsga2", "the budget has no evaluation limit (budget.max_evals=null)"
-    if n <= AUTO_BO_MAX_EVALS:
-        return "bo", f"budget.max_evals={n} <= {AUTO_BO_MAX_EVALS}"
-    return "nsga2", f"budget.max_evals={n} > {AUTO_BO_MAX_EVALS}"
-
-
-def _stored_choice(run_dir: str | Path | None) -> str | None:
-    """The optimizer an ``optimizer=auto`` run in ``run_dir`` chose when it started (its ``config.yaml``), or
-    None (no such run there)."""
-    if run_dir is None or not (Path(run_dir) / CONFIG_FILE).is_file():
-        return None
-    try:
-        stored = read_config(Path(run_dir))
-    except RunFormatError:
-        return None
-    if config_get(stored, "optimizer.requested") != AUTO:
-        return None
-    name = config_get(stored, "optimizer.name")
-    return None if name is None else str(name)
 
 
 def config_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -163,7 +127,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any], run_dir: str | Path | No
     name = str(ocfg["name"])
     choice: str | None = None
     if name == AUTO:
-        stored = None if c.get("overwrite") else _stored_choice(run_dir)
+        stored = None if c.get("overwrite") else stored_choice(run_dir)
         if stored is not None:  # resume: what the run chose when it started, even if the rule changed
             name, why = stored, f"chosen when the run started ({Path(str(run_dir)) / CONFIG_FILE})"
         else:

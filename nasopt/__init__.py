@@ -1,6 +1,6 @@
 """nasopt: neural architecture search on the Accel-NASBench surrogate.
 
-``nasopt.search(problem="acc_a100", optimizer="nsga2", budget=1500, seed=0, run_dir=None, bench=None,
+``nasopt.search(problem="acc_a100", optimizer="auto", budget=1500, seed=0, run_dir=None, bench=None,
 **opt_params)`` runs one search (see :func:`nasopt.runner.search`); heavy modules are imported on first use.
 """
 

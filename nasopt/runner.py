@@ -52,6 +52,8 @@ from benchmark._io import package_versions
 from benchmark.api import Oracle, measured_ranges
 from benchmark.errors import ConfigurationError, keyword_defaults
 from nasopt.async_eval import PendingPool
+from nasopt.auto import AUTO
+from nasopt.auto import resolve as resolve_auto
 from nasopt.budget import Budget
 from nasopt.evaluation import Evaluation, Evaluator
 from nasopt.incumbents import ACCURACY, Incumbents
@@ -640,7 +642,7 @@ class Runner:
 
 def search(
     problem: str | Problem = "acc_a100",
-    optimizer: str | OptimizerFactory = "nsga2",
+    optimizer: str | OptimizerFactory = "auto",
     budget: Budget | int | Mapping[str, Any] = 1500,
     seed: int = 0,
     run_dir: str | Path | None = None,
@@ -658,6 +660,11 @@ def search(
 ) -> Run:
     """Run one search in a line: ``nasopt.search("acc_a100", "re", budget=500, seed=1)``.
 
+    ``optimizer="auto"`` (the default, as for ``nasopt search``) runs the optimizer measured best at the
+    budget (:func:`nasopt.auto.choose_optimizer`: BO up to 5,000 evaluations, NSGA-II beyond); the run's
+    ``config.yaml`` records ``optimizer.requested: auto`` and ``optimizer.choice``, and resuming it in
+    ``run_dir`` keeps what it chose.
+
     ``bench=None`` loads the surrogate (``benchmark.make_benchmark("surrogate")``); ``opt_params`` go to the
     optimizer; ``eval_mode="noisy"`` switches the problem to noisy observations. With ``run_dir`` the run is
     written there and resumable; without, it stays in memory. A ``run_dir`` holding an earlier run is
@@ -673,6 +680,9 @@ def search(
         from benchmark import make_benchmark
 
         bench = make_benchmark("surrogate")
+    choice: str | None = None
+    if isinstance(optimizer, str) and optimizer == AUTO:
+        optimizer, choice = resolve_auto(Budget.parse(budget), run_dir, overwrite)
     runner = Runner(
         prob,
         optimizer,
@@ -689,6 +699,10 @@ def search(
         from_trials=from_trials,
         workers=workers,
     )
+    if choice is not None:
+        config = runner.default_config()
+        config["optimizer"] = {**config["optimizer"], "requested": AUTO, "choice": choice}
+        runner.config = config
     return runner.run()
 
 

@@ -23,6 +23,7 @@ OPTIMIZERS: dict[str, str] = {
     "nsga2": "optimizers.nsga2:NSGA2",
     "reinforce": "optimizers.reinforce:Reinforce",
     "bo": "optimizers.bo:BayesianOptimization",
+    "bo_nsga2": "optimizers.hybrid:BOThenNSGA2",
     # peers (for comparisons): Optuna's samplers (optional extra "peers") and pymoo's MOEAs
     "optuna_tpe": "optimizers.optuna_peers:OptunaTPE",
     "optuna_nsga2": "optimizers.optuna_peers:OptunaNSGA2",

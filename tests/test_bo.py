@@ -471,3 +471,43 @@ def test_a_run_directory_checkpointed_before_the_scaled_mode_resumes(tmp_path: P
     resumed = runner(run_dir).run()
     assert resumed.finished and len(resumed.trials) == 24
     pd.testing.assert_frame_equal(resumed.comparable_trials(), runner(None).run().comparable_trials())
+
+
+@pytest.mark.parametrize("problem_name", ["acc", "acc_a100", "acc_a100_zcu102"])
+def test_marginal_screening_gives_the_joint_models_acquisition_values(problem_name: str) -> None:
+    """The screening acquisition's one-pass marginal posterior (q = 1) scores a pool exactly as the
+    wrapped ModelListGP's per-candidate joint posterior does -- with the feasibility GP, 1-3 objectives."""
+    from optimizers.bo.acquisition import make_acquisition
+    from optimizers.bo.candidates import score
+    from optimizers.bo.models import MarginalPosteriorModel
+
+    opt = build(problem_name, seed=3)
+    info = opt.problem
+    X = space.sample(60, np.random.default_rng(4))
+    F = evaluate(BENCH, info, X)
+    fe = np.arange(60) % 3 != 0  # a third infeasible: the feasibility GP is the last output
+    opt.tell(X, F, fe)
+    Xh, Fh, feh = opt._history()
+    ok = ~np.isnan(Fh).any(axis=1)
+    outcomes = opt.outcomes.for_data(Fh[ok])
+    model, feas_index, X_base = opt._build_model(Xh, Fh, feh, ok, outcomes)
+    assert feas_index == info.n_obj
+    Y = torch.from_numpy(-info.normalize(Fh[ok & feh])).to(torch.float64)
+    kw: dict[str, Any] = {
+        "feasibility_index": feas_index, "mc_samples": 8, "screen_samples": 8, "seed": 11, "eta": 0.01,
+        "margin": 0.5, "with_final": False,
+    }
+    base = encode(X_base, "ordinal")
+    marginal, _ = make_acquisition(model, outcomes, base, Y, info.ref_point, **kw)
+    assert isinstance(marginal.model, MarginalPosteriorModel)
+    pool = space.sample(300, np.random.default_rng(5))
+    enc = lambda Z: encode(Z, "ordinal")  # noqa: E731
+    fast = score(marginal, pool, enc, 64)
+    marginal.model = model  # the same acquisition on the wrapped model: every candidate's joint posterior
+    slow = score(marginal, pool, enc, 64)
+    assert np.isfinite(fast).all() and np.unique(fast).size > 100
+    np.testing.assert_allclose(fast, slow, rtol=1e-7, atol=1e-9)
+    # q > 1 batches go to the wrapped model unchanged
+    pair = encode(pool[:2], "ordinal").unsqueeze(0)
+    wrapped = MarginalPosteriorModel(model).posterior(pair)
+    torch.testing.assert_close(wrapped.mean, model.posterior(pair).mean)

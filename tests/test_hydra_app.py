@@ -67,7 +67,7 @@ def test_all_groups_have_their_options() -> None:
     peers = {"optuna_tpe", "optuna_nsga2", "optuna_gp", "optuna_random"} | {
         f"pymoo_{n}" for n in ("agemoea2", "moead", "smsemoa", "spea2", "ga")
     }
-    assert set(_options("optimizer")) == {"auto", "rs", "re", "nsga2", "reinforce", "bo"} | peers
+    assert set(_options("optimizer")) == {"auto", "rs", "re", "nsga2", "reinforce", "bo", "bo_nsga2"} | peers
     assert set(_options("benchmark")) == {"surrogate", "synthetic"}
     assert set(_options("problem")) == set(PROBLEMS)
     assert {"paper_biobjective", "smoke"} <= set(_options("experiment"))
@@ -236,9 +236,9 @@ def test_run_from_config_equals_python_api(hydra_ctx: None, tmp_path: Path) -> N
     [
         (
             ["optimizer=foo"],
-            "unknown optimizer 'foo'; available: auto, bo, nsga2, optuna_gp, optuna_nsga2, optuna_random, "
-            "optuna_tpe, pymoo_agemoea2, pymoo_ga, pymoo_moead, pymoo_smsemoa, pymoo_spea2, re, "
-            "reinforce, rs",
+            "unknown optimizer 'foo'; available: auto, bo, bo_nsga2, nsga2, optuna_gp, optuna_nsga2, "
+            "optuna_random, optuna_tpe, pymoo_agemoea2, pymoo_ga, pymoo_moead, pymoo_smsemoa, pymoo_spea2, "
+            "re, reinforce, rs",
         ),
         (["problem=acc_h100"], "unknown problem 'acc_h100'"),
         (["-m", "optimizer=rs,fooo"], "unknown optimizer 'fooo'"),

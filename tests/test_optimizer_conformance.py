@@ -56,6 +56,17 @@ class TestBayesianOptimization(OptimizerConformance):
     progress_evals = 60
 
 
+class TestBOThenNSGA2(OptimizerConformance):
+    """BO-seeded NSGA-II: the suite's batches cross the switch (after 24 evaluations)."""
+
+    optimizer = "bo_nsga2"
+    params: ClassVar[dict[str, Any]] = {
+        "switch_at": 24,
+        "bo": TestBayesianOptimization.params,
+        "population_size": 12,
+    }
+
+
 # --- peers (optimizers/optuna_peers.py, optimizers/pymoo_peers.py) ---------------------------------------
 @needs_optuna
 class TestOptunaTPE(OptimizerConformance):

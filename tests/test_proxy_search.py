@@ -172,7 +172,8 @@ def _fake_record(job: dict[str, Any], top1: float, seconds: float) -> None:
     from nasopt.validation.train.schemes import TrainScheme
 
     scheme = TrainScheme(**{**job["scheme"], "rrc_scale": tuple(job["scheme"]["rrc_scale"])})
-    rid = run_id(genes_of(job["arch"]), scheme, job["seed"], as_skeleton(job["skeleton"]))
+    fraction = float(job["data"].get("train_fraction", 1.0))
+    rid = run_id(genes_of(job["arch"]), scheme, job["seed"], as_skeleton(job["skeleton"]), fraction)
     d = Path(job["out_dir"]) / rid
     d.mkdir(parents=True)
     (d / record_file(rid)).write_text(json.dumps({"metrics": {"val_top1": top1, "train_time": seconds}}))

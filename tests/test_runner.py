@@ -562,3 +562,31 @@ def test_checkpoint_swap_survives_a_crash_between_renames(tmp_path: Path) -> Non
     loaded = load_checkpoint(d)
     assert loaded is not None and loaded[0]["k"] == 2
     assert not (tmp_path / "checkpoint.old").exists() and not (tmp_path / "checkpoint.tmp").exists()
+
+
+def test_python_search_defaults_to_auto_and_a_resume_keeps_its_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``nasopt.search`` without an optimizer runs what ``nasopt search`` runs (``auto``): BO for an
+    evaluation budget, NSGA-II for a simulated-time-only one; the choice is in config.yaml and a resume
+    keeps it even after the rule changed."""
+    import nasopt.auto as auto_mod
+    from nasopt.rundir import read_config
+
+    bench = SyntheticBenchmark()
+    d = tmp_path / "auto"
+    tiny = {"n_init": 8, "q": 8, "n_random": 20, "fit_maxiter": 5}
+    run = nasopt.search("acc_a100", budget=16, bench=bench, run_dir=d, **tiny)
+    assert run.optimizer == "bo" and len(run.trials) == 16
+    opt = read_config(d)["optimizer"]
+    assert opt["name"] == "bo" and opt["requested"] == "auto"
+    assert opt["choice"] == "auto -> bo, because budget.max_evals=16 <= 5000"
+
+    timed = nasopt.search("acc_a100", budget={"max_sim_time_s": 3e5}, bench=bench, seed=1)
+    assert timed.optimizer == "nsga2"
+
+    monkeypatch.setattr(auto_mod, "choose_optimizer", lambda budget: ("rs", "a newer rule"))
+    again = nasopt.search("acc_a100", budget=16, bench=bench, run_dir=d, **tiny)
+    assert again.optimizer == "bo"  # the finished run, as it was
+    fresh = nasopt.search("acc_a100", budget=16, bench=bench, seed=2)
+    assert fresh.optimizer == "rs"

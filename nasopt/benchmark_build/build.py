@@ -124,7 +124,7 @@ def run_id_of(spec: BenchmarkSpec, genes: IntArray, seed: int) -> str:
     """The training run id of ``genes`` and ``seed`` (:func:`nasopt.validation.train.run.run_id`)."""
     from nasopt.validation.train.run import run_id
 
-    return run_id(genes, spec.train_scheme(), seed, spec.skeleton_obj())
+    return run_id(genes, spec.train_scheme(), seed, spec.skeleton_obj(), spec.effective_train_fraction())
 
 
 def record_name(rid: str) -> str:

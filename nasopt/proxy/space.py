@@ -114,6 +114,8 @@ class ProxySettings:
                 "ramp_end": end,
                 "lr_peak_epoch": self.lr_peak * self.epochs,
                 "top1_best_of_last": min(reference.top1_best_of_last, self.epochs),
+                # a proxy's record reads only its last epochs: validating earlier ones is cost for nothing
+                "validate_last": min(reference.top1_best_of_last, self.epochs),
             }
         )
 
@@ -137,7 +139,9 @@ def nominal_cost(
     """A-priori cost of a proxy as a fraction of the reference's. Per epoch: training pixels (images x
     resolution²) with weight ``1 - step_share``, optimizer steps (images / batch) with weight
     ``step_share`` (the per-step overhead that dominates small networks on CPU), both relative to a
-    reference epoch, plus a validation pass costing ``val_share`` of a reference epoch."""
+    reference epoch, plus a validation pass costing ``val_share`` of a reference epoch (charged for every
+    epoch, though a proxy validates only the epochs its record reads: the measured cost, which is what a
+    search is charged, is lower by those passes)."""
     ref_px = reference.train_fraction * float(np.mean(np.square(reference.resolutions())))
     ref_steps = reference.train_fraction / reference.batch_size
 

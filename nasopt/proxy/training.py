@@ -28,7 +28,8 @@ def job_record(job: Mapping[str, Any]) -> dict[str, Any] | None:
     from nasopt.validation.train.schemes import TrainScheme
 
     scheme = TrainScheme(**{**job["scheme"], "rrc_scale": tuple(job["scheme"]["rrc_scale"])})
-    rid = run_id(genes_of(job["arch"]), scheme, job["seed"], as_skeleton(job["skeleton"]))
+    fraction = float((job.get("data") or {}).get("train_fraction", 1.0))
+    rid = run_id(genes_of(job["arch"]), scheme, job["seed"], as_skeleton(job["skeleton"]), fraction)
     return _read_json(Path(job["out_dir"]) / rid / record_file(rid))
 
 

@@ -27,12 +27,13 @@ from botorch.acquisition.multi_objective.logei import (
 from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.acquisition.objective import GenericMCObjective
+from botorch.models import ModelListGP
 from botorch.models.model import Model
 from botorch.sampling.normal import SobolQMCNormalSampler
 from botorch.utils.multi_objective.box_decompositions.non_dominated import FastNondominatedPartitioning
 
 from benchmark._typing import FloatArray
-from optimizers.bo.models import DTYPE
+from optimizers.bo.models import DTYPE, MarginalPosteriorModel
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,8 @@ def make_acquisition(
         with_final: build ``final`` (its construction partitions the baseline's front per MC sample; not
             needed when the batch is picked by :func:`make_parego_factory` acquisitions).
     """
+    # screening scores candidates one at a time (q = 1): one marginal pass per chunk, same values
+    screen_model = MarginalPosteriorModel(model) if isinstance(model, ModelListGP) else model
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
     screen_sampler = SobolQMCNormalSampler(sample_shape=torch.Size([screen_samples]), seed=seed + 1)
     constraints: list[Callable[[torch.Tensor], torch.Tensor]] | None = None
@@ -156,7 +159,7 @@ def make_acquisition(
 
         objective = GenericMCObjective(single)
         screen = qLogExpectedImprovement(
-            model=model,
+            model=screen_model,
             best_f=float(Y_incumbent[:, 0].max()),
             sampler=screen_sampler,
             objective=objective,
@@ -181,7 +184,7 @@ def make_acquisition(
     ref = torch.tensor([-float(r) for r in ref_point], dtype=DTYPE)
     mo_objective = GenericMCMultiOutputObjective(multi)
     screen_mo = qLogExpectedHypervolumeImprovement(
-        model=model,
+        model=screen_model,
         ref_point=ref.tolist(),
         partitioning=FastNondominatedPartitioning(ref_point=ref, Y=Y_incumbent.to(DTYPE)),  # type: ignore[arg-type]
         sampler=screen_sampler,

@@ -28,9 +28,13 @@ import torch
 from botorch.exceptions import ModelFittingError
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
+from botorch.models.model import Model
 from botorch.models.transforms.outcome import Standardize
+from botorch.posteriors.gpytorch import GPyTorchPosterior
 from gpytorch.constraints import GreaterThan
+from gpytorch.distributions import MultitaskMultivariateNormal, MultivariateNormal
 from gpytorch.mlls import ExactMarginalLogLikelihood, SumMarginalLogLikelihood
+from linear_operator.operators import DiagLinearOperator
 from linear_operator.utils.errors import NotPSDError
 
 from benchmark import space
@@ -199,3 +203,61 @@ def fit_model_list(
         gp.eval()
         models.append(gp)
     return ModelListGP(*models), [gp_params(m) for m in models]
+
+
+class MarginalPosteriorModel(Model):
+    """A ``ModelListGP`` of independent single-output GPs that answers the ``q = 1`` posterior of a
+    candidate batch ``X (b, 1, d_enc)`` with one marginal pass over ``(b, d_enc)``.
+
+    With one point per batch element, the joint posterior of independent outputs *is* the product of
+    their marginals, so acquisition values equal the wrapped model's
+    (``tests/optimizers/test_bo_marginal.py`` checks this).
+
+    The wrapped model's batched path is slower: for each of the ``b`` candidates it builds the joint
+    train+test kernel, ``(n + 1)^2`` entries. Screening a pool of thousands of candidates then spends
+    most of an ask evaluating kernels (``experiments/perf/bo_speed.py``).
+
+    Any other shape (``q > 1``, or pending points appended) goes to the wrapped model unchanged.
+    """
+
+    def __init__(self, model: ModelListGP) -> None:
+        super().__init__()
+        self.inner = model
+
+    @property
+    def num_outputs(self) -> int:
+        return int(self.inner.num_outputs)
+
+    def posterior(
+        self,
+        X: torch.Tensor,
+        output_indices: list[int] | None = None,
+        observation_noise: bool | torch.Tensor = False,
+        posterior_transform: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        if (
+            X.dim() < 3
+            or X.shape[-2] != 1
+            or output_indices is not None
+            or posterior_transform is not None
+            or not isinstance(observation_noise, bool)
+        ):
+            return self.inner.posterior(
+                X,
+                output_indices=output_indices,
+                observation_noise=observation_noise,
+                posterior_transform=posterior_transform,
+                **kwargs,
+            )
+        batch = X.shape[:-2]
+        flat = X.reshape(-1, X.shape[-1])
+        mvns = []
+        models: list[Any] = list(self.inner.models)
+        for sub in models:
+            post = sub.posterior(flat, observation_noise=observation_noise)
+            mean = post.mean.reshape(*batch, 1)
+            var = post.variance.reshape(*batch, 1)
+            mvns.append(MultivariateNormal(mean, DiagLinearOperator(var)))
+        dist = mvns[0] if len(mvns) == 1 else MultitaskMultivariateNormal.from_independent_mvns(mvns=mvns)
+        return GPyTorchPosterior(distribution=dist)

@@ -306,7 +306,13 @@ def test_run_directory_and_record_read_back(fashion_folder: Path, tmp_path: Path
     assert r.record_path.read_bytes() == before
     runs[1].record_path.unlink()  # an unfinished run: resumed only with its own settings
     with pytest.raises(RunExistsError, match="data differ"):
-        train(SMALL, s, {"root": str(fashion_folder), "train_fraction": 0.5}, tmp_path, seed=1, device="cpu")
+        train(SMALL, s, {"root": str(fashion_folder), "val_batch": 7}, tmp_path, seed=1, device="cpu")
+    # a share of the training set is part of the run id: such a run never meets the full one's directory
+    from nasopt.validation.train.run import run_id
+
+    half = run_id(genes, s, 1, train_fraction=0.5)
+    assert half.endswith("-f0.5-s1") and half != runs[1].run_dir.name
+    assert run_id(genes, s, 1, train_fraction=1.0) == runs[1].run_dir.name
     again = train(SMALL, s, fashion_folder, tmp_path, device="cpu", overwrite=True)
     assert again.record["metrics"]["val_top1"] == pytest.approx(r.record["metrics"]["val_top1"])
 
@@ -436,3 +442,19 @@ def test_checkpoint_of_another_world_size_is_refused(fashion_folder: Path, tmp_p
     path.write_bytes(b"truncated")
     with pytest.raises(ckpt.CheckpointError, match="unreadable"):
         train(SMALL, s, fashion_folder, tmp_path, device="cpu")
+
+
+def test_validate_last_skips_the_earlier_validation_passes(fashion_folder: Path, tmp_path: Path) -> None:
+    """``validate_last=1``: only the last epoch is validated (the record's top-1 is that epoch's); earlier
+    log rows have NaN val_*; a scheme without it keeps its fingerprint; too few validated epochs for the
+    record is refused."""
+    s = get_scheme("smoke", epochs=2, validate_last=1, top1_best_of_last=1)
+    assert s.validates(1) and not s.validates(0)
+    result = train(SMALL, s, fashion_folder, tmp_path, device="cpu")
+    log = read_log(result.run_dir)
+    assert math.isnan(log[0]["val_top1"]) and math.isfinite(log[1]["val_top1"])
+    assert result.record["metrics"]["val_top1"] == pytest.approx(log[1]["val_top1"])
+    assert "validate_last" not in get_scheme("smoke").to_dict()
+    assert s.fingerprint() != get_scheme("smoke", epochs=2, top1_best_of_last=1).fingerprint()
+    with pytest.raises(ConfigurationError, match="validate_last"):
+        get_scheme("smoke", epochs=3, validate_last=1, top1_best_of_last=2)

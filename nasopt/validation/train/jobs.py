@@ -108,7 +108,8 @@ class TrainJob:
             train,
         )
 
-        rid = run_id(genes_of(arch), self.scheme, self.seed, as_skeleton(self.skeleton))
+        fraction = float(dict(self.data).get("train_fraction", 1.0))
+        rid = run_id(genes_of(arch), self.scheme, self.seed, as_skeleton(self.skeleton), fraction)
         done = Path(self.out_dir) / rid / record_file(rid)
         if done.is_file() and not self.overwrite:  # finished before (a re-run, a late requeue): its result
             return _summary(arch, done.parent, done, json.loads(done.read_text()))

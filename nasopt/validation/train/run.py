@@ -106,12 +106,18 @@ def genes_of(arch: Any) -> np.ndarray:
 
 
 def run_id(
-    genes: np.ndarray, scheme: TrainScheme, seed: int, skeleton: geometry.Skeleton = geometry.MNASNET
+    genes: np.ndarray,
+    scheme: TrainScheme,
+    seed: int,
+    skeleton: geometry.Skeleton = geometry.MNASNET,
+    train_fraction: float = 1.0,
 ) -> str:
     """``a<arch id>-<scheme name>-<8 hex fingerprint>-s<seed>``; another skeleton than the dataset's adds
-    ``-k<8 hex of its settings>`` before the seed."""
+    ``-k<8 hex of its settings>`` and a share of the training set below 1 adds ``-f<fraction>`` (``-f0.25``)
+    before the seed, so runs that differ in either never share a directory."""
     sk = "" if skeleton == geometry.MNASNET else f"-k{skeleton.digest()[:8]}"
-    return f"a{int(space.arch_id(genes)[0])}-{scheme.name}-{scheme.fingerprint()}{sk}-s{seed}"
+    frac = "" if float(train_fraction) >= 1.0 else f"-f{float(train_fraction):.6g}"
+    return f"a{int(space.arch_id(genes)[0])}-{scheme.name}-{scheme.fingerprint()}{sk}{frac}-s{seed}"
 
 
 def as_skeleton(skeleton: geometry.Skeleton | Mapping[str, Any] | float | None) -> geometry.Skeleton:
@@ -300,7 +306,7 @@ def _train(
     verbose: bool,
     skeleton: geometry.Skeleton,
 ) -> TrainResult:
-    rid = run_id(genes, s, seed, skeleton)
+    rid = run_id(genes, s, seed, skeleton, dc.train_fraction)
     run_dir = out_dir / rid
     config = {
         "format": FORMAT,
@@ -504,16 +510,19 @@ def _train(
                 )
             t0 = time.perf_counter()
             eval_model = ema.module if ema is not None else net
-            val_meter = evaluate(
-                eval_model,
-                source.val(s.val_res, dc.val_batch),
-                eval_criterion,
-                device=dev,
-                precision=s.precision,
-                channels_last=channels_last,
-            )
             tr = Meter.from_tensor(D.all_sum(meter.as_tensor().to(dev), d).cpu())
-            va = Meter.from_tensor(D.all_sum(val_meter.as_tensor().to(dev), d).cpu())
+            if s.validates(epoch):
+                val_meter = evaluate(
+                    eval_model,
+                    source.val(s.val_res, dc.val_batch),
+                    eval_criterion,
+                    device=dev,
+                    precision=s.precision,
+                    channels_last=channels_last,
+                )
+                va = Meter.from_tensor(D.all_sum(val_meter.as_tensor().to(dev), d).cpu())
+            else:  # scheme.validate_last: not an epoch the record reads
+                va = Meter()
             train_time += time.perf_counter() - t0
             epoch_time += time.perf_counter() - t0
             row = {

@@ -78,6 +78,9 @@ class TrainScheme:
     # evaluation and checkpoints
     top1_best_of_last: int = 3
     checkpoint_every_steps: int = 500
+    #: validate only the last this many epochs (None = every epoch); at least ``top1_best_of_last``. Saves a
+    #: validation pass per earlier epoch, which matters for short proxies; their log rows have NaN val_*
+    validate_last: int | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, want: str) -> ConfigurationError:
@@ -134,6 +137,11 @@ class TrainScheme:
         if len(scale) != 2 or not 0.0 < scale[0] <= scale[1] <= 1.0:
             raise bad("rrc_scale", "two numbers 0 < lo <= hi <= 1")
         object.__setattr__(self, "rrc_scale", scale)
+        if self.validate_last is not None:
+            v = self.validate_last
+            if isinstance(v, bool) or not isinstance(v, int) or v < self.top1_best_of_last:
+                want = f"null or an integer >= top1_best_of_last ({self.top1_best_of_last})"
+                raise bad("validate_last", want)
         if self.ema_decay is not None and not 0.0 < float(self.ema_decay) < 1.0:
             raise bad("ema_decay", "null or in (0, 1)")
         if not 0.0 <= self.random_erasing <= 1.0:
@@ -183,10 +191,17 @@ class TrainScheme:
 
     # ------------------------------------------------------------------------------------------- identity
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON values of every field."""
+        """Plain JSON values of every field (``validate_last`` only when set, so schemes that validate every
+        epoch keep the fingerprints they had before the field existed)."""
         d = dataclasses.asdict(self)
         d["rrc_scale"] = list(self.rrc_scale)
+        if d["validate_last"] is None:
+            del d["validate_last"]
         return d
+
+    def validates(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (0-based) ends with a validation pass."""
+        return self.validate_last is None or epoch >= self.epochs - self.validate_last
 
     def fingerprint(self) -> str:
         """8 hex digits of the sha256 of the settings (the name included): part of the run id."""
