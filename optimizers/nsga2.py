@@ -127,6 +127,11 @@ class NSGA2(Optimizer):
         self._algo: PymooNSGA2 | None = None  # built on first use (pymoo may print on construction)
         self._reset_generation()
         self._pending: IntArray = np.zeros((0, space.N_GENES), dtype=np.int64)
+        self._setup()
+
+    def _setup(self) -> None:
+        """Hook for subclasses (the pymoo peers' replay log), called at the end of ``__init__``; builds
+        nothing heavy (constructors have no side effects)."""
 
     # --- pymoo plumbing ---------------------------------------------------------------------------------
     def _pymoo_problem(self) -> ArchitectureProblem:

@@ -66,25 +66,9 @@ class PymooPeer(NSGA2):
 
     name = "pymoo"
 
-    def __init__(
-        self,
-        problem: ProblemInfo,
-        rng: np.random.Generator,
-        *,
-        population_size: int = 50,
-        n_offsprings: int | None = None,
-        crossover_prob: float = 0.9,
-        mutation_prob: float = 1.0 / space.N_GENES,
-    ) -> None:
-        super().__init__(
-            problem,
-            rng,
-            population_size=population_size,
-            n_offsprings=n_offsprings,
-            crossover_prob=crossover_prob,
-            mutation_prob=mutation_prob,
-        )
-        self._log = ReplayLog(problem.n_obj, versions={"pymoo": pymoo.__version__})
+    def _setup(self) -> None:
+        """The replay log of every ask and tell (the snapshot, see the module docstring)."""
+        self._log = ReplayLog(self.problem.n_obj, versions={"pymoo": pymoo.__version__})
 
     def _operators(self) -> dict[str, Any]:
         """Sampling, crossover and mutation for integer genes, and duplicate elimination."""
@@ -124,7 +108,7 @@ class PymooPeer(NSGA2):
         self._algo = None
         self._reset_generation()
         self._pending = np.zeros((0, space.N_GENES), dtype=np.int64)
-        self._log = ReplayLog(self.problem.n_obj, versions={"pymoo": pymoo.__version__})
+        self._setup()
         self._log.replay(type(self).__name__, state, self.rng, self.ask, self.tell)
 
 
