@@ -3,6 +3,7 @@ observation, and a state saved on either side of the switch continues exactly.""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,13 @@ TINY_BO: dict[str, Any] = {
     "greedy_pool": 4, "mc_samples": 4, "screen_samples": 2, "max_baseline": 4, "fit_maxiter": 10,
 }
 SWITCH = 24
+
+
+class TinyHybrid(BOThenNSGA2):
+    """The registered optimizer with tiny BO settings (for the runner's SIGKILL test)."""
+
+    def __init__(self, problem: Any, rng: np.random.Generator) -> None:
+        super().__init__(problem, rng, switch_at=48, bo={**TINY_BO, "q": 6}, population_size=12)
 
 
 def hybrid(seed: int = 0, problem: str = "acc_a100", **extra: Any) -> BOThenNSGA2:
@@ -93,3 +101,25 @@ def test_bad_settings_name_the_setting() -> None:
         BOThenNSGA2(info, np.random.default_rng(0), population_size=1)
     with pytest.raises(ConfigurationError, match="mapping"):
         BOThenNSGA2(info, np.random.default_rng(0), bo=[1, 2])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("after_checkpoints", [1, 12])  # killed in the BO phase, and in NSGA-II's
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path, after_checkpoints: int) -> None:
+    """A real process running the hybrid through the runner, SIGKILLed, then resumed: the trial table equals
+    an uninterrupted run's (tests/test_resume.py's child process and comparison)."""
+    import signal
+
+    import test_resume as tr
+
+    run_dir = tmp_path / "run"
+    proc = tr._spawn(run_dir, "bo_nsga2_tiny", sleep=0.05)
+    tr._wait_for_checkpoint(proc, run_dir)
+    seen = 0
+    while seen < after_checkpoints * 6 and proc.poll() is None:
+        n = tr._saved_evals(run_dir)
+        seen = n if n is not None else seen
+        time.sleep(0.01)
+    rc, _, _ = tr._kill(proc)
+    assert rc == -signal.SIGKILL
+    assert tr._saved_evals(run_dir) is not None
+    tr._resume_and_compare(run_dir, "bo_nsga2_tiny")

@@ -38,6 +38,10 @@ def _optimizer(name: str) -> Any:
         from test_runner import ToyEvolution  # the in-test optimizer (tests/ is on sys.path)
 
         return ToyEvolution
+    if name == "bo_nsga2_tiny":  # BO-seeded NSGA-II with tiny BO settings, switching after 48 evaluations
+        from test_hybrid import TinyHybrid
+
+        return TinyHybrid
     return name
 
 
