@@ -23,6 +23,7 @@ must be able to import them (the same installed nasopt). The engines' packages a
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 import time
@@ -391,22 +392,50 @@ def run_jobs(
     args: Sequence[Sequence[Any]],
     max_parallel: int | None = None,
     poll_s: float = 0.05,
+    stop: Any = None,
 ) -> list[Outcome]:
     """Run ``fn(*a)`` for every ``a`` of ``args`` on a started ``engine`` and wait for all; a failed job
     does not stop the others. Local engines keep at most ``max_parallel`` jobs running (None: all at once;
-    a SLURM array is throttled by ``array_parallelism``). Returns one :class:`Outcome` per job, in order."""
+    a SLURM array is throttled by ``array_parallelism``). Returns one :class:`Outcome` per job, in order.
+
+    ``stop`` (a :class:`nasopt.signals.StopFlag`, e.g. raised by SIGINT/SIGTERM): once its ``reason`` is
+    set, every submitted job that has not ended is cancelled and no further job is submitted; those jobs'
+    outcomes say ``cancelled`` (so a stopped caller leaves nothing running behind it)."""
     n = len(args)
     outcomes: list[Outcome | None] = [None] * n
-    if engine.kind == "slurm" or max_parallel is None or max_parallel >= n:
-        handles = engine.submit_array(fn, args)
-        for i, h in enumerate(handles):
-            outcomes[i] = _outcome(h)
-        return [o for o in outcomes if o is not None]
-    pending = iter(range(n))
     running: dict[int, JobHandle] = {}
 
+    def stopped() -> bool:
+        return stop is not None and getattr(stop, "reason", None) is not None
+
+    def cancel_all() -> None:
+        reason = getattr(stop, "reason", None)
+        for i, h in running.items():
+            with contextlib.suppress(Exception):
+                h.cancel()
+            outcomes[i] = Outcome(error=f"cancelled ({reason})")
+        running.clear()
+        for i in range(n):
+            if outcomes[i] is None:
+                outcomes[i] = Outcome(error=f"cancelled ({reason}) before it was submitted")
+
+    if engine.kind == "slurm" or max_parallel is None or max_parallel >= n:
+        running.update(enumerate(engine.submit_array(fn, args)))
+        wait_s = max(poll_s, 2.0) if engine.kind == "slurm" else poll_s  # SLURM states come from sacct
+        while running:
+            if stopped():
+                cancel_all()
+                break
+            finished = [i for i, h in running.items() if h.done()]
+            for i in finished:
+                outcomes[i] = _outcome(running.pop(i))
+            if running and not finished:
+                _wait_any(list(running.values()), wait_s)
+        return [o for o in outcomes if o is not None]
+    pending = iter(range(n))
+
     def fill() -> None:
-        while len(running) < max(1, max_parallel):
+        while len(running) < max(1, max_parallel) and not stopped():
             i = next(pending, None)
             if i is None:
                 return
@@ -414,6 +443,9 @@ def run_jobs(
 
     fill()
     while running:
+        if stopped():
+            cancel_all()
+            break
         finished = [i for i, h in running.items() if h.done()]
         if not finished:
             _wait_any(list(running.values()), poll_s)
@@ -421,6 +453,8 @@ def run_jobs(
         for i in finished:
             outcomes[i] = _outcome(running.pop(i))
         fill()
+    if stopped():
+        cancel_all()
     return [o for o in outcomes if o is not None]
 
 

@@ -117,6 +117,60 @@ def _die_or_square(x: int) -> int:
     return _die(x) if x < 0 else _square(x)
 
 
+def _pid_then_sleep(path: str) -> int:
+    """A job that writes its PID to ``path`` and then sleeps (until cancelled)."""
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(120)
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie has ended
+        return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("max_parallel", [None, 1])
+def test_run_jobs_stopped_cancels_every_submitted_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_parallel: int | None
+) -> None:
+    """A stop (what SIGINT/SIGTERM raise in ``nasopt benchmark build``) while jobs run: each submitted job
+    is cancelled -- its process ends -- none is submitted after it, and every outcome says so."""
+    pytest.importorskip("submitit")
+    import threading
+
+    from nasopt.signals import StopFlag
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    pids = [tmp_path / f"pid{i}" for i in range(3)]
+    stop = StopFlag()
+
+    def stop_when_started() -> None:
+        end = time.monotonic() + 60
+        while not pids[0].is_file() and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        stop.request("SIGTERM")
+
+    watcher = threading.Thread(target=stop_when_started)
+    watcher.start()
+    t0 = time.monotonic()
+    with Engine("submitit_local", folder=tmp_path / "%j", timeout_min=5) as eng:
+        outs = run_jobs(eng, _pid_then_sleep, [(str(p),) for p in pids], max_parallel=max_parallel, stop=stop)
+    watcher.join()
+    assert time.monotonic() - t0 < 60  # not the jobs' 120 s
+    assert all(o.error is not None and "cancelled (SIGTERM)" in o.error for o in outs)
+    started = [int(p.read_text()) for p in pids if p.is_file()]
+    assert started and (max_parallel is None or len(started) == 1)  # one at a time: none after the stop
+    end = time.monotonic() + 30
+    while any(_alive(pid) for pid in started) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in started)
+
+
 def test_slurm_launcher_config_reaches_sbatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``hydra/launcher=slurm`` composes and its knobs reach the sbatch script of one job array (stand-in
     ``srun``/``sbatch`` on PATH record the script; nothing runs). Without ``srun``: a one-line error."""

@@ -523,8 +523,10 @@ def build_benchmark(
 ) -> BuildResult:
     """Build (or continue building) ``spec`` into ``out_dir`` (default ``runs/benchmarks/<name>``); see the
     module docstring. ``measure_backends`` (``{target: backend}``) replaces the spec's backends (tests);
-    ``on_record(done, total)`` is called after every record. SIGINT/SIGTERM (``handle_signals``, local engine)
-    stop the build after the current training's checkpoint or between two jobs: :class:`BuildStopped`."""
+    ``on_record(done, total)`` is called after every record. SIGINT/SIGTERM (``handle_signals``) stop the
+    build: on the local engine after the current training's checkpoint or between two jobs; on the others by
+    cancelling every submitted job (a training checkpoints on the signal it gets). Either way
+    :class:`BuildStopped`, and the same call resumes."""
     say = _say if verbose else (lambda _m: None)
     out = Path(out_dir) if out_dir is not None else Path("runs/benchmarks") / spec.name
     digest = spec.digest()
@@ -653,8 +655,15 @@ def _build(
         args = [(spec_dict, space.to_string(X[i]), seed, str(train_dir.resolve())) for i, seed in pending]
         opts = {"folder": str((out / "jobs").resolve()), **dict(spec.engine_options)}
         t0 = time.perf_counter()
-        with Engine(spec.engine, **opts) as eng:
-            outcomes = run_jobs(eng, train_job, args, max_parallel=spec.max_parallel)
+        stop = StopFlag()  # SIGINT/SIGTERM: cancel every submitted job (each checkpoints), then stop
+        with stop.handling_signals(handle_signals), Engine(spec.engine, **opts) as eng:
+            outcomes = run_jobs(eng, train_job, args, max_parallel=spec.max_parallel, stop=stop)
+        if stop.reason is not None:
+            raise BuildStopped(
+                f"stopped by {stop.reason}: cancelled the submitted training jobs (each checkpoints on the "
+                f"signal); {_count(rec_dir, rids)} of {total} records done; run the same build again to "
+                f"resume"
+            )
         elapsed = time.perf_counter() - t0
         for job, oc in zip(pending, outcomes, strict=True):
             if oc.error is not None:
