@@ -39,7 +39,7 @@ def verdict(runs: pd.DataFrame, budgets: list[int], alpha: float) -> pd.DataFram
     rows = []
     for problem, prob_runs in runs.groupby("problem"):
         for b in budgets:
-            groups = {name: values_at(g, b) for name, g in prob_runs.groupby("optimizer")}
+            groups = {str(name): values_at(g, b) for name, g in prob_runs.groupby("optimizer")}
             groups = {k: v for k, v in groups.items() if v[0].size}
             own = {k: v for k, v in groups.items() if k in NASOPT}
             peers = {k: v for k, v in groups.items() if k not in NASOPT}
@@ -55,7 +55,7 @@ def verdict(runs: pd.DataFrame, budgets: list[int], alpha: float) -> pd.DataFram
             ahead = all(np.median(a) > np.median(v[0]) for v in peers.values())
             rows.append(
                 {
-                    "problem": problem,
+                    "problem": str(problem),
                     "budget": b,
                     "nasopt best": f"{best} {'>=' if bound else ''}{np.median(a):.3f} (n={a.size})",
                     "best peer": f"{peer_best} {np.median(peers[peer_best][0]):.3f} (n={peers[peer_best][0].size})",
