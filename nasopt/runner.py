@@ -76,6 +76,7 @@ from nasopt.rundir import (
     genes,
     json_plain,
     locked,
+    mean_column,
     obs_column,
     publish_trials,
     read_config,
@@ -333,10 +334,15 @@ class Runner:
         X = genes(table)
         F = self.problem.to_internal(table[[obs_column(t) for t in self.problem.objectives]].to_numpy(float))
         feasible = table["feasible"].to_numpy(bool)
+        C = (
+            np.stack([table[mean_column(c.target)].to_numpy(float) for c in self.problem.constraints], axis=1)
+            if self.problem.constraints
+            else None
+        )
         batches = table["batch_index"].to_numpy()
         for b in np.unique(batches):
             rows = batches == b
-            self._tell(X[rows], F[rows], feasible[rows])
+            self._tell(X[rows], F[rows], feasible[rows], None if C is None else C[rows])
         last = table.iloc[-1] if len(table) else None
         self.counters = Counters(
             n_evals=len(table),
@@ -517,11 +523,25 @@ class Runner:
             )
         return X
 
-    def _tell(self, X: np.ndarray, F: np.ndarray, feasible: np.ndarray) -> None:
+    def _tell(
+        self, X: np.ndarray, F: np.ndarray, feasible: np.ndarray, constraint_values: np.ndarray | None = None
+    ) -> None:
+        """Tell the optimizer; one that declares ``uses_constraint_values`` also gets the constraint
+        targets' ensemble means ``(n, n_constraints)`` (the values feasibility is judged on)."""
         assert self.optimizer is not None
         t = time.perf_counter()
-        self.optimizer.tell(X, F, feasible)
+        if constraint_values is not None and getattr(self.optimizer, "uses_constraint_values", False):
+            self.optimizer.tell(X, F, feasible, constraint_values=constraint_values)  # type: ignore[call-arg]
+        else:
+            self.optimizer.tell(X, F, feasible)
         self.counters.optimizer_time_s += time.perf_counter() - t
+
+    def _constraint_values(self, ev: Evaluation) -> np.ndarray | None:
+        """``(n, n_constraints)`` ensemble means of the constraint targets of ``ev`` (None: none)."""
+        cons = self.problem.constraints
+        if not cons:
+            return None
+        return np.stack([ev.target_mean(c.target, self.problem.objectives) for c in cons], axis=1)
 
     def _duplicates(self, X: np.ndarray) -> np.ndarray:
         """Which rows of ``X (k, 28)`` were evaluated before (or earlier in ``X``); marks them seen."""
@@ -560,7 +580,7 @@ class Runner:
                 keep = budget.evals_within_sim_time(cum_sim)
                 dup = self._duplicates(X[:keep])
                 if keep == len(ev):  # a truncated batch ends the run: the optimizer is not told
-                    self._tell(X, ev.F, ev.feasible)
+                    self._tell(X, ev.F, ev.feasible, self._constraint_values(ev))
                 if keep > 0:
                     self._record(ev, keep, dup, cum_sim)
                 c.batch_index += 1
@@ -609,7 +629,7 @@ class Runner:
                 ev = evaluate.evaluate_batch(X, self.noise_rng)
                 cum_sim = c.sim_time_s + ev.cost
                 dup = self._duplicates(X)
-                self._tell(X, ev.F, ev.feasible)
+                self._tell(X, ev.F, ev.feasible, self._constraint_values(ev))
                 self._record(ev, 1, dup, cum_sim)
                 c.batch_index += 1
                 progress.update(1)

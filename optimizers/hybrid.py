@@ -50,6 +50,8 @@ class BOThenNSGA2(Optimizer):
 
     name = "bo_nsga2"
     multi_objective = True
+    #: BO models the constraint values the runner reports (NSGA-II needs only ``feasible``)
+    uses_constraint_values = True
 
     def __init__(
         self,
@@ -108,14 +110,20 @@ class BOThenNSGA2(Optimizer):
         assert self._bo is not None
         return self._bo.ask(n)
 
-    def tell(self, X: IntArray, F: FloatArray, feasible: BoolArray | None = None) -> None:
+    def tell(
+        self,
+        X: IntArray,
+        F: FloatArray,
+        feasible: BoolArray | None = None,
+        constraint_values: FloatArray | None = None,
+    ) -> None:
         X, F, fe, _failed = check_tell(self, X, F, feasible)
         self._n_told += X.shape[0]
         if self._evolution is not None:
             self._evolution.tell(X, F, fe)
         else:
             assert self._bo is not None
-            self._bo.tell(X, F, fe)
+            self._bo.tell(X, F, fe, constraint_values=constraint_values)
 
     def _switch(self) -> None:
         """Start NSGA-II from everything BO observed (its first generation) and drop BO."""

@@ -92,6 +92,34 @@ class OutcomeSpace:
         return torch.stack(cols, dim=-1)
 
 
+#: ``(model output k, bound, sign)``: a sample is feasible where ``sign * (Z_k - bound) <= 0``
+OutcomeConstraint = tuple[int, float, float]
+
+
+def _bound_violation(k: int, bound: float, sign: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    def value(Z: torch.Tensor) -> torch.Tensor:
+        return sign * (Z[..., k] - bound)
+
+    return value
+
+
+def constraint_functions(
+    feasibility_index: int | None, margin: float, outcome_constraints: Sequence[OutcomeConstraint] = ()
+) -> list[Callable[[torch.Tensor], torch.Tensor]] | None:
+    """BoTorch constraint callables (feasible where ``c(Z) <= 0``): one per modelled constraint value
+    (``outcome_constraints``), else the ``+-1`` feasibility latent above ``margin``, else None."""
+    if outcome_constraints:
+        return [_bound_violation(k, bound, sign) for k, bound, sign in outcome_constraints]
+    if feasibility_index is None:
+        return None
+    k = feasibility_index
+
+    def feasibility(Z: torch.Tensor) -> torch.Tensor:
+        return margin - Z[..., k]
+
+    return [feasibility]
+
+
 def make_acquisition(
     model: Model,
     outcomes: OutcomeSpace,
@@ -100,6 +128,7 @@ def make_acquisition(
     ref_point: Sequence[float],
     *,
     feasibility_index: int | None,
+    outcome_constraints: Sequence[OutcomeConstraint] = (),
     mc_samples: int,
     screen_samples: int,
     seed: int,
@@ -128,6 +157,8 @@ def make_acquisition(
         Y_incumbent: observed feasible objective values in the maximisation space ``(k, m)``, ``k >= 1``.
         ref_point: hypervolume reference point in the problem's normalised minimisation space ``(m,)``.
         feasibility_index: model output holding the ``+-1`` feasibility GP, or None.
+        outcome_constraints: modelled constraint values (see :data:`OutcomeConstraint`); when given they
+            replace the feasibility GP's constraint.
         mc_samples: quasi-MC samples of the posterior for ``final``.
         screen_samples: quasi-MC samples for ``screen`` (its cost is linear in them).
         seed: seed of the ``SobolQMCNormalSampler`` s (drawn from the optimizer's Generator).
@@ -142,14 +173,7 @@ def make_acquisition(
     screen_model = MarginalPosteriorModel(model) if isinstance(model, ModelListGP) else model
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
     screen_sampler = SobolQMCNormalSampler(sample_shape=torch.Size([screen_samples]), seed=seed + 1)
-    constraints: list[Callable[[torch.Tensor], torch.Tensor]] | None = None
-    if feasibility_index is not None:
-        k = feasibility_index
-
-        def feasibility(Z: torch.Tensor) -> torch.Tensor:
-            return margin - Z[..., k]
-
-        constraints = [feasibility]
+    constraints = constraint_functions(feasibility_index, margin, outcome_constraints)
     m = outcomes.m
 
     if m == 1:
@@ -222,6 +246,7 @@ def make_parego_factory(
     X_baseline: torch.Tensor,
     *,
     feasibility_index: int | None,
+    outcome_constraints: Sequence[OutcomeConstraint] = (),
     mc_samples: int,
     seed: int,
     eta: float,
@@ -238,14 +263,7 @@ def make_parego_factory(
     :func:`make_acquisition`; ``X_baseline (b, d_enc)``.
     """
     m = outcomes.m
-    constraints: list[Callable[[torch.Tensor], torch.Tensor]] | None = None
-    if feasibility_index is not None:
-        k = feasibility_index
-
-        def feasibility(Z: torch.Tensor) -> torch.Tensor:
-            return margin - Z[..., k]
-
-        constraints = [feasibility]
+    constraints = constraint_functions(feasibility_index, margin, outcome_constraints)
 
     def multi(Z: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
         return outcomes.to_objective(Z[..., :m])
@@ -277,6 +295,7 @@ def make_believer_factory(
     ref_point: Sequence[float],
     *,
     feasibility_index: int | None,
+    outcome_constraints: Sequence[OutcomeConstraint] = (),
     samples: int,
     seed: int,
     eta: float,
@@ -289,14 +308,7 @@ def make_believer_factory(
     objectives stays hypervolume-driven at a fraction of the cost (README.md). Arguments as for
     :func:`make_acquisition`; ``samples``: quasi-MC samples of each pick's qLogEHVI."""
     m = outcomes.m
-    constraints: list[Callable[[torch.Tensor], torch.Tensor]] | None = None
-    if feasibility_index is not None:
-        k = feasibility_index
-
-        def feasibility(Z: torch.Tensor) -> torch.Tensor:
-            return margin - Z[..., k]
-
-        constraints = [feasibility]
+    constraints = constraint_functions(feasibility_index, margin, outcome_constraints)
 
     def multi(Z: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
         return outcomes.to_objective(Z[..., :m])
@@ -329,9 +341,11 @@ def make_believer_factory(
 
 
 __all__ = [
+    "OutcomeConstraint",
     "OutcomeSpace",
     "PickAcquisition",
     "ScalarisedFactory",
+    "constraint_functions",
     "make_acquisition",
     "make_believer_factory",
     "make_parego_factory",
