@@ -617,7 +617,10 @@ class BayesianOptimization(Optimizer):
                 keys.append(key)
                 params.append(cparams[0])
                 b = float(np.log(bound)) if log else float(bound)
-                self._outcome_constraints.append((len(models) - 1, b, -1.0 if op == ">=" else 1.0))
+                # the violation in units of the values' spread, so the feasibility weight's temperature
+                # (constraint_eta) means the same for every constraint
+                scale = float(np.std(y)) if np.std(y) > 1e-9 else 1.0
+                self._outcome_constraints.append((len(models) - 1, b, (-1.0 if op == ">=" else 1.0) / scale))
         elif use_feas:
             y_feas = torch.from_numpy(np.where(fe, 1.0, -1.0)[:, None]).to(DTYPE)
             fwarm = [self._gp_params.get(_FEAS_KEY) if self.warm_start else None]
