@@ -9,7 +9,8 @@ A run that stopped before a budget (e.g. a BO run of 300 evaluations in a 1,500 
 hypervolume at its end, marked ``>=``: a run's hypervolume never falls as evaluations are added (its
 archive only grows) and the first evaluations of a longer run are the shorter run (no optimizer here knows
 its budget), so that value is a lower bound of what the run would reach; a win with lower bounds is a win.
-Prints a Markdown table; asserts nothing.
+Runs of the same problem, optimizer and seed in several directories (a 300- and a 1,500-evaluation BO
+run) count once, as the longest: the shorter one is its prefix. Prints a Markdown table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alpha", type=float, default=0.05)
     args = ap.parse_args(argv)
     runs = pd.read_csv(args.runs_csv)
+    runs = runs.sort_values("n_evals").drop_duplicates(["problem", "optimizer", "seed"], keep="last")
     table = verdict(runs, [int(b) for b in args.budgets.split(",")], args.alpha)
     print("| " + " | ".join(table.columns) + " |")
     print("|" + "---|" * len(table.columns))
