@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import re
+import signal
 import time
 import uuid
 from collections import OrderedDict
@@ -108,6 +110,28 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``, deepest first (from ``/proc``; empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    out: list[int] = []
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out[::-1]
+
+
 @dataclass
 class _SubmititHandle:
     job: Any  # submitit.Job
@@ -130,6 +154,26 @@ class _SubmititHandle:
     def cancel(self) -> None:
         if not self.job.done():
             self.job.cancel(check=False)
+
+    def reap(self, timeout: float) -> None:
+        """After :meth:`cancel`: a local job still running after ``timeout`` seconds is killed.
+
+        SIGKILL goes to its tasks and its controller; a training resumes from its last periodic checkpoint.
+        Why: submitit's local executor cancels with SIGINT, which a process started from one that ignores
+        SIGINT (background shells, some test runners) inherits as ignored, and its jobs bypass SIGTERM
+        (SLURM's pre-preemption signal). SLURM jobs are left to ``scancel``."""
+        proc = getattr(self.job, "_process", None)
+        if proc is None:
+            return
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=max(0.0, timeout))
+            return
+        # the local controller runs the job's tasks as its children: kill them, then it
+        for pid in [*_descendants(proc.pid), proc.pid]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=10)
 
 
 @dataclass
@@ -414,6 +458,11 @@ def run_jobs(
             with contextlib.suppress(Exception):
                 h.cancel()
             outcomes[i] = Outcome(error=f"cancelled ({reason})")
+        deadline = time.monotonic() + 5.0  # a grace period for all of them together (a training checkpoints)
+        for h in running.values():
+            reap = getattr(h, "reap", None)
+            if reap is not None:
+                reap(deadline - time.monotonic())
         running.clear()
         for i in range(n):
             if outcomes[i] is None:

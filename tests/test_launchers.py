@@ -133,12 +133,15 @@ def _alive(pid: int) -> bool:
         return fh.read().split(")")[-1].split()[0] != "Z"
 
 
-@pytest.mark.parametrize("max_parallel", [None, 1])
+@pytest.mark.parametrize(("max_parallel", "sigint_ignored"), [(None, False), (1, False), (None, True)])
 def test_run_jobs_stopped_cancels_every_submitted_job(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_parallel: int | None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_parallel: int | None, sigint_ignored: bool
 ) -> None:
     """A stop (what SIGINT/SIGTERM raise in ``nasopt benchmark build``) while jobs run: each submitted job
-    is cancelled -- its process ends -- none is submitted after it, and every outcome says so."""
+    is cancelled -- its process ends -- none is submitted after it, and every outcome says so. Also when
+    the jobs were started from a process that ignores SIGINT (submitit's local cancel signal; background
+    shells and some test runners ignore it, and children inherit that): they are killed after a grace
+    period."""
     pytest.importorskip("submitit")
     import threading
 
@@ -158,8 +161,15 @@ def test_run_jobs_stopped_cancels_every_submitted_job(
     watcher = threading.Thread(target=stop_when_started)
     watcher.start()
     t0 = time.monotonic()
-    with Engine("submitit_local", folder=tmp_path / "%j", timeout_min=5) as eng:
-        outs = run_jobs(eng, _pid_then_sleep, [(str(p),) for p in pids], max_parallel=max_parallel, stop=stop)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if sigint_ignored else None
+    try:
+        with Engine("submitit_local", folder=tmp_path / "%j", timeout_min=5) as eng:
+            outs = run_jobs(
+                eng, _pid_then_sleep, [(str(p),) for p in pids], max_parallel=max_parallel, stop=stop
+            )
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
     watcher.join()
     assert time.monotonic() - t0 < 60  # not the jobs' 120 s
     assert all(o.error is not None and "cancelled (SIGTERM)" in o.error for o in outs)
