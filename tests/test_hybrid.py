@@ -114,9 +114,14 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path, after_checkpoi
     run_dir = tmp_path / "run"
     proc = tr._spawn(run_dir, "bo_nsga2_tiny", sleep=0.05)
     tr._wait_for_checkpoint(proc, run_dir)
+    from nasopt.checkpoint import CheckpointError
+
     seen = 0
     while seen < after_checkpoints * 6 and proc.poll() is None:
-        n = tr._saved_evals(run_dir)
+        try:
+            n = tr._saved_evals(run_dir)
+        except CheckpointError:  # read while the child rotated its checkpoints: look again
+            n = None
         seen = n if n is not None else seen
         time.sleep(0.01)
     rc, _, _ = tr._kill(proc)
