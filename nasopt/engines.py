@@ -78,6 +78,13 @@ class EngineUnavailableError(NasoptError, ImportError):
     """The engine's package is not installed."""
 
 
+class StopRequest(Protocol):
+    """What :func:`run_jobs` watches to stop (e.g. :class:`nasopt.signals.StopFlag`): a ``reason`` that
+    is None until something asks to stop."""
+
+    reason: str | None
+
+
 class JobHandle(Protocol):
     """A submitted job (future-like)."""
 
@@ -436,24 +443,25 @@ def run_jobs(
     args: Sequence[Sequence[Any]],
     max_parallel: int | None = None,
     poll_s: float = 0.05,
-    stop: Any = None,
+    stop: StopRequest | None = None,
 ) -> list[Outcome]:
     """Run ``fn(*a)`` for every ``a`` of ``args`` on a started ``engine`` and wait for all; a failed job
     does not stop the others. Local engines keep at most ``max_parallel`` jobs running (None: all at once;
     a SLURM array is throttled by ``array_parallelism``). Returns one :class:`Outcome` per job, in order.
 
-    ``stop`` (a :class:`nasopt.signals.StopFlag`, e.g. raised by SIGINT/SIGTERM): once its ``reason`` is
-    set, every submitted job that has not ended is cancelled and no further job is submitted; those jobs'
-    outcomes say ``cancelled`` (so a stopped caller leaves nothing running behind it)."""
+    ``stop`` (a :class:`StopRequest`, e.g. a :class:`nasopt.signals.StopFlag` raised by SIGINT/SIGTERM):
+    once its ``reason`` is set, every submitted job that has not ended is cancelled and no further job is
+    submitted; those jobs' outcomes say ``cancelled`` (so a stopped caller leaves nothing running behind
+    it)."""
     n = len(args)
     outcomes: list[Outcome | None] = [None] * n
     running: dict[int, JobHandle] = {}
 
     def stopped() -> bool:
-        return stop is not None and getattr(stop, "reason", None) is not None
+        return stop is not None and stop.reason is not None
 
     def cancel_all() -> None:
-        reason = getattr(stop, "reason", None)
+        reason = None if stop is None else stop.reason
         for i, h in running.items():
             with contextlib.suppress(Exception):
                 h.cancel()
@@ -540,6 +548,7 @@ __all__ = [
     "Outcome",
     "Resubmitting",
     "Shared",
+    "StopRequest",
     "engine_options",
     "run_jobs",
 ]

@@ -490,7 +490,7 @@ def test_marginal_screening_gives_the_joint_models_acquisition_values(problem_na
     Xh, Fh, feh = opt._history()
     ok = ~np.isnan(Fh).any(axis=1)
     outcomes = opt.outcomes.for_data(Fh[ok])
-    model, feas_index, X_base = opt._build_model(Xh, Fh, feh, ok, outcomes)
+    model, feas_index, _, X_base = opt._build_model(Xh, Fh, feh, ok, outcomes)
     assert feas_index == info.n_obj
     Y = torch.from_numpy(-info.normalize(Fh[ok & feh])).to(torch.float64)
     kw: dict[str, Any] = {
@@ -559,21 +559,21 @@ def test_constraint_values_are_modelled_one_gp_each_and_predict_feasibility_bett
         rows = opt._history_rows()
         Xh, Fh, feh, Ch = X[rows], F[rows], fe[rows], C[rows]
         ok = ~np.isnan(Fh).any(axis=1)
-        model, feas_index, _ = opt._build_model(Xh, Fh, feh, ok, opt.outcomes.for_data(Fh[ok]), Ch)
+        model, feas_index, cons, _ = opt._build_model(Xh, Fh, feh, ok, opt.outcomes.for_data(Fh[ok]), Ch)
         enc = encode(Xt, "ordinal")
         with torch.no_grad():
             if models:
-                assert feas_index is None and len(opt._outcome_constraints) == 2
-                (_, b0, s0), (_, b1, s1) = opt._outcome_constraints
+                assert feas_index is None and len(cons) == 2
+                (_, b0, s0), (_, b1, s1) = cons
                 assert b0 == pytest.approx(np.log(TPUT_MIN)) and s0 < 0  # ">=": feasible above the bound
                 assert b1 == pytest.approx(np.log(LAT_MAX)) and s1 > 0
                 p = np.ones(len(Xt))
-                for k, b, s in opt._outcome_constraints:
+                for k, b, s in cons:
                     post = model.models[k].posterior(enc)
                     mu, sd = post.mean.squeeze(-1).numpy(), post.variance.sqrt().squeeze(-1).numpy()
                     p *= norm.cdf(-np.sign(s) * (mu - b) / sd)
             else:
-                assert feas_index == 1 and not opt._outcome_constraints
+                assert feas_index == 1 and not cons
                 post = model.models[feas_index].posterior(enc)
                 mu, sd = post.mean.squeeze(-1).numpy(), post.variance.sqrt().squeeze(-1).numpy()
                 p = norm.sf((0.5 - mu) / sd)

@@ -27,7 +27,7 @@ from nasopt.proxy.search import (
     search,
     stratified_architectures,
 )
-from nasopt.proxy.space import ProxySettings, ProxySpace, ProxySpaceError, reference_settings
+from nasopt.proxy.space import ProxySettings, ProxySpace, ProxySpaceError, nominal_cost, reference_settings
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -165,6 +165,34 @@ def test_settings_make_the_scheme() -> None:
     assert [s.resolution_at(e) for e in range(4)] == p.resolutions() == [16, 16, 16, 32]
     assert s.fingerprint() != ref.fingerprint()
     assert reference_settings(ref).epochs == 8
+
+
+def test_nominal_cost_charges_validation_for_the_validated_epochs_only() -> None:
+    ref = ProxySettings(epochs=6, min_res=32, max_res=32, batch_size=100)
+    half = ProxySettings(epochs=3, min_res=32, max_res=32, batch_size=100)
+    # every epoch validated by both (the default): training and validation both halve
+    assert nominal_cost(half, ref, 0.4) == pytest.approx(0.5)
+    # the reference validates once at its end, the proxy its last epoch: 3 epochs + 1 pass of 0.4
+    once = nominal_cost(half, ref, 0.4, reference_val_epochs=1, proxy_val_epochs=1)
+    assert once == pytest.approx((3 + 0.4) / (6 + 0.4))
+    # a proxy validating fewer epochs than the reference costs less than the every-epoch figure
+    assert nominal_cost(half, ref, 0.4, proxy_val_epochs=1) == pytest.approx((3 + 0.4) / (6 + 2.4))
+    # a quarter of the data at half the resolution: pixels fall 16x, the validation pass stays
+    tiny = ProxySettings(epochs=6, min_res=16, max_res=16, train_fraction=0.25, batch_size=100)
+    assert nominal_cost(tiny, ref, 0.4, reference_val_epochs=1, proxy_val_epochs=1) == pytest.approx(
+        (6 / 16 + 0.4) / (6 + 0.4)
+    )
+
+
+def test_training_evaluator_takes_the_validated_epochs_from_the_scheme(tmp_path: Path) -> None:
+    from nasopt.validation.train.schemes import SMOKE
+
+    archs = stratified_architectures(10, 0, resolution=32, num_classes=10)
+    ref = SMOKE.with_overrides({"epochs": 6, "top1_best_of_last": 2, "validate_last": 3})
+    ev = TrainingEvaluator(ref, str(tmp_path), archs, str(tmp_path))
+    assert (ev.reference_val_epochs, ev.proxy_val_epochs) == (3, 2)
+    every = TrainingEvaluator(SMOKE, str(tmp_path), archs, str(tmp_path))
+    assert every.reference_val_epochs is None  # the reference validates every epoch
 
 
 def _fake_record(job: dict[str, Any], top1: float, seconds: float) -> None:

@@ -1,17 +1,16 @@
-"""The miniature benchmark, for real: Fashion-MNIST (RGB, 32 px, 10 classes x 200 train / x 30 val), the
+"""The miniature benchmark, for real: Fashion-MNIST (RGB, 32 px, 10 classes x 400 train / x 300 val), the
 MnasNet space in a 0.25-width skeleton, >= 200 architectures trained with a cheap proxy on this CPU and
 measured for batch-1 single-thread latency (onnxruntime), packed by ``nasopt benchmark build``; then the
 surrogates' held-out fit, load time and query speed, and a search on it.
 
-    python experiments/checks/build_study.py build  [--out /work/study/bench] [--n 200] [--shard i/k]  # long
-    (the study ran 6 shards at once: --shard 0/6 ... --shard 5/6, --proxy fixed: the proxy search's file
-    appeared, provisional, two minutes after the training had started)
-    python experiments/checks/build_study.py report [--out /work/study/bench]             # minutes
+    python experiments/checks/build_study.py build  [--out /work/study/bench2] [--n 200] [--shard i/k]  # long
+    python experiments/checks/build_study.py report [--out /work/study/bench2]             # minutes
 
-``build`` is resumable (run the same command again after a kill). The proxy: ``/work/study/proxy_found.json``
-(a proxy search's result) when it exists at the start, else the fixed cheap proxy below (``FIXED_PROXY``);
-which one was used is printed and stored in the build's spec. ``report`` prints the numbers and writes them
-to ``OUT/study.json``.
+``build`` is resumable (run the same command again after a kill). The proxy: ``--proxy-file`` (the proxy
+search's result, experiments/checks/proxy_study.py) when it exists at the start, else the fixed cheap proxy
+below (``FIXED_PROXY``); which one was used is printed and stored in the build's spec. The data:
+``--source``'s training images and the first ``--val-per-class`` of its validation images per class (links
+under ``/work/study/bench_data``). ``report`` prints the numbers and writes them to ``OUT/study.json``.
 """
 
 from __future__ import annotations
@@ -27,12 +26,10 @@ from typing import Any
 
 import numpy as np
 
-SOURCE = "/work/study/fm32"
-#: the data the build trains on: fm32's training images, and 30 of its 100 validation images per class
-#: (symbolic links; on a CPU shared by ~6 jobs the full validation set cost as much as the training)
-DATA = "/work/study/bench_data/fm32_val30"
-VAL_PER_CLASS = 30
-PROXY_FILE = "/work/study/proxy_found.json"
+#: the proxy search's data (fm32c: 10 x 400 training, 10 x 500 validation images; see proxy_study.py)
+SOURCE = "/work/study/fm32c"
+VAL_PER_CLASS = 300
+PROXY_FILE = "/work/study/proxy2_found.json"
 #: the fixed cheap proxy (smoke-like SGD): 2 epochs at 24 px on 40 % of the training images, batch 32 (50
 #: steps); 1 epoch at 16 px learnt nothing (every network at chance, 10 %)
 FIXED_PROXY: dict[str, Any] = {
@@ -49,26 +46,32 @@ FIXED_PROXY: dict[str, Any] = {
 FIXED_FRACTION = 0.4
 
 
-def prepare_data() -> None:
-    """``DATA``: a link to fm32's ``train/`` and the first ``VAL_PER_CLASS`` validation images of each class."""
-    root = Path(DATA)
+def data_dir(source: str, val_per_class: int) -> Path:
+    """The build's data folder: links to ``source``'s ``train/`` and its first validation images."""
+    return Path("/work/study/bench_data") / f"{Path(source).name}_val{val_per_class}"
+
+
+def prepare_data(source: str, val_per_class: int) -> Path:
+    """:func:`data_dir`, made: ``train/`` linked, the first ``val_per_class`` validation images of each class."""
+    root = data_dir(source, val_per_class)
     if not (root / "train").exists():
         root.mkdir(parents=True, exist_ok=True)
-        (root / "train").symlink_to(Path(SOURCE) / "train")
-    for cls in sorted(p.name for p in (Path(SOURCE) / "val").iterdir()):
+        (root / "train").symlink_to(Path(source) / "train")
+    for cls in sorted(p.name for p in (Path(source) / "val").iterdir()):
         d = root / "val" / cls
         d.mkdir(parents=True, exist_ok=True)
-        for f in sorted((Path(SOURCE) / "val" / cls).iterdir())[:VAL_PER_CLASS]:
+        for f in sorted((Path(source) / "val" / cls).iterdir())[:val_per_class]:
             if not (d / f.name).exists():
                 (d / f.name).symlink_to(f)
+    return root
 
 
-def spec_overrides(n: int, proxy: str = "auto") -> list[str]:
+def spec_overrides(n: int, data: Path, proxy: str = "auto", proxy_file: str = PROXY_FILE) -> list[str]:
     """The study's spec as ``key=value`` overrides (what ``nasopt benchmark build`` takes)."""
-    proxy = "{" + ", ".join(f"{k}: {v}" for k, v in FIXED_PROXY.items()) + "}"
+    fixed = "{" + ", ".join(f"{k}: {v}" for k, v in FIXED_PROXY.items()) + "}"
     over = [
         "name=fm32_mini",
-        f"data={DATA}",
+        f"data={data}",
         "dataset=fashion-mnist-rgb32",
         "skeleton=0.25",
         "scheme=smoke",
@@ -81,22 +84,22 @@ def spec_overrides(n: int, proxy: str = "auto") -> list[str]:
         "engine=local",
         "devices=[{name: cpu, backend: onnxruntime, metric: latency, batch: 1, threads: 1, warmup: 10, "
         "repeats: 20, passes: 10}]",
-        f"proxy={proxy}",
+        f"proxy={fixed}",
         f"train_fraction={FIXED_FRACTION}",
     ]
-    if proxy == "file" or (proxy == "auto" and Path(PROXY_FILE).is_file()):
-        over.append(f"proxy_file={PROXY_FILE}")
+    if proxy == "file" or (proxy == "auto" and Path(proxy_file).is_file()):
+        over.append(f"proxy_file={proxy_file}")
     return over
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from nasopt.benchmark_build import build_benchmark, load_spec
 
-    prepare_data()
+    data = prepare_data(args.source, args.val_per_class)
     shard = [f"shard={args.shard}"] if args.shard else []
-    spec = load_spec(None, [*spec_overrides(args.n, args.proxy), *shard])
+    spec = load_spec(None, [*spec_overrides(args.n, data, args.proxy, args.proxy_file), *shard])
     print(
-        f"proxy: {'the proxy search result ' + PROXY_FILE if spec.proxy_file else 'the fixed cheap proxy'}: "
+        f"proxy: {'the proxy search result ' + str(spec.proxy_file) if spec.proxy_file else 'the fixed cheap proxy'}: "
         f"{json.dumps(spec.train_scheme().to_dict())}, train_fraction {spec.effective_train_fraction()}",
         flush=True,
     )
@@ -264,7 +267,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("phase", choices=["build", "report"])
-    ap.add_argument("--out", default="/work/study/bench")
+    ap.add_argument("--out", default="/work/study/bench2")
+    ap.add_argument("--source", default=SOURCE, help="image folder (train/, val/) the build trains on")
+    ap.add_argument("--val-per-class", type=int, default=VAL_PER_CLASS)
+    ap.add_argument("--proxy-file", default=PROXY_FILE, help="the proxy search's result (proxy_study.py)")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--cv", action="store_true", help="report: add a 5-fold cross-validation (15 more fits)")
     ap.add_argument("--fresh", action="store_true", help="report: time a cache load in a fresh process too")

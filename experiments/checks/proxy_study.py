@@ -31,25 +31,28 @@ from nasopt.proxy.search import SearchResult, TrainingEvaluator, search, stratif
 from nasopt.proxy.space import ProxySpace
 from nasopt.validation.train.schemes import SMOKE
 
-#: the reference: 4 epochs of the 2000 training images at 32 px, batch 100, SGD peak lr 0.3125
+#: the reference: 6 epochs of the 4000 training images at 32 px, batch 100, SGD peak lr 0.3 x 100/256 at
+#: epoch 1, validated once at the end on the 5000 validation images
 REFERENCE = SMOKE.with_overrides(
     {
         "name": "ref",
-        "epochs": 4,
+        "epochs": 6,
         "batch_size": 100,
-        "lr": 0.8,
+        "lr": 0.3,
         "lr_batch": 256,
         "lr_peak_epoch": 1.0,
         "min_res": 32,
         "max_res": 32,
         "val_res": 32,
         "res_step": 8,
+        "rrc_scale": (0.5, 1.0),
         "top1_best_of_last": 1,
+        "validate_last": 1,
         "checkpoint_every_steps": 1000,
     }
 )
 SPACE = ProxySpace(
-    epochs=(1, 2, 3),
+    epochs=(1, 2, 3, 4),
     min_res=(16, 24, 32),
     max_res=(24, 32),
     ramp=(0.5, 1.0),
@@ -75,24 +78,52 @@ def evaluator(args: argparse.Namespace) -> TrainingEvaluator:
         skeleton=0.25,
         threads=args.threads,
         workers=args.workers,
-        val_share=0.15,
+        # one validation pass: 5000 images, forward only (~1/3 of a training image each), against 4000
+        # training images per reference epoch
+        val_share=0.4,
         step_share=0.6,
     )
 
 
-def run_search(args: argparse.Namespace, method: str) -> SearchResult:
+def search_dir(args: argparse.Namespace, seed: int) -> Path:
+    """Where a search with ``seed`` keeps its steps: seed 0 in OUT, others in OUT/seed<k> (all share the
+    training runs under OUT/runs)."""
+    return Path(args.out) if seed == SEED else Path(args.out) / f"seed{seed}"
+
+
+def run_search(
+    args: argparse.Namespace, method: str, seed: int = SEED, max_steps: int | None = None
+) -> SearchResult:
     return search(
-        evaluator(args), SPACE, args.out, method=method, budget=args.budget, max_cost=args.max_cost, seed=SEED
+        evaluator(args),
+        SPACE,
+        search_dir(args, seed),
+        method=method,
+        budget=args.budget,
+        max_cost=args.max_cost,
+        seed=seed,
+        max_steps=max_steps,
     )
 
 
-def _done_steps(out: str, method: str) -> int:
+def _done_steps(out: Path, method: str) -> int:
     n = 0
-    for path in sorted((Path(out) / method).glob("step_*.json")):
+    for path in sorted((out / method).glob("step_*.json")):
         if json.loads(path.read_text()).get("status") != "done":
             break
         n += 1
     return n
+
+
+def _first_reaching(r: SearchResult, tau: float) -> float | None:
+    """Search cost (reference-cost units, counted to the end of that step) at which ``r`` first had a
+    feasible proxy with τ of at least ``tau``; None if it never did."""
+    acc = 0.0
+    for st in r.steps:
+        acc += st.cost_s / r.reference_cost_s
+        if st.feasible and st.tau >= tau - 1e-12:
+            return acc
+    return None
 
 
 def report(args: argparse.Namespace) -> dict[str, Any]:
@@ -109,52 +140,64 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     )
     out["seed_tau_reference"] = list(seed_tau)
     out["reference_s_per_run"] = float(np.nanmean(ref.train_time))
-    results = {
-        m: search(
-            ev,
-            SPACE,
-            args.out,
-            method=m,
-            budget=args.budget,
-            max_cost=args.max_cost,
-            seed=SEED,
-            max_steps=_done_steps(args.out, m),
-        )
-        for m in ("grid", "bo")
-    }
-    for m, r in results.items():
-        print(f"\n{m}: {len(r.steps)} proxies, spent {r.spent:.3f} reference-cost units")
+    runs: list[tuple[str, int, SearchResult]] = [
+        ("grid", SEED, run_search(args, "grid", SEED, _done_steps(search_dir(args, SEED), "grid")))
+    ]
+    runs += [
+        ("bo", k, run_search(args, "bo", k, _done_steps(search_dir(args, k), "bo")))
+        for k in args.bo_seeds
+        if _done_steps(search_dir(args, k), "bo")
+    ]
+    for m, k, r in runs:
+        print(f"\n{m} (search seed {k}): {len(r.steps)} proxies, spent {r.spent:.3f} reference-cost units")
         for st in r.steps:
             print(
                 f"  {st.index:2d} τ {st.tau:6.3f} [{st.tau_ci[0]:.3f}, {st.tau_ci[1]:.3f}]  cost {st.cost_fraction:.3f} "
                 f"(a priori {st.nominal_cost:.3f}) {'ok  ' if st.feasible else 'OVER'} {json.dumps(st.settings.to_dict())}"
             )
-        out[m] = r.to_dict()
-    common = min(r.spent for r in results.values())
-    print(f"\nat equal search cost ({common:.3f} reference-cost units, the smaller of the two spent):")
-    best = {m: r.best_within(common) for m, r in results.items()}
-    out["equal_cost"] = common
-    for m, b in best.items():
-        if b is None:
-            print(f"  {m}: no proxy within the cost bound")
-            continue
-        prox = ev.evaluate(b.settings)
-        a = analyze(ref, prox)
-        print(f"  {m} best: {json.dumps(b.settings.to_dict())}")
-        print("    " + format_analysis(a).replace("\n", "\n    "))
-        out[f"{m}_best_equal_cost"] = {**b.to_dict(), "analysis": a.to_dict()}
-    if best["grid"] is not None and best["bo"] is not None:
-        d = paired_tau_difference(ref, ev.evaluate(best["bo"].settings), ev.evaluate(best["grid"].settings))
+        out[f"{m}_seed{k}"] = r.to_dict()
+    grid = runs[0][2]
+    g_best = grid.best
+    budget = grid.spent
+    out["grid_spent"] = budget
+    if g_best is None:
+        print("\ngrid found no proxy within the cost bound")
+    else:
+        g_res = ev.evaluate(g_best.settings)
         print(
-            f"  τ(BO) - τ(grid) = {d[0]:+.3f} (95 % paired bootstrap over architectures {d[1]:+.3f} to {d[2]:+.3f})"
+            f"\ngrid's best after {budget:.3f} reference-cost units: {json.dumps(g_best.settings.to_dict())}"
         )
-        out["tau_difference_bo_minus_grid"] = list(d)
-        half = results["bo"].best_within(common / 2)
-        print(
-            f"  BO within half that cost ({common / 2:.3f}): "
-            + (f"τ {half.tau:.3f}" if half else "no feasible proxy")
-            + f"; grid's best τ {best['grid'].tau:.3f}"
-        )
+        print("    " + format_analysis(analyze(ref, g_res)).replace("\n", "\n    "))
+        out["grid_best"] = {**g_best.to_dict(), "analysis": analyze(ref, g_res).to_dict()}
+        rows = []
+        for _, k, r in runs[1:]:
+            row: dict[str, Any] = {"seed": k, "spent": r.spent}
+            for label, cost in (("equal", budget), ("half", budget / 2)):
+                b_best = r.best_within(cost)
+                if b_best is None:
+                    print(f"  BO seed {k} within {cost:.3f}: no feasible proxy")
+                    row[label] = None
+                    continue
+                d = paired_tau_difference(ref, ev.evaluate(b_best.settings), g_res)
+                print(
+                    f"  BO seed {k} within {label} cost ({cost:.3f}): τ {b_best.tau:.3f} "
+                    f"[{b_best.tau_ci[0]:.3f}, {b_best.tau_ci[1]:.3f}] at cost {b_best.cost_fraction:.3f}; "
+                    f"τ(BO) - τ(grid) {d[0]:+.3f} (95 % paired bootstrap {d[1]:+.3f} to {d[2]:+.3f})"
+                )
+                row[label] = {**b_best.to_dict(), "tau_minus_grid": list(d)}
+            row["first_reaching_grid_best"] = _first_reaching(r, g_best.tau)
+            reach = row["first_reaching_grid_best"]
+            print(
+                f"  BO seed {k} first reached the grid's best τ {g_best.tau:.3f} after "
+                + (
+                    f"{reach:.3f} reference-cost units ({reach / budget:.2f} of the grid's)"
+                    if reach is not None
+                    else "-- never"
+                )
+            )
+            rows.append(row)
+        out["bo_vs_grid"] = rows
+    results = {"grid": grid, **{f"bo_seed{k}": r for _, k, r in runs[1:]}}
     found_from = [r.best for r in results.values() if r.best is not None]  # the best of everything trained
     chosen = max(found_from, key=lambda st: st.tau) if found_from else None
     if chosen is not None:
@@ -182,25 +225,30 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("phase", choices=["reference", "search", "grid", "bo", "report", "all"])
-    ap.add_argument("--data", default="/work/study/fm32")
-    ap.add_argument("--out", default="/work/study/proxy")
-    ap.add_argument("--found", default="/work/study/proxy_found.json")
+    ap.add_argument("--data", default="/work/study/fm32c")
+    ap.add_argument("--out", default="/work/study/proxy2")
+    ap.add_argument("--found", default="/work/study/proxy2_found.json")
     ap.add_argument("--archs", type=int, default=30)
-    ap.add_argument("--second-seed", type=int, default=10)
+    ap.add_argument("--second-seed", type=int, default=30)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--budget", type=float, default=1.0)
     ap.add_argument("--max-cost", type=float, default=0.3)
+    ap.add_argument(
+        "--bo-seeds", type=lambda t: [int(x) for x in t.split(",")], default=[0, 1, 2], help="e.g. 0,1,2"
+    )
     args = ap.parse_args(argv)
     t0 = time.time()
     if args.phase in ("reference", "all"):
         ref = evaluator(args).reference()
         print(f"reference done: {np.isfinite(ref.top1).sum()} runs, {time.time() - t0:.0f} s", flush=True)
-    for m in ("grid", "bo"):
+    todo = [("grid", SEED)] + [("bo", k) for k in args.bo_seeds]
+    for m, k in todo:
         if args.phase in (m, "search", "all"):
-            r = run_search(args, m)
+            r = run_search(args, m, k)
             print(
-                f"{m} done: {len(r.steps)} steps, spent {r.spent:.2f}, {time.time() - t0:.0f} s", flush=True
+                f"{m} seed {k} done: {len(r.steps)} steps, spent {r.spent:.2f}, {time.time() - t0:.0f} s",
+                flush=True,
             )
     if args.phase in ("report", "all"):
         report(args)

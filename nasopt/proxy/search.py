@@ -69,6 +69,9 @@ class ProxyEvaluator(Protocol):
     #: (for :func:`nominal_cost`)
     val_share: float
     step_share: float
+    #: epochs validated at the end of a run by the reference and by a proxy (None: every epoch)
+    reference_val_epochs: int | None
+    proxy_val_epochs: int | None
 
     def n_architectures(self) -> int:
         """How many reference architectures there are."""
@@ -88,7 +91,14 @@ class ProxyEvaluator(Protocol):
 
 
 def _nominal(ev: ProxyEvaluator, s: ProxySettings) -> float:
-    return nominal_cost(s, ev.reference_point, ev.val_share, ev.step_share)
+    return nominal_cost(
+        s,
+        ev.reference_point,
+        ev.val_share,
+        ev.step_share,
+        reference_val_epochs=ev.reference_val_epochs,
+        proxy_val_epochs=ev.proxy_val_epochs,
+    )
 
 
 @dataclass
@@ -114,6 +124,8 @@ class SyntheticEvaluator:
     seed: int = 0
     log_file: str | None = None
     delay_s: float = 0.0
+    reference_val_epochs: int | None = None
+    proxy_val_epochs: int | None = None
     calls: int = field(default=0, init=False)
 
     def _base(self) -> tuple[IntArray, FloatArray, FloatArray, FloatArray]:
@@ -227,12 +239,18 @@ class TrainingEvaluator:
     step_share: float = 0.0
     verbose: bool = False
     reference_point: ProxySettings = field(init=False)
+    reference_val_epochs: int | None = field(init=False)
+    proxy_val_epochs: int | None = field(init=False)
 
     def __post_init__(self) -> None:
         from nasopt.proxy.space import reference_settings
 
         self.archs = arch_space.as_batch(self.archs)
         self.reference_point = reference_settings(self.scheme, self.train_fraction)
+        # as the schemes validate: the reference its last validate_last epochs (None: all), a proxy the
+        # epochs its record reads (ProxySettings.scheme)
+        self.reference_val_epochs = self.scheme.validate_last
+        self.proxy_val_epochs = self.scheme.top1_best_of_last
         n = len(self.archs)
         self.reference_seeds = dict(self.reference_seeds or {0: n})
         for s, k in self.reference_seeds.items():

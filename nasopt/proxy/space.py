@@ -134,23 +134,31 @@ class ProxySettings:
 
 
 def nominal_cost(
-    settings: ProxySettings, reference: ProxySettings, val_share: float = 0.1, step_share: float = 0.0
+    settings: ProxySettings,
+    reference: ProxySettings,
+    val_share: float = 0.1,
+    step_share: float = 0.0,
+    *,
+    reference_val_epochs: int | None = None,
+    proxy_val_epochs: int | None = None,
 ) -> float:
     """A-priori cost of a proxy as a fraction of the reference's. Per epoch: training pixels (images x
     resolution²) with weight ``1 - step_share``, optimizer steps (images / batch) with weight
     ``step_share`` (the per-step overhead that dominates small networks on CPU), both relative to a
-    reference epoch, plus a validation pass costing ``val_share`` of a reference epoch (charged for every
-    epoch, though a proxy validates only the epochs its record reads: the measured cost, which is what a
-    search is charged, is lower by those passes)."""
+    reference epoch; plus a validation pass costing ``val_share`` of a reference epoch for every epoch
+    the run validates: the last ``reference_val_epochs`` / ``proxy_val_epochs`` of the reference / the
+    proxy (None: every epoch; a proxy validates only the epochs its record reads,
+    ``TrainScheme.top1_best_of_last``)."""
     ref_px = reference.train_fraction * float(np.mean(np.square(reference.resolutions())))
     ref_steps = reference.train_fraction / reference.batch_size
 
-    def total(s: ProxySettings) -> float:
+    def total(s: ProxySettings, val_epochs: int | None) -> float:
         px = sum(s.train_fraction * r * r for r in s.resolutions()) / ref_px
         steps = s.epochs * (s.train_fraction / s.batch_size) / ref_steps
-        return float((1.0 - step_share) * px + step_share * steps + s.epochs * val_share)
+        validated = s.epochs if val_epochs is None else min(s.epochs, val_epochs)
+        return float((1.0 - step_share) * px + step_share * steps + validated * val_share)
 
-    return total(settings) / total(reference)
+    return total(settings, proxy_val_epochs) / total(reference, reference_val_epochs)
 
 
 @dataclass(frozen=True)

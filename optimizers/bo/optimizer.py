@@ -33,7 +33,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -80,6 +80,17 @@ FEASIBILITY_NOISE_FLOOR = 0.5
 #: reported constraint values needed before they are modelled (fewer: the +-1 feasibility GP)
 MIN_CONSTRAINT_ROWS = 4
 _CONSTRAINT_TEXT = re.compile(r"^\s*(\S+)\s*(>=|<=)\s*(\S+)\s*$")
+
+
+class FittedModel(NamedTuple):
+    """One model build: the GPs, which output is the feasibility GP (None without one), the outcome
+    constraints on the constraint-value GPs (:func:`optimizers.bo.acquisition.constraint_functions`) and
+    the baseline genes ``(b, 28)`` of the acquisition."""
+
+    model: ModelListGP
+    feas_index: int | None
+    outcome_constraints: list[OutcomeConstraint]
+    X_base: IntArray
 
 
 def parse_constraints(texts: Sequence[str]) -> list[tuple[str, str, float]]:
@@ -279,8 +290,6 @@ class BayesianOptimization(Optimizer):
         self._feasible: BoolArray = np.zeros(0, dtype=bool)
         #: reported constraint values ``(n, n_constraints)``, natural units; NaN where none was reported
         self._C: FloatArray = np.zeros((0, len(self._bounds)), dtype=np.float64)
-        #: the constraints of the last model build (:func:`optimizers.bo.acquisition.constraint_functions`)
-        self._outcome_constraints: list[OutcomeConstraint] = []
         self._ids: set[int] = set()
         self._pending: IntArray = np.zeros((0, space.N_GENES), dtype=np.int64)
         self._design: IntArray | None = None
@@ -475,8 +484,7 @@ class BayesianOptimization(Optimizer):
         mc_samples = min(self.mc_samples, self.scaled_mc_samples) if self.scaled else self.mc_samples
         with times.phase("fit"):
             outcomes = self.outcomes.for_data(F[ok])
-            model, feas_index, X_base = self._build_model(X, F, fe, ok, outcomes, C)
-        cons = self._outcome_constraints
+            model, feas_index, cons, X_base = self._build_model(X, F, fe, ok, outcomes, C)
         times.n_train = int(X.shape[0])
         seed = int(self.rng.integers(0, 2**31 - 1))
         good = ok & fe
@@ -574,12 +582,12 @@ class BayesianOptimization(Optimizer):
         ok: BoolArray,
         outcomes: OutcomeSpace,
         C: FloatArray | None = None,
-    ) -> tuple[ModelListGP, int | None, IntArray]:
-        """Fit the GPs; returns ``(ModelListGP, feasibility output index or None, baseline genes)``.
+    ) -> FittedModel:
+        """Fit the GPs: the :class:`FittedModel` of this history.
 
         With ``constraint_models`` and reported constraint values ``C (n, c)`` for at least
         :data:`MIN_CONSTRAINT_ROWS` rows, one GP per constraint value follows the objectives (their
-        constraints in :attr:`_outcome_constraints`) and there is no feasibility GP (index None)."""
+        constraints in ``outcome_constraints``) and there is no feasibility GP (index None)."""
         m = self.problem.n_obj
         Xo = X[ok]
         Z = outcomes.to_model(F[ok])
@@ -587,7 +595,7 @@ class BayesianOptimization(Optimizer):
         ys = [torch.from_numpy(np.ascontiguousarray(Z[:, i : i + 1])).to(DTYPE) for i in range(m)]
         train_X = encode(Xo, self.encoding)
         use_feas = bool(fe.any() and (~fe).any())
-        self._outcome_constraints = []
+        constraints: list[OutcomeConstraint] = []
         known = np.zeros(len(X), dtype=bool) if C is None or not C.shape[1] else np.isfinite(C).all(axis=1)
         use_values = (
             self.constraint_models and bool(self._bounds) and int(known.sum()) >= MIN_CONSTRAINT_ROWS
@@ -620,7 +628,7 @@ class BayesianOptimization(Optimizer):
                 # the violation in units of the values' spread, so the feasibility weight's temperature
                 # (constraint_eta) means the same for every constraint
                 scale = float(np.std(y)) if np.std(y) > 1e-9 else 1.0
-                self._outcome_constraints.append((len(models) - 1, b, (-1.0 if op == ">=" else 1.0) / scale))
+                constraints.append((len(models) - 1, b, (-1.0 if op == ">=" else 1.0) / scale))
         elif use_feas:
             y_feas = torch.from_numpy(np.where(fe, 1.0, -1.0)[:, None]).to(DTYPE)
             fwarm = [self._gp_params.get(_FEAS_KEY) if self.warm_start else None]
@@ -644,7 +652,7 @@ class BayesianOptimization(Optimizer):
         model = ModelListGP(*models)
         model.eval()
         base = select_baseline(self.problem.normalize(F[ok]), fe[ok], self.max_baseline)
-        return model, feas_index, Xo[base]
+        return FittedModel(model, feas_index, constraints, Xo[base])
 
 
 __all__ = [
