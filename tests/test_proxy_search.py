@@ -195,6 +195,18 @@ def test_training_evaluator_takes_the_validated_epochs_from_the_scheme(tmp_path:
     assert every.reference_val_epochs is None  # the reference validates every epoch
 
 
+def test_proxies_train_with_their_own_seed_when_given(tmp_path: Path) -> None:
+    from nasopt.validation.train.schemes import SMOKE
+
+    archs = stratified_architectures(10, 0, resolution=32, num_classes=10)
+    p = ProxySettings(epochs=2, min_res=32, max_res=32, batch_size=50)
+    shared = TrainingEvaluator(SMOKE, str(tmp_path), archs, str(tmp_path), reference_seeds={3: 10, 4: 5})
+    assert {j["seed"] for j in shared.proxy_jobs(p)} == {3}  # the first reference seed
+    own = TrainingEvaluator(SMOKE, str(tmp_path), archs, str(tmp_path), reference_seeds={3: 10}, proxy_seed=7)
+    assert {j["seed"] for j in own.proxy_jobs(p)} == {7} and len(own.proxy_jobs(p)) == 10
+    assert own.describe()["proxy_seed"] == 7 and "proxy_seed" not in shared.describe()  # resumes tell apart
+
+
 def _fake_record(job: dict[str, Any], top1: float, seconds: float) -> None:
     from nasopt.validation.train.run import as_skeleton, genes_of, record_file, run_id
     from nasopt.validation.train.schemes import TrainScheme

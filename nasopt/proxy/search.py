@@ -219,7 +219,11 @@ class TrainingEvaluator:
         data: the ImageNet-layout folder (``train/``, ``val/``).
         archs: ``(n, 28)`` reference architectures (e.g. :func:`stratified_architectures`).
         reference_seeds: per seed, how many architectures (the first ones) the reference trains with it:
-            ``{0: n, 1: 10}`` repeats ten for the seed-to-seed τ. Proxies train with the first seed.
+            ``{0: n, 1: 10}`` repeats ten for the seed-to-seed τ.
+        proxy_seed: the seed proxies train with; None = the first reference seed (then a proxy run starts
+            from the same initial weights and sees the data in the same order as that reference run, a
+            shared noise that can lift τ; a seed of its own measures the proxy against the reference's
+            seed means without it).
         skeleton: width multiplier or skeleton of the networks
             (:func:`nasopt.validation.train.run.as_skeleton`).
         threads: torch threads per training process; workers: training processes in parallel.
@@ -230,6 +234,7 @@ class TrainingEvaluator:
     archs: IntArray
     out_dir: str
     reference_seeds: Mapping[int, int] | None = None
+    proxy_seed: int | None = None
     train_fraction: float = 1.0
     skeleton: Any = 0.25
     device: str = "cpu"
@@ -264,9 +269,10 @@ class TrainingEvaluator:
         return len(self.archs)
 
     @property
-    def proxy_seed(self) -> int:
+    def seed_of_proxies(self) -> int:
+        """The seed proxies train with (``proxy_seed``, else the first reference seed)."""
         assert self.reference_seeds is not None
-        return min(self.reference_seeds)
+        return min(self.reference_seeds) if self.proxy_seed is None else int(self.proxy_seed)
 
     def _jobs(
         self, scheme: TrainScheme, fraction: float, folder: str, seeds: Mapping[int, int]
@@ -326,13 +332,15 @@ class TrainingEvaluator:
     def proxy_jobs(self, settings: ProxySettings) -> list[dict[str, Any]]:
         n = len(self.archs)
         frac = settings.train_fraction
-        return self._jobs(settings.scheme(self.scheme), frac, f"p{settings.key}", {self.proxy_seed: n})
+        return self._jobs(settings.scheme(self.scheme), frac, f"p{settings.key}", {self.seed_of_proxies: n})
 
     def evaluate(self, settings: ProxySettings) -> SchemeResults:
         return self._results(f"proxy-{settings.key}", self.proxy_jobs(settings))
 
     def describe(self) -> dict[str, Any]:
+        extra = {} if self.proxy_seed is None else {"proxy_seed": int(self.proxy_seed)}
         return {
+            **extra,
             "kind": "training",
             "scheme": self.scheme.to_dict(),
             "train_fraction": self.train_fraction,
@@ -727,6 +735,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--archs", type=int, default=30, help="reference architectures (MAC-stratified)")
     ap.add_argument("--archs-file", help="reference architectures, one a line (instead of --archs)")
     ap.add_argument("--second-seed", type=int, default=10, help="architectures trained with a 2nd seed")
+    ap.add_argument(
+        "--proxy-seed", type=int, help="seed the proxies train with (default: the reference's first)"
+    )
     ap.add_argument("--skeleton", type=float, default=0.25, help="width multiplier of the networks")
     ap.add_argument("--space", help="JSON file of knob levels (default: ProxySpace.around(reference))")
     ap.add_argument("--workers", type=int, default=1)
@@ -788,6 +799,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 archs,
                 args.out,
                 reference_seeds=seeds,
+                proxy_seed=args.proxy_seed,
                 train_fraction=args.train_fraction,
                 skeleton=args.skeleton,
                 device=args.device,
