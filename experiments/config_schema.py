@@ -111,6 +111,9 @@ class SearchConfig:
 SCHEMA_NAME = "search_schema"
 #: the resolver ``${by_optimizer:${optimizer.name},{bo:1500},5000}``: a value that depends on the optimizer
 BY_OPTIMIZER = "by_optimizer"
+#: resolver of the search app's help: its own groups and their options (``nasopt train``'s ``conf/train/``
+#: groups live in the same package but are not the search's)
+SEARCH_GROUPS_HELP = "nasopt_search_groups"
 
 
 def by_optimizer(name: str, table: Any, default: Any) -> Any:
@@ -135,6 +138,8 @@ def register_configs() -> None:
     expose_launcher_plugins()  # hydra/launcher=slurm|submitit_local|ray (conf/hydra/launcher/)
     if not OmegaConf.has_resolver(BY_OPTIMIZER):
         OmegaConf.register_new_resolver(BY_OPTIMIZER, by_optimizer)
+    if not OmegaConf.has_resolver(SEARCH_GROUPS_HELP):
+        OmegaConf.register_new_resolver(SEARCH_GROUPS_HELP, search_groups_help)
     cs = ConfigStore.instance()
     cs.store(name=SCHEMA_NAME, node=SearchConfig)
     for name, problem in PROBLEMS.items():
@@ -161,6 +166,11 @@ def register_configs() -> None:
         # misspelt one
         OmegaConf.set_struct(bnode.params, False)
         cs.store(group="benchmark", name=name, node=bnode)
+
+
+def search_groups_help() -> str:
+    """``group: option, option, ...`` per line for the search app's groups (:data:`GROUPS`)."""
+    return "\n".join(f"{g}: {', '.join(group_options(g))}" for g in GROUPS)
 
 
 def group_options(group: str) -> list[str]:

@@ -425,3 +425,17 @@ def test_the_peers_comparison_sweep_covers_every_optimizer_at_its_budget(hydra_c
     assert budgets == {"bo": 1500, "optuna_tpe": 1500, "nsga2": 5000, "re": 5000, "pymoo_moead": 5000,
                        "auto": 1500}
     assert _compose("experiment=peers_smoke", "optimizer=nsga2")["budget"]["max_evals"] == 300
+
+
+def test_help_lists_the_search_groups_only(capsys: Any) -> None:
+    try:
+        code = main(["--help"])
+    except SystemExit as exc:  # Hydra exits after printing its help
+        code = exc.code
+    assert code in (0, None)
+    out = capsys.readouterr().out
+    groups = out.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    listed = {line.split(":")[0] for line in groups.splitlines() if ": " in line}
+    assert listed == {"benchmark", "problem", "optimizer", "budget", "experiment"}
+    assert "optimizer: " in groups and "bo_nsga2" in groups  # the generated options are there
+    assert "train" not in listed and "train/engine" not in groups  # nasopt train's groups are not
