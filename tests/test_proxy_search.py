@@ -351,3 +351,21 @@ def test_an_undefined_tau_never_wins() -> None:
     assert r.best_within(0.15) is None  # only the undefined one was paid for by then
     within = r.best_within(0.25)
     assert within is not None and within.index == 1
+
+
+def test_cost_of_reaching_a_tau_counts_every_step_paid_before() -> None:
+    from nasopt.proxy.search import SearchResult
+
+    def step(i: int, tau: float, cost_s: float, feasible: bool = True) -> Step:
+        p = ProxySettings(epochs=i + 1, min_res=32, max_res=32)
+        return Step(i, p, tau, (tau, tau), cost_s, cost_s / 10.0, cost_s / 10.0, feasible, {})
+
+    # reference cost 10 s: the steps cost 0.2, 0.1, 0.3 and 0.1 reference-cost units
+    steps = (step(0, 0.5, 2.0, feasible=False), step(1, 0.3, 1.0), step(2, 0.6, 3.0), step(3, 0.7, 1.0))
+    r = SearchResult("bo", steps, 10.0, 7.0, 1.0, 0.3, ())
+    assert r.first_reaching(0.3) == pytest.approx(0.3)  # step 1, after paying for the infeasible step 0
+    assert r.first_reaching(0.5) == pytest.approx(0.6)  # step 0 reached 0.5 but was over the bound
+    assert r.first_reaching(0.7) == pytest.approx(0.7)
+    assert r.first_reaching(0.8) is None
+    best = [getattr(r.best_within(c), "index", None) for c in (0.19, 0.3, 0.59, 0.6, 10.0)]
+    assert best == [None, 1, 1, 2, 3]

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from nasopt.proxy.analyze import analyze, format_analysis, paired_tau_difference
-from nasopt.proxy.search import SearchResult, TrainingEvaluator, search, stratified_architectures
+from nasopt.proxy.search import (
+    SearchResult,
+    TrainingEvaluator,
+    finished_steps,
+    search,
+    stratified_architectures,
+)
 from nasopt.proxy.space import ProxySpace
 from nasopt.validation.train.schemes import SMOKE, TrainScheme
 
@@ -156,26 +162,6 @@ def run_search(
     )
 
 
-def _done_steps(out: Path, method: str) -> int:
-    n = 0
-    for path in sorted((out / method).glob("step_*.json")):
-        if json.loads(path.read_text()).get("status") != "done":
-            break
-        n += 1
-    return n
-
-
-def _first_reaching(r: SearchResult, tau: float) -> float | None:
-    """Search cost (reference-cost units, counted to the end of that step) at which ``r`` first had a
-    feasible proxy with τ of at least ``tau``; None if it never did."""
-    acc = 0.0
-    for st in r.steps:
-        acc += st.cost_s / r.reference_cost_s
-        if st.feasible and st.tau >= tau - 1e-12:
-            return acc
-    return None
-
-
 def report(args: argparse.Namespace) -> dict[str, Any]:
     """Print the study's numbers from the state on disk (trains nothing new) and write proxy_found.json."""
     ev = evaluator(args)
@@ -191,12 +177,12 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     out["seed_tau_reference"] = list(seed_tau)
     out["reference_s_per_run"] = float(np.nanmean(ref.train_time))
     runs: list[tuple[str, int, SearchResult]] = [
-        ("grid", SEED, run_search(args, "grid", SEED, _done_steps(search_dir(args, SEED), "grid")))
+        ("grid", SEED, run_search(args, "grid", SEED, finished_steps(search_dir(args, SEED), "grid")))
     ]
     runs += [
-        ("bo", k, run_search(args, "bo", k, _done_steps(search_dir(args, k), "bo")))
+        ("bo", k, run_search(args, "bo", k, finished_steps(search_dir(args, k), "bo")))
         for k in args.bo_seeds
-        if _done_steps(search_dir(args, k), "bo")
+        if finished_steps(search_dir(args, k), "bo")
     ]
     for m, k, r in runs:
         print(f"\n{m} (search seed {k}): {len(r.steps)} proxies, spent {r.spent:.3f} reference-cost units")
@@ -217,8 +203,9 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"\ngrid's best after {budget:.3f} reference-cost units: {json.dumps(g_best.settings.to_dict())}"
         )
-        print("    " + format_analysis(analyze(ref, g_res)).replace("\n", "\n    "))
-        out["grid_best"] = {**g_best.to_dict(), "analysis": analyze(ref, g_res).to_dict()}
+        g_analysis = analyze(ref, g_res)
+        print("    " + format_analysis(g_analysis).replace("\n", "\n    "))
+        out["grid_best"] = {**g_best.to_dict(), "analysis": g_analysis.to_dict()}
         rows = []
         for _, k, r in runs[1:]:
             row: dict[str, Any] = {"seed": k, "spent": r.spent}
@@ -235,8 +222,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
                     f"τ(BO) - τ(grid) {d[0]:+.3f} (95 % paired bootstrap {d[1]:+.3f} to {d[2]:+.3f})"
                 )
                 row[label] = {**b_best.to_dict(), "tau_minus_grid": list(d)}
-            row["first_reaching_grid_best"] = _first_reaching(r, g_best.tau)
-            reach = row["first_reaching_grid_best"]
+            reach = row["first_reaching_grid_best"] = r.first_reaching(g_best.tau)
             print(
                 f"  BO seed {k} first reached the grid's best τ {g_best.tau:.3f} after "
                 + (
@@ -247,8 +233,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             )
             rows.append(row)
         out["bo_vs_grid"] = rows
-    results = {"grid": grid, **{f"bo_seed{k}": r for _, k, r in runs[1:]}}
-    found_from = [r.best for r in results.values() if r.best is not None]  # the best of everything trained
+    found_from = [r.best for _, _, r in runs if r.best is not None]  # the best of everything trained
     chosen = max(found_from, key=lambda st: st.tau) if found_from else None
     if chosen is not None:
         found = {

@@ -28,6 +28,7 @@ has a known τ/cost landscape (tests, trying the search out).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -421,16 +422,26 @@ class SearchResult:
         ok = [s for s in self.steps if s.feasible and math.isfinite(s.tau)]
         return max(ok, key=lambda s: (s.tau, -s.index)) if ok else None
 
+    def _spent_after(self) -> list[float]:
+        """Reference-cost units spent by the end of each step ``(len(steps),)``."""
+        return list(itertools.accumulate(s.cost_s / self.reference_cost_s for s in self.steps))
+
     def best_within(self, spent: float) -> Step | None:
         """The best feasible step among those finished with at most ``spent`` reference-cost units."""
-        acc, ok = 0.0, []
-        for s in self.steps:
-            acc += s.cost_s / self.reference_cost_s
-            if acc > spent + 1e-12:
-                break
-            if s.feasible and math.isfinite(s.tau):
-                ok.append(s)
+        ok = [
+            s
+            for s, acc in zip(self.steps, self._spent_after(), strict=True)
+            if acc <= spent + 1e-12 and s.feasible and math.isfinite(s.tau)
+        ]
         return max(ok, key=lambda s: (s.tau, -s.index)) if ok else None
+
+    def first_reaching(self, tau: float) -> float | None:
+        """Reference-cost units spent by the end of the first feasible step with a τ of at least ``tau``
+        (the cost of reaching it); None if no step did."""
+        for s, acc in zip(self.steps, self._spent_after(), strict=True):
+            if s.feasible and s.tau >= tau - 1e-12:
+                return acc
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         best = self.best
@@ -505,6 +516,12 @@ def check_search(
         raise ProxySearchError(f"acquisition={acquisition!r}: choose one of {', '.join(ACQUISITIONS)}")
     if n_init < 1:
         raise ProxySearchError(f"n_init={n_init!r} must be at least 1")
+
+
+def finished_steps(out_dir: str | os.PathLike[str], method: str) -> int:
+    """How many of ``method``'s steps in a search directory are finished: a :func:`search` with that
+    ``max_steps`` reads them and trains nothing."""
+    return len(_read_steps(Path(out_dir), method)[0])
 
 
 def _step_path(out: Path, method: str, i: int) -> Path:
@@ -667,6 +684,7 @@ __all__ = [
     "SyntheticEvaluator",
     "TrainingEvaluator",
     "cost_fraction",
+    "finished_steps",
     "reference_cost_s",
     "search",
     "stratified_architectures",
